@@ -1,0 +1,578 @@
+/* SPDX-License-Identifier: MIT */
+/* The archive reader: every byte of the file is untrusted until checked.
+ *
+ * Invariants (cited in code as inv. N):
+ *  1. No offset or length read from the file is followed before it has been
+ *     checked against the size of the image, with overflow-safe arithmetic
+ *     (off > size || len > size - off).
+ *  2. Checks run in a fixed order, cheapest and most fundamental first:
+ *     magic, format version, header size, file size, header checksum,
+ *     build fingerprint, section bounds, index checksum, entries.  A
+ *     truncated or foreign file is therefore named as such rather than as
+ *     "corrupt".  docs/format.md section 6 lists the same order.
+ *  3. Nothing here writes to the image; patching belongs to the heap layer,
+ *     after cds_segment_validate() has accepted the segment.
+ *  4. Every check runs in every build type; assert() guards only our own
+ *     programming errors. */
+#include "archive.h"
+
+#include "checksum.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+/* inv. 1: is [off, off+len) inside [0, size)? */
+static bool
+check_range(uint64_t off, uint64_t len, uint64_t size)
+{
+    return off <= size && len <= size - off;
+}
+
+/* n * elem without overflow into *out. */
+static bool
+check_mul(uint64_t n, uint64_t elem, uint64_t *out)
+{
+    if (elem != 0 && n > UINT64_MAX / elem) {
+        return false;
+    }
+    *out = n * elem;
+    return true;
+}
+
+static bool
+check_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A string in the string pool: [off, off+len) inside, NUL at off+len, no
+ * NUL before it (format.md 3.3). */
+static bool
+check_string(const cds_archive *a, uint32_t off, uint32_t len)
+{
+    const struct cds_disk_header *h = a->header;
+    if (!check_range(off, (uint64_t)len + 1, h->strings_size)) {
+        return false;
+    }
+    const char *s = a->strings + off;
+    return s[len] == '\0' && memchr(s, '\0', len) == NULL;
+}
+
+static uint64_t
+header_checksum(const struct cds_disk_header *h)
+{
+    struct cds_disk_header copy;
+    memcpy(&copy, h, sizeof(copy));
+    copy.header_checksum = 0;
+    return cds_hash(&copy, sizeof(copy));
+}
+
+#define FP_DIFF(field, fmt)                                                 \
+    if (have->field != want->field) {                                       \
+        snprintf(buf, bufsize, #field " " fmt " != " fmt,                   \
+                 have->field, want->field);                                 \
+        return true;                                                        \
+    }
+#define FP_DIFF_STR(field)                                                  \
+    if (strncmp(have->field, want->field, sizeof(have->field)) != 0) {      \
+        snprintf(buf, bufsize, #field " '%.*s' != '%.*s'",                  \
+                 (int)sizeof(have->field), have->field,                     \
+                 (int)sizeof(want->field), want->field);                    \
+        return true;                                                        \
+    }
+
+bool
+cds_fingerprint_diff(const struct cds_disk_fingerprint *have,
+                     const struct cds_disk_fingerprint *want, char *buf,
+                     size_t bufsize)
+{
+    const uint32_t flags_mask = ~CDS_BUILD_PIE;
+    FP_DIFF(py_version_hex, "0x%x");
+    FP_DIFF(pyc_magic, "%u");
+    FP_DIFF(pointer_size, "%u");
+    FP_DIFF(byte_order, "%u");
+    FP_DIFF(long_shift, "%u");
+    FP_DIFF(wchar_size, "%u");
+    if ((have->build_flags & flags_mask) != (want->build_flags & flags_mask)) {
+        snprintf(buf, bufsize, "build flags 0x%x != 0x%x",
+                 have->build_flags & flags_mask,
+                 want->build_flags & flags_mask);
+        return true;
+    }
+    FP_DIFF(layout_hash, "0x%" PRIx64);
+    FP_DIFF_STR(cache_tag);
+    FP_DIFF_STR(soabi);
+    FP_DIFF_STR(build_info);
+    FP_DIFF_STR(compiler);
+    FP_DIFF(runtime_hash, "0x%" PRIx64);
+    return false;
+}
+
+static int
+load_header(cds_archive *a, const struct cds_disk_fingerprint *expect,
+            cds_error *err)
+{
+    const struct cds_disk_header *h = (const void *)a->data;
+    uint64_t size = a->size;
+
+    /* H1: magic */
+    if (size < CDS_MAGIC_SIZE) {
+        return CDS_FAIL(err, CDS_EFORMAT, 0,
+                        "file is %llu bytes, too small for an archive",
+                        (unsigned long long)size);
+    }
+    if (memcmp(h->magic, CDS_MAGIC_INCOMPLETE, CDS_MAGIC_SIZE) == 0) {
+        return CDS_FAIL(err, CDS_EINCOMPLETE, 0,
+                        "magic marks an unfinished archive");
+    }
+    if (memcmp(h->magic, CDS_MAGIC, CDS_MAGIC_SIZE) != 0) {
+        return CDS_FAIL(err, CDS_EFORMAT, 0, "bad magic: not an archive");
+    }
+    /* H2: the header must be whole before any field is read */
+    if (size < CDS_HEADER_SIZE) {
+        return CDS_FAIL(err, CDS_ECORRUPT, size,
+                        "header truncated at %llu of %u bytes",
+                        (unsigned long long)size, CDS_HEADER_SIZE);
+    }
+    /* H3, H4 */
+    if (h->format_version != CDS_FORMAT_VERSION) {
+        return CDS_FAIL(err, CDS_EFORMAT, 8,
+                        "format version %u, this reader knows %u",
+                        h->format_version, CDS_FORMAT_VERSION);
+    }
+    if (h->header_size != CDS_HEADER_SIZE) {
+        return CDS_CORRUPT(err, 12, "header size %u, expected %u",
+                           h->header_size, CDS_HEADER_SIZE);
+    }
+    /* H5: truncation and appended garbage are both file size errors */
+    if (h->file_size != size) {
+        return CDS_CORRUPT(err, 16,
+                           "file is %llu bytes, header says %llu",
+                           (unsigned long long)size,
+                           (unsigned long long)h->file_size);
+    }
+    /* H6 */
+    if (header_checksum(h) != h->header_checksum) {
+        return CDS_FAIL(err, CDS_ECHECKSUM, 24, "header checksum mismatch");
+    }
+    /* H7: the interpreter (format.md 2.1) */
+    if (expect != NULL) {
+        char why[200];
+        if (cds_fingerprint_diff(&h->fingerprint, expect, why, sizeof(why))) {
+            return CDS_FAIL(err, CDS_EVERSION, 136,
+                            "built for another interpreter: %s", why);
+        }
+    }
+    /* H8: reserved bytes are zero, so they can gain meaning later */
+    if (h->reserved0 != 0 || h->flags != 0 ||
+        !check_zero(h->reserved, sizeof(h->reserved))) {
+        return CDS_CORRUPT(err, 128, "reserved header bytes are not zero");
+    }
+    /* H9: base address page aligned (it is handed to mmap) */
+    if (h->base_address % 4096 != 0) {
+        return CDS_CORRUPT(err, 32, "base address 0x%llx not page aligned",
+                           (unsigned long long)h->base_address);
+    }
+    /* H10: sections inside the file, segments before the index */
+    if (h->segments_offset < CDS_HEADER_SIZE ||
+        h->segments_offset % CDS_SEGMENT_ALIGN != 0 ||
+        !check_range(h->segments_offset, h->segments_size, size)) {
+        return CDS_CORRUPT(err, 48, "segments [0x%llx, +0x%llx) outside file",
+                           (unsigned long long)h->segments_offset,
+                           (unsigned long long)h->segments_size);
+    }
+    if (h->index_offset < h->segments_offset + h->segments_size ||
+        !check_range(h->index_offset, h->index_size, size)) {
+        return CDS_CORRUPT(err, 64, "index [0x%llx, +0x%llx) outside file",
+                           (unsigned long long)h->index_offset,
+                           (unsigned long long)h->index_size);
+    }
+    return 0;
+}
+
+static int
+load_index(cds_archive *a, cds_error *err)
+{
+    const struct cds_disk_header *h = a->header;
+    uint64_t slots_bytes, entries_bytes;
+    uint64_t iend = h->index_offset + h->index_size; /* checked in H10 */
+
+    /* I1: counts */
+    if (h->nmodules > CDS_MAX_MODULES) {
+        return CDS_CORRUPT(err, 88, "%u modules, limit is %u", h->nmodules,
+                           CDS_MAX_MODULES);
+    }
+    if (h->nslots == 0 || (h->nslots & (h->nslots - 1)) != 0 ||
+        h->nslots < h->nmodules || h->nslots > 2 * CDS_MAX_MODULES) {
+        return CDS_CORRUPT(err, 92, "%u hash slots for %u modules",
+                           h->nslots, h->nmodules);
+    }
+    /* I2: the three tables inside the index, in order, aligned */
+    check_mul(h->nslots, sizeof(uint32_t), &slots_bytes);
+    check_mul(h->nmodules, sizeof(struct cds_disk_module), &entries_bytes);
+    if (h->slots_offset != h->index_offset ||
+        !check_range(h->slots_offset, slots_bytes, iend)) {
+        return CDS_CORRUPT(err, 96, "hash slots outside the index");
+    }
+    if (h->entries_offset % 8 != 0 ||
+        h->entries_offset < h->slots_offset + slots_bytes ||
+        !check_range(h->entries_offset, entries_bytes, iend)) {
+        return CDS_CORRUPT(err, 104, "module entries outside the index");
+    }
+    if (h->strings_offset < h->entries_offset + entries_bytes ||
+        !check_range(h->strings_offset, h->strings_size, iend)) {
+        return CDS_CORRUPT(err, 112, "string pool outside the index");
+    }
+    /* I3 */
+    if (cds_hash(a->data + h->index_offset, h->index_size) !=
+        h->index_checksum) {
+        return CDS_FAIL(err, CDS_ECHECKSUM, h->index_offset,
+                        "index checksum mismatch");
+    }
+    a->slots = (const uint32_t *)(const void *)(a->data + h->slots_offset);
+    a->modules =
+        (const struct cds_disk_module *)(const void *)(a->data +
+                                                       h->entries_offset);
+    a->strings = (const char *)a->data + h->strings_offset;
+
+    /* I4: slots name entries or nothing */
+    for (uint32_t i = 0; i < h->nslots; i++) {
+        if (a->slots[i] > h->nmodules) {
+            return CDS_CORRUPT(err, h->slots_offset + 4ull * i,
+                               "slot %u: entry %u of %u", i, a->slots[i],
+                               h->nmodules);
+        }
+    }
+    /* I5..I8: entries */
+    uint64_t seg_end = h->segments_offset + h->segments_size;
+    uint64_t prev_end = h->segments_offset;
+    for (uint32_t i = 0; i < h->nmodules; i++) {
+        const struct cds_disk_module *m = &a->modules[i];
+        uint64_t at = h->entries_offset + (uint64_t)i * sizeof(*m);
+        if (m->name_len == 0 || m->name_len > CDS_MAX_NAME ||
+            !check_string(a, m->name_off, m->name_len)) {
+            return CDS_CORRUPT(err, at + 8, "entry %u: bad name", i);
+        }
+        if (m->name_hash != cds_hash(a->strings + m->name_off, m->name_len)) {
+            return CDS_CORRUPT(err, at, "entry %u: name hash mismatch", i);
+        }
+        if (!check_string(a, m->origin_off, m->origin_len) ||
+            m->origin_len == 0) {
+            return CDS_CORRUPT(err, at + 16, "entry %u: bad origin", i);
+        }
+        if (!check_string(a, m->search_off, m->search_len)) {
+            return CDS_CORRUPT(err, at + 24, "entry %u: bad search path", i);
+        }
+        if ((m->flags & ~CDS_MODULE_PACKAGE) != 0) {
+            return CDS_CORRUPT(err, at + 32, "entry %u: unknown flags 0x%x",
+                               i, m->flags);
+        }
+        /* I7: segments in entry order, aligned, not overlapping */
+        if (m->seg_offset % CDS_SEGMENT_ALIGN != 0 ||
+            m->seg_offset < prev_end ||
+            !check_range(m->seg_offset, m->seg_size, seg_end)) {
+            return CDS_CORRUPT(err, at + 56,
+                               "entry %u: segment 0x%llx+0x%llx outside "
+                               "segments or overlapping",
+                               i, (unsigned long long)m->seg_offset,
+                               (unsigned long long)m->seg_size);
+        }
+        prev_end = m->seg_offset + m->seg_size;
+        /* I8: the segment's own tables lie inside it (format.md 4) */
+        uint64_t s = m->seg_size, n;
+        if (m->objects_size % CDS_OBJECT_ALIGN != 0 || m->objects_size > s ||
+            m->root_off % CDS_OBJECT_ALIGN != 0 ||
+            m->root_off >= m->objects_size) {
+            return CDS_CORRUPT(err, at + 80, "entry %u: bad object region",
+                               i);
+        }
+        check_mul(m->nreloc, 4, &n);
+        if (m->reloc_off % 4 || m->reloc_off < m->objects_size ||
+            !check_range(m->reloc_off, n, s)) {
+            return CDS_CORRUPT(err, at + 88, "entry %u: bad relocation list",
+                               i);
+        }
+        check_mul(m->next, sizeof(struct cds_disk_ext), &n);
+        if (m->ext_off % 4 || m->ext_off < m->objects_size ||
+            !check_range(m->ext_off, n, s)) {
+            return CDS_CORRUPT(err, at + 96, "entry %u: bad external list", i);
+        }
+        check_mul(m->nintern, sizeof(struct cds_disk_intern), &n);
+        if (m->intern_off % 4 || m->intern_off < m->objects_size ||
+            !check_range(m->intern_off, n, s)) {
+            return CDS_CORRUPT(err, at + 104, "entry %u: bad intern list", i);
+        }
+        check_mul(m->nrefs, 4, &n);
+        if (m->refs_off % 4 || m->refs_off < m->objects_size ||
+            !check_range(m->refs_off, n, s)) {
+            return CDS_CORRUPT(err, at + 112, "entry %u: bad reference list",
+                               i);
+        }
+        check_mul(m->nfrozen, 4, &n);
+        if (m->frozen_off % 4 || m->frozen_off < m->objects_size ||
+            !check_range(m->frozen_off, n, s)) {
+            return CDS_CORRUPT(err, at + 120, "entry %u: bad frozenset list",
+                               i);
+        }
+    }
+    return 0;
+}
+
+int
+cds_archive_load(cds_archive *a, const void *data, size_t size,
+                 const struct cds_disk_fingerprint *expect, cds_error *err)
+{
+    int rc;
+    size_t map_size = a->map_size;
+
+    memset(a, 0, sizeof(*a));
+    a->data = (uint8_t *)(uintptr_t)data;
+    a->size = size;
+    a->map_size = map_size;
+    if ((rc = load_header(a, expect, err)) < 0) {
+        return rc;
+    }
+    a->header = (const struct cds_disk_header *)data;
+    a->delta = (uint64_t)(uintptr_t)data - a->header->base_address;
+    if ((rc = load_index(a, err)) < 0) {
+        a->header = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+int
+cds_archive_open(cds_archive *a, const char *path, unsigned flags,
+                 const struct cds_disk_fingerprint *expect, cds_error *err)
+{
+    struct cds_disk_header h;
+    struct stat st;
+    void *map = MAP_FAILED;
+    int rc, prot = PROT_READ;
+    int fd = -1;
+
+    memset(a, 0, sizeof(*a));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return CDS_FAIL(err, CDS_EIO, UINT64_MAX, "cannot open: %s",
+                        strerror(errno));
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = CDS_FAIL(err, CDS_EIO, UINT64_MAX, "cannot stat: %s",
+                      strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = CDS_FAIL(err, CDS_EFORMAT, UINT64_MAX, "not a regular file");
+        goto out;
+    }
+    if (st.st_size < (off_t)sizeof(h)) {
+        /* too small to map usefully: let load() name the problem */
+        uint8_t small[sizeof(h)];
+        ssize_t n = pread(fd, small, sizeof(small), 0);
+        rc = cds_archive_load(a, small, n < 0 ? 0 : (size_t)n, expect, err);
+        memset(a, 0, sizeof(*a));
+        if (rc == 0) {
+            rc = CDS_CORRUPT(err, 0, "archive too small");
+        }
+        goto out;
+    }
+    if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+        rc = CDS_FAIL(err, CDS_EIO, 0, "cannot read header");
+        goto out;
+    }
+    if (flags & CDS_OPEN_WRITABLE) {
+        prot |= PROT_WRITE;
+    }
+    /* Prefer the writer's base: then no internal pointer needs patching
+     * (DESIGN.md cost model).  The header is not trusted yet: a bad base
+     * only costs a failed hint. */
+    if (!(flags & CDS_OPEN_RELOCATE) && h.base_address != 0 &&
+        h.base_address % 4096 == 0 &&
+        memcmp(h.magic, CDS_MAGIC, CDS_MAGIC_SIZE) == 0) {
+        map = mmap((void *)(uintptr_t)h.base_address, (size_t)st.st_size,
+                   prot, MAP_PRIVATE | MAP_FIXED_NOREPLACE, fd, 0);
+        if (map != MAP_FAILED &&
+            (uintptr_t)map != (uintptr_t)h.base_address) {
+            /* an old kernel took it as a hint and put it elsewhere */
+            munmap(map, (size_t)st.st_size);
+            map = MAP_FAILED;
+        }
+    }
+    if (map == MAP_FAILED) {
+        map = mmap(NULL, (size_t)st.st_size, prot, MAP_PRIVATE, fd, 0);
+    }
+    if (map == MAP_FAILED) {
+        rc = CDS_FAIL(err, CDS_EMAP, UINT64_MAX, "cannot map %lld bytes: %s",
+                      (long long)st.st_size, strerror(errno));
+        goto out;
+    }
+    a->map_size = (size_t)st.st_size;
+    rc = cds_archive_load(a, map, (size_t)st.st_size, expect, err);
+    if (rc < 0) {
+        munmap(map, (size_t)st.st_size);
+        memset(a, 0, sizeof(*a));
+    }
+out:
+    if (fd >= 0) {
+        close(fd);
+    }
+    return rc;
+}
+
+void
+cds_archive_close(cds_archive *a)
+{
+    if (a != NULL && a->map_size != 0) {
+        munmap(a->data, a->map_size);
+    }
+    if (a != NULL) {
+        memset(a, 0, sizeof(*a));
+    }
+}
+
+int
+cds_archive_find(const cds_archive *a, const char *name, size_t len,
+                 uint32_t *index)
+{
+    const struct cds_disk_header *h = a->header;
+    if (h == NULL || len == 0 || len > CDS_MAX_NAME) {
+        return CDS_ENOTFOUND;
+    }
+    uint64_t hash = cds_hash(name, len);
+    uint32_t mask = h->nslots - 1;
+    /* linear probing, bounded by nslots even if every slot is taken */
+    for (uint32_t i = 0, s = (uint32_t)hash & mask; i < h->nslots;
+         i++, s = (s + 1) & mask) {
+        uint32_t v = a->slots[s];
+        if (v == 0) {
+            break;
+        }
+        const struct cds_disk_module *m = &a->modules[v - 1];
+        if (m->name_hash == hash && m->name_len == len &&
+            memcmp(a->strings + m->name_off, name, len) == 0) {
+            *index = v - 1;
+            return 0;
+        }
+    }
+    return CDS_ENOTFOUND;
+}
+
+const char *
+cds_module_name(const cds_archive *a, uint32_t index)
+{
+    return a->strings + a->modules[index].name_off;
+}
+
+const char *
+cds_module_origin(const cds_archive *a, uint32_t index)
+{
+    return a->strings + a->modules[index].origin_off;
+}
+
+const char *
+cds_module_search(const cds_archive *a, uint32_t index)
+{
+    return a->strings + a->modules[index].search_off;
+}
+
+static bool
+check_slot(uint32_t slot, uint32_t objects_size)
+{
+    return slot % 8 == 0 && check_range(slot, 8, objects_size);
+}
+
+static bool
+check_ext_index(uint32_t index)
+{
+    return index < CDS_EXT_NFIXED ||
+           (index >= CDS_EXT_SMALL_INT &&
+            index <= CDS_EXT_SMALL_INT + CDS_SMALL_INT_MAX - CDS_SMALL_INT_MIN) ||
+           (index >= CDS_EXT_LATIN1 && index < CDS_EXT_COUNT);
+}
+
+int
+cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    const uint8_t *seg = a->data + m->seg_offset; /* inv. 1: I7 */
+    uint64_t base = a->header->base_address + m->seg_offset;
+    const char *name = cds_module_name(a, index);
+
+    /* S1: the bytes are the ones written */
+    if (cds_hash(seg, m->seg_size) != m->seg_checksum) {
+        return CDS_FAIL(err, CDS_ECHECKSUM, m->seg_offset,
+                        "module %s: segment checksum mismatch", name);
+    }
+    /* S2: every relocated slot holds a pointer into this segment's
+     * objects, at the writer's base (format.md 5.2) */
+    const uint32_t *reloc = (const void *)(seg + m->reloc_off);
+    for (uint32_t i = 0; i < m->nreloc; i++) {
+        uint64_t v;
+        if (!check_slot(reloc[i], m->objects_size)) {
+            return CDS_CORRUPT(err, m->seg_offset + m->reloc_off + 4ull * i,
+                               "module %s: relocation %u: slot 0x%x outside "
+                               "objects",
+                               name, i, reloc[i]);
+        }
+        memcpy(&v, seg + reloc[i], 8);
+        if (v < base || v - base >= m->objects_size || (v - base) % 8 != 0) {
+            return CDS_CORRUPT(err, m->seg_offset + reloc[i],
+                               "module %s: pointer 0x%llx outside segment",
+                               name, (unsigned long long)v);
+        }
+    }
+    /* S3: external slots and their indices */
+    const struct cds_disk_ext *ext = (const void *)(seg + m->ext_off);
+    for (uint32_t i = 0; i < m->next; i++) {
+        if (!check_slot(ext[i].slot, m->objects_size) ||
+            !check_ext_index(ext[i].index)) {
+            return CDS_CORRUPT(err, m->seg_offset + m->ext_off + 8ull * i,
+                               "module %s: external %u: slot 0x%x index %u",
+                               name, i, ext[i].slot, ext[i].index);
+        }
+    }
+    /* S4: interned strings and the slots that refer to them */
+    const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
+    const uint32_t *refs = (const void *)(seg + m->refs_off);
+    for (uint32_t i = 0; i < m->nintern; i++) {
+        if (in[i].object % CDS_OBJECT_ALIGN != 0 ||
+            in[i].object >= m->objects_size ||
+            !check_range(in[i].first_ref, in[i].nrefs, m->nrefs)) {
+            return CDS_CORRUPT(err, m->seg_offset + m->intern_off + 12ull * i,
+                               "module %s: intern %u out of range", name, i);
+        }
+    }
+    for (uint32_t i = 0; i < m->nrefs; i++) {
+        if (!check_slot(refs[i], m->objects_size)) {
+            return CDS_CORRUPT(err, m->seg_offset + m->refs_off + 4ull * i,
+                               "module %s: reference %u outside objects",
+                               name, i);
+        }
+    }
+    /* S5: frozenset slots */
+    const uint32_t *frozen = (const void *)(seg + m->frozen_off);
+    for (uint32_t i = 0; i < m->nfrozen; i++) {
+        if (!check_slot(frozen[i], m->objects_size)) {
+            return CDS_CORRUPT(err, m->seg_offset + m->frozen_off + 4ull * i,
+                               "module %s: frozenset %u outside objects",
+                               name, i);
+        }
+    }
+    return 0;
+}

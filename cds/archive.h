@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/* Reading an archive: map, validate, look up, validate a segment.
+ *
+ * This is the format layer's reader.  It needs no interpreter: the CLI's
+ * inspect/verify, the unit tests and the fuzzer use it on plain buffers.
+ * cds_archive_load() is a pure function of (data, size); open() is a thin
+ * wrapper that maps a file and calls it. */
+#ifndef CDS_ARCHIVE_H
+#define CDS_ARCHIVE_H
+
+#include "cds.h"
+#include "format.h"
+
+#include <stdbool.h>
+
+typedef struct cds_archive {
+    uint8_t *data;     /* the image; writable only when mapped so */
+    size_t size;
+    size_t map_size;   /* non-zero when we own an mmap of data */
+    const struct cds_disk_header *header;
+    const struct cds_disk_module *modules;
+    const uint32_t *slots;
+    const char *strings;
+    /* where the image lives minus where the writer placed it: the amount
+     * added to every internal pointer (format.md 5.2) */
+    uint64_t delta;
+} cds_archive;
+
+/* cds_archive_open flags */
+#define CDS_OPEN_WRITABLE 0x1u  /* PROT_WRITE, MAP_PRIVATE: for patching */
+#define CDS_OPEN_RELOCATE 0x2u  /* never map at the preferred base */
+
+/* Validate the header and the module index of an image in memory
+ * (format.md 6, checks H1..H12 and I1..I8).  expect, when not NULL, is
+ * the fingerprint of the interpreter that will use the objects; a
+ * mismatch is CDS_EVERSION.  data must stay valid and unchanged until
+ * the archive is no longer used; a is filled even on failure only with
+ * data/size.  Returns 0 or a negative cds_status. */
+int cds_archive_load(cds_archive *a, const void *data, size_t size,
+                     const struct cds_disk_fingerprint *expect,
+                     cds_error *err);
+
+/* Open path read-only, map it (at the preferred base where the kernel
+ * allows, unless CDS_OPEN_RELOCATE) and load it.  On success a owns the
+ * mapping until cds_archive_close(). */
+int cds_archive_open(cds_archive *a, const char *path, unsigned flags,
+                     const struct cds_disk_fingerprint *expect,
+                     cds_error *err);
+
+/* Unmap what open() mapped; accepts a zeroed archive. */
+void cds_archive_close(cds_archive *a);
+
+/* Find a module by name in O(1): *index set on success, CDS_ENOTFOUND
+ * otherwise.  Only valid after a successful load. */
+int cds_archive_find(const cds_archive *a, const char *name, size_t len,
+                     uint32_t *index);
+
+/* Check one module's segment before any of it is used (format.md 6,
+ * checks S1..S8): its checksum, then every list entry and every pointer
+ * the relocation list names.  Reads the image, writes nothing; call it
+ * before patching. */
+int cds_segment_validate(const cds_archive *a, uint32_t index,
+                         cds_error *err);
+
+/* The module's name, origin and search directory (NUL-terminated,
+ * inside the image). */
+const char *cds_module_name(const cds_archive *a, uint32_t index);
+const char *cds_module_origin(const cds_archive *a, uint32_t index);
+const char *cds_module_search(const cds_archive *a, uint32_t index);
+
+/* True when the image sits at the address the writer chose. */
+static inline bool
+cds_archive_at_base(const cds_archive *a)
+{
+    return a->delta == 0;
+}
+
+/* Describe the first difference between two fingerprints, for messages:
+ * writes a short phrase to buf ("python version 0x30b02f0 != 0x30b07f0")
+ * and returns true when they differ in a compared field. */
+bool cds_fingerprint_diff(const struct cds_disk_fingerprint *have,
+                          const struct cds_disk_fingerprint *want,
+                          char *buf, size_t bufsize);
+
+#endif

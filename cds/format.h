@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/* On-disk layout of a pycds archive: the C mirror of docs/format.md.
+ *
+ * Every struct here is an exact image of bytes in the file (native byte
+ * order, which the header records and the reader checks).  They carry the
+ * _disk suffix and are never used as in-memory state.  A change to any of
+ * them changes docs/format.md, CDS_FORMAT_VERSION and the golden test in
+ * the same commit. */
+#ifndef CDS_FORMAT_H
+#define CDS_FORMAT_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* format.md 2: the magic.  The writer stores CDS_MAGIC_INCOMPLETE first
+ * and rewrites the last byte once the file is whole (as Emacs's pdumper
+ * does), so a half-written archive says so.  The \r\n and \x1a catch
+ * text-mode mangling as PNG's and Lua's magics do. */
+#define CDS_MAGIC "\x93PYCDS\r\n"
+#define CDS_MAGIC_INCOMPLETE "\x93PYCDS\r!"
+#define CDS_MAGIC_SIZE 8
+#define CDS_FORMAT_VERSION 1u
+
+#define CDS_HEADER_SIZE 1024u   /* format.md 2: header occupies [0, 1024) */
+#define CDS_SEGMENT_ALIGN 64u   /* format.md 4: segment blocks start here */
+#define CDS_OBJECT_ALIGN 16u    /* format.md 5: objects and GC heads */
+#define CDS_MAX_MODULES (1u << 24)
+#define CDS_MAX_NAME 1024u      /* longest module name accepted */
+
+/* format.md 2.1: build fingerprint.  Compared byte for byte with the one
+ * the loading interpreter computes; any difference is CDS_EVERSION. */
+struct cds_disk_fingerprint {
+    uint32_t py_version_hex;  /* PY_VERSION_HEX of the headers built with */
+    uint32_t pyc_magic;       /* importlib.util.MAGIC_NUMBER, little end. */
+    uint8_t pointer_size;     /* sizeof(void *) */
+    uint8_t byte_order;       /* 1 little endian, 2 big endian */
+    uint8_t long_shift;       /* PyLong_SHIFT */
+    uint8_t wchar_size;       /* sizeof(wchar_t) */
+    uint32_t build_flags;     /* CDS_BUILD_* */
+    uint64_t layout_hash;     /* XXH3 of the object layout table */
+    uint64_t runtime_hash;    /* XXH3 of build info + compiler strings */
+    char cache_tag[16];       /* sys.implementation.cache_tag */
+    char soabi[48];           /* SOABI */
+    char build_info[96];      /* Py_GetBuildInfo() */
+    char compiler[96];        /* Py_GetCompiler() */
+};
+#define CDS_BUILD_DEBUG 0x1u
+#define CDS_BUILD_TRACE_REFS 0x2u
+#define CDS_BUILD_REF_DEBUG 0x4u
+#define CDS_BUILD_GIL_DISABLED 0x8u
+#define CDS_BUILD_PIE 0x10u   /* informative only: not compared */
+static_assert(sizeof(struct cds_disk_fingerprint) == 288, "fingerprint");
+
+/* format.md 2: the header, at offset 0. */
+struct cds_disk_header {
+    char magic[CDS_MAGIC_SIZE];    /* 0: CDS_MAGIC */
+    uint32_t format_version;       /* 8: CDS_FORMAT_VERSION */
+    uint32_t header_size;          /* 12: CDS_HEADER_SIZE */
+    uint64_t file_size;            /* 16: exact size of the file */
+    uint64_t header_checksum;      /* 24: XXH3 of [0,1024) with this 0 */
+    uint64_t base_address;         /* 32: preferred map address */
+    uint64_t created_ns;           /* 40: dump time, CLOCK_REALTIME */
+    uint64_t segments_offset;      /* 48: first segment block */
+    uint64_t segments_size;        /* 56: bytes of all segment blocks */
+    uint64_t index_offset;         /* 64: module table */
+    uint64_t index_size;           /* 72: slots + entries + strings */
+    uint64_t index_checksum;       /* 80: XXH3 of the index bytes */
+    uint32_t nmodules;             /* 88: module entries */
+    uint32_t nslots;               /* 92: hash slots, power of two */
+    uint64_t slots_offset;         /* 96: uint32_t[nslots] */
+    uint64_t entries_offset;       /* 104: cds_disk_module[nmodules] */
+    uint64_t strings_offset;       /* 112: NUL-terminated names, paths */
+    uint64_t strings_size;         /* 120 */
+    uint32_t flags;                /* 128: CDS_ARCHIVE_* */
+    uint32_t reserved0;            /* 132: zero */
+    struct cds_disk_fingerprint fingerprint; /* 136 */
+    uint8_t reserved[CDS_HEADER_SIZE - 136 - 288]; /* 424: zero */
+};
+static_assert(sizeof(struct cds_disk_header) == CDS_HEADER_SIZE, "header");
+static_assert(offsetof(struct cds_disk_header, header_checksum) == 24, "hc");
+static_assert(offsetof(struct cds_disk_header, nmodules) == 88, "nm");
+static_assert(offsetof(struct cds_disk_header, fingerprint) == 136, "fp");
+
+/* format.md 3.2: one module.  Offsets named *_off are relative to the
+ * start of the module's segment block; name/origin/search offsets are
+ * relative to strings_offset. */
+struct cds_disk_module {
+    uint64_t name_hash;      /* 0: XXH3 of the name bytes */
+    uint32_t name_off;       /* 8 */
+    uint32_t name_len;       /* 12: without the NUL */
+    uint32_t origin_off;     /* 16: absolute path of the .py file */
+    uint32_t origin_len;     /* 20 */
+    uint32_t search_off;     /* 24: directory the finder found it in */
+    uint32_t search_len;     /* 28 */
+    uint32_t flags;          /* 32: CDS_MODULE_* */
+    uint32_t root_off;       /* 36: the module's code object */
+    int64_t source_mtime_ns; /* 40: st_mtim of origin at dump time */
+    uint64_t source_size;    /* 48: st_size of origin at dump time */
+    uint64_t seg_offset;     /* 56: segment block, file offset */
+    uint64_t seg_size;       /* 64: bytes in the block */
+    uint64_t seg_checksum;   /* 72: XXH3 of the block as written */
+    uint32_t objects_size;   /* 80: object region, [0, objects_size) */
+    uint32_t nobjects;       /* 84: objects in the region */
+    uint32_t reloc_off;      /* 88: uint32_t[nreloc] pointer slots */
+    uint32_t nreloc;         /* 92 */
+    uint32_t ext_off;        /* 96: cds_disk_ext[next] */
+    uint32_t next;           /* 100 */
+    uint32_t intern_off;     /* 104: cds_disk_intern[nintern] */
+    uint32_t nintern;        /* 108 */
+    uint32_t refs_off;       /* 112: uint32_t[nrefs] slots of interned */
+    uint32_t nrefs;          /* 116 */
+    uint32_t frozen_off;     /* 120: uint32_t[nfrozen] frozenset slots */
+    uint32_t nfrozen;        /* 124 */
+};
+#define CDS_MODULE_PACKAGE 0x1u
+static_assert(sizeof(struct cds_disk_module) == 128, "module entry");
+
+/* format.md 5.3: a slot that must point to an object of the running
+ * process (a type, a singleton, a small int, a cached 1-char string). */
+struct cds_disk_ext {
+    uint32_t slot;   /* offset of the pointer slot in the segment */
+    uint32_t index;  /* CDS_EXT_* */
+};
+static_assert(sizeof(struct cds_disk_ext) == 8, "ext");
+
+/* format.md 5.4: a string to intern and the slots that refer to it. */
+struct cds_disk_intern {
+    uint32_t object;    /* offset of the str object in the segment */
+    uint32_t first_ref; /* index into the refs array */
+    uint32_t nrefs;     /* slots that point to this string */
+};
+static_assert(sizeof(struct cds_disk_intern) == 12, "intern");
+
+/* format.md 5.3: the external object table, by index. */
+enum {
+    CDS_EXT_TYPE_STR = 0,
+    CDS_EXT_TYPE_BYTES,
+    CDS_EXT_TYPE_INT,
+    CDS_EXT_TYPE_FLOAT,
+    CDS_EXT_TYPE_COMPLEX,
+    CDS_EXT_TYPE_TUPLE,
+    CDS_EXT_TYPE_CODE,
+    CDS_EXT_NONE,
+    CDS_EXT_TRUE,
+    CDS_EXT_FALSE,
+    CDS_EXT_ELLIPSIS,
+    CDS_EXT_EMPTY_STR,
+    CDS_EXT_EMPTY_BYTES,
+    CDS_EXT_EMPTY_TUPLE,
+    CDS_EXT_NFIXED,
+    CDS_EXT_SMALL_INT = 256,  /* + (v + 5), v in [-5, 256] */
+    CDS_EXT_LATIN1 = 1024,    /* + c, c in [0, 255]: 1-char str */
+    CDS_EXT_BYTE = 1280,      /* + c: 1-byte bytes */
+    CDS_EXT_COUNT = 1536,
+};
+#define CDS_SMALL_INT_MIN (-5)
+#define CDS_SMALL_INT_MAX 256
+
+#endif /* CDS_FORMAT_H */

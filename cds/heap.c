@@ -1,0 +1,1025 @@
+/* SPDX-License-Identifier: MIT */
+/* Heap layer for CPython 3.11: serialize code graphs, patch mapped ones.
+ *
+ * An archived object is byte for byte what CPython itself would have built,
+ * placed at a known address.  Invariants (CPYTHON-NOTES.md 8, cited as
+ * inv. N):
+ *  1. Nothing archived is ever freed: every object carries a reference count
+ *     (CDS_REFCNT) that no amount of DECREF can bring to zero, and the
+ *     mapping is never unmapped.
+ *  2. Every GC type (tuple) is preceded by a zeroed PyGC_Head: untracked,
+ *     not collecting.  Nothing ever tracks it.
+ *  3. The process's singletons (None, True, False, Ellipsis, small ints,
+ *     empty and 1-character str/bytes, the empty tuple) and type objects are
+ *     never copied: their slots are "external" and hold the process's own
+ *     object after loading.
+ *  4. Stored str and bytes hashes are -1 ("not computed"), so a different
+ *     hash secret needs no patching.
+ *  5. Code is archived in its never-executed form (PyCode_GetCode: no
+ *     quickened instructions, zeroed inline caches, warm-up counter at its
+ *     initial value) with every runtime cache pointer NULL.
+ *  6. Strings the dumping interpreter had interned are interned again at
+ *     load; where the interpreter already has an equal interned string,
+ *     every slot that pointed at the archived copy is redirected to it and
+ *     we keep one reference to it for ever.
+ *  7. frozenset is never archived as such (its table depends on the hash
+ *     secret): its items are a tuple, and loading builds the frozenset. */
+#include "heap.h"
+
+#include "checksum.h"
+
+#include <string.h>
+
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
+#error "this heap layer supports CPython 3.11 only"
+#endif
+
+/* inv. 1: far above any count reachable from real references; CPython's own
+ * static objects use 999999999 in 3.11. */
+#define CDS_REFCNT ((Py_ssize_t)1 << 40)
+/* Internal/pycore_code.h: QUICKENING_INITIAL_WARMUP_VALUE
+ * (-QUICKENING_WARMUP_DELAY).  Checked at runtime against a fresh code
+ * object in cds_heap_check_runtime(). */
+#define CDS_CODE_WARMUP (-8)
+#define CDS_GC_HEAD 16 /* sizeof(PyGC_Head), checked at runtime */
+
+/* PyBytesObject.ob_shash is deprecated (but still the hash cache, right
+ * before ob_sval): name its offset without touching the field. */
+#define BYTES_SHASH_OFF (offsetof(PyBytesObject, ob_sval) - sizeof(Py_hash_t))
+#define ALIGN16(n) (((n) + 15u) & ~(uint64_t)15u)
+
+/* ---------------------------------------------------------------------
+ * External objects (format.md 5.3): the same table at dump and load. */
+
+static PyObject *ext_cache[CDS_EXT_COUNT];
+
+/* Borrowed pointer to the process's object for an external index, or
+ * NULL with an exception set.  Results are cached (and the references
+ * kept) for the life of the process. */
+static PyObject *
+ext_object(uint32_t index)
+{
+    PyObject *o;
+
+    if (index >= CDS_EXT_COUNT) {
+        PyErr_SetString(PyExc_SystemError, "pycds: bad external index");
+        return NULL;
+    }
+    if (ext_cache[index] != NULL) {
+        return ext_cache[index];
+    }
+    switch (index) {
+    case CDS_EXT_TYPE_STR: o = (PyObject *)&PyUnicode_Type; break;
+    case CDS_EXT_TYPE_BYTES: o = (PyObject *)&PyBytes_Type; break;
+    case CDS_EXT_TYPE_INT: o = (PyObject *)&PyLong_Type; break;
+    case CDS_EXT_TYPE_FLOAT: o = (PyObject *)&PyFloat_Type; break;
+    case CDS_EXT_TYPE_COMPLEX: o = (PyObject *)&PyComplex_Type; break;
+    case CDS_EXT_TYPE_TUPLE: o = (PyObject *)&PyTuple_Type; break;
+    case CDS_EXT_TYPE_CODE: o = (PyObject *)&PyCode_Type; break;
+    case CDS_EXT_NONE: o = Py_None; break;
+    case CDS_EXT_TRUE: o = Py_True; break;
+    case CDS_EXT_FALSE: o = Py_False; break;
+    case CDS_EXT_ELLIPSIS: o = Py_Ellipsis; break;
+    case CDS_EXT_EMPTY_STR: o = PyUnicode_New(0, 0); goto owned;
+    case CDS_EXT_EMPTY_BYTES: o = PyBytes_FromStringAndSize(NULL, 0);
+        goto owned;
+    case CDS_EXT_EMPTY_TUPLE: o = PyTuple_New(0); goto owned;
+    default:
+        if (index >= CDS_EXT_SMALL_INT &&
+            index <= CDS_EXT_SMALL_INT + CDS_SMALL_INT_MAX -
+                         CDS_SMALL_INT_MIN) {
+            o = PyLong_FromLong((long)index - CDS_EXT_SMALL_INT +
+                                CDS_SMALL_INT_MIN);
+        }
+        else if (index >= CDS_EXT_LATIN1 && index < CDS_EXT_BYTE) {
+            o = PyUnicode_FromOrdinal((int)(index - CDS_EXT_LATIN1));
+        }
+        else if (index >= CDS_EXT_BYTE && index < CDS_EXT_COUNT) {
+            char c = (char)(index - CDS_EXT_BYTE);
+            o = PyBytes_FromStringAndSize(&c, 1);
+        }
+        else {
+            PyErr_SetString(PyExc_SystemError, "pycds: bad external index");
+            return NULL;
+        }
+        goto owned;
+    }
+    Py_INCREF(o);
+owned:
+    /* the reference is kept for ever: the slots that use it never
+     * release theirs (inv. 1) */
+    ext_cache[index] = o;
+    return o;
+}
+
+/* The external index for o, or -1 when o must be archived. */
+static int
+ext_index(PyObject *o)
+{
+    if (o == Py_None) {
+        return CDS_EXT_NONE;
+    }
+    if (o == Py_True) {
+        return CDS_EXT_TRUE;
+    }
+    if (o == Py_False) {
+        return CDS_EXT_FALSE;
+    }
+    if (o == Py_Ellipsis) {
+        return CDS_EXT_ELLIPSIS;
+    }
+    if (PyLong_CheckExact(o)) {
+        int overflow;
+        long v = PyLong_AsLongAndOverflow(o, &overflow);
+        if (!overflow && v >= CDS_SMALL_INT_MIN && v <= CDS_SMALL_INT_MAX) {
+            return CDS_EXT_SMALL_INT + (int)(v - CDS_SMALL_INT_MIN);
+        }
+        return -1;
+    }
+    if (PyUnicode_CheckExact(o)) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(o);
+        if (n == 0) {
+            return CDS_EXT_EMPTY_STR;
+        }
+        if (n == 1 && PyUnicode_READ_CHAR(o, 0) < 256) {
+            return CDS_EXT_LATIN1 + (int)PyUnicode_READ_CHAR(o, 0);
+        }
+        return -1;
+    }
+    if (PyBytes_CheckExact(o)) {
+        Py_ssize_t n = PyBytes_GET_SIZE(o);
+        if (n == 0) {
+            return CDS_EXT_EMPTY_BYTES;
+        }
+        if (n == 1) {
+            return CDS_EXT_BYTE + (unsigned char)PyBytes_AS_STRING(o)[0];
+        }
+        return -1;
+    }
+    if (PyTuple_CheckExact(o) && PyTuple_GET_SIZE(o) == 0) {
+        return CDS_EXT_EMPTY_TUPLE;
+    }
+    return -1;
+}
+
+static int
+kind_type_index(int kind)
+{
+    switch (kind) {
+    case CDS_KIND_CODE: return CDS_EXT_TYPE_CODE;
+    case CDS_KIND_STR: return CDS_EXT_TYPE_STR;
+    case CDS_KIND_BYTES: return CDS_EXT_TYPE_BYTES;
+    case CDS_KIND_INT: return CDS_EXT_TYPE_INT;
+    case CDS_KIND_FLOAT: return CDS_EXT_TYPE_FLOAT;
+    case CDS_KIND_COMPLEX: return CDS_EXT_TYPE_COMPLEX;
+    default: return CDS_EXT_TYPE_TUPLE; /* tuple, and frozenset items */
+    }
+}
+
+/* ---------------------------------------------------------------------
+ * Fingerprint (format.md 2.1) */
+
+/* Every size and offset the archive depends on; its hash is the layout
+ * fingerprint.  Values from the headers compiled against. */
+static const uint64_t layout_table[] = {
+    sizeof(PyObject), sizeof(PyVarObject), offsetof(PyObject, ob_type),
+    sizeof(PyASCIIObject), sizeof(PyCompactUnicodeObject),
+    offsetof(PyASCIIObject, hash), offsetof(PyASCIIObject, wstr),
+    BYTES_SHASH_OFF, offsetof(PyBytesObject, ob_sval),
+    offsetof(PyLongObject, ob_digit), sizeof(digit),
+    sizeof(PyFloatObject), sizeof(PyComplexObject),
+    offsetof(PyTupleObject, ob_item), CDS_GC_HEAD,
+    offsetof(PyCodeObject, co_consts), offsetof(PyCodeObject, co_flags),
+    offsetof(PyCodeObject, co_localsplusnames),
+    offsetof(PyCodeObject, co_linetable), offsetof(PyCodeObject, co_extra),
+    offsetof(PyCodeObject, co_code_adaptive), (uint64_t)CDS_CODE_WARMUP,
+    (uint64_t)CDS_REFCNT,
+};
+
+static void
+copy_field(char *dst, size_t size, const char *src)
+{
+    memset(dst, 0, size);
+    if (src != NULL) {
+        strncpy(dst, src, size - 1);
+    }
+}
+
+int
+cds_heap_fingerprint(struct cds_disk_fingerprint *fp, cds_error *err)
+{
+    const uint32_t probe = 1;
+    long magic = PyImport_GetMagicNumber();
+    char runtime[512];
+
+    memset(fp, 0, sizeof(*fp));
+    if (magic == -1) {
+        PyErr_Clear();
+        return CDS_FAIL(err, CDS_EVERSION, UINT64_MAX,
+                        "cannot read the pyc magic number");
+    }
+    fp->py_version_hex = PY_VERSION_HEX;
+    fp->pyc_magic = (uint32_t)magic;
+    fp->pointer_size = (uint8_t)sizeof(void *);
+    fp->byte_order = *(const uint8_t *)&probe == 1 ? 1 : 2;
+    fp->long_shift = PyLong_SHIFT;
+    fp->wchar_size = (uint8_t)sizeof(wchar_t);
+#ifdef Py_DEBUG
+    fp->build_flags |= CDS_BUILD_DEBUG;
+#endif
+#ifdef Py_TRACE_REFS
+    fp->build_flags |= CDS_BUILD_TRACE_REFS;
+#endif
+#ifdef Py_REF_DEBUG
+    fp->build_flags |= CDS_BUILD_REF_DEBUG;
+#endif
+#ifdef Py_GIL_DISABLED
+    fp->build_flags |= CDS_BUILD_GIL_DISABLED;
+#endif
+    fp->layout_hash = cds_hash(layout_table, sizeof(layout_table));
+    copy_field(fp->cache_tag, sizeof(fp->cache_tag), PyImport_GetMagicTag());
+    copy_field(fp->soabi, sizeof(fp->soabi), PyImport_GetMagicTag());
+#ifdef SOABI
+    copy_field(fp->soabi, sizeof(fp->soabi), SOABI);
+#endif
+    copy_field(fp->build_info, sizeof(fp->build_info), Py_GetBuildInfo());
+    copy_field(fp->compiler, sizeof(fp->compiler), Py_GetCompiler());
+    snprintf(runtime, sizeof(runtime), "%s|%s|%s", Py_GetVersion(),
+             Py_GetBuildInfo(), Py_GetCompiler());
+    fp->runtime_hash = cds_hash(runtime, strlen(runtime));
+    return 0;
+}
+
+int
+cds_heap_check_runtime(cds_error *err)
+{
+    static int checked; /* 1 ok, -1 refused */
+    static cds_error saved;
+
+    if (checked == 0) {
+        checked = -1;
+        if ((uint32_t)Py_Version != (uint32_t)PY_VERSION_HEX) {
+            CDS_FAIL(&saved, CDS_EVERSION, UINT64_MAX,
+                     "built for python 0x%x, running 0x%lx",
+                     (unsigned)PY_VERSION_HEX, (unsigned long)Py_Version);
+        }
+        else if (PyCode_Type.tp_basicsize !=
+                     (Py_ssize_t)offsetof(PyCodeObject, co_code_adaptive) ||
+                 PyTuple_Type.tp_basicsize !=
+                     (Py_ssize_t)offsetof(PyTupleObject, ob_item) ||
+                 PyBytes_Type.tp_basicsize !=
+                     (Py_ssize_t)offsetof(PyBytesObject, ob_sval) + 1 ||
+                 PyUnicode_Type.tp_basicsize !=
+                     (Py_ssize_t)sizeof(PyUnicodeObject)) {
+            CDS_FAIL(&saved, CDS_EVERSION, UINT64_MAX,
+                     "object layout differs from the headers built with");
+        }
+        else {
+            /* a fresh code object shows the warm-up value (inv. 5) */
+            PyCodeObject *co = PyCode_NewEmpty("pycds", "probe", 1);
+            if (co == NULL) {
+                PyErr_Clear();
+                CDS_FAIL(&saved, CDS_EVERSION, UINT64_MAX,
+                         "cannot create a probe code object");
+            }
+            else if (co->co_warmup != CDS_CODE_WARMUP) {
+                CDS_FAIL(&saved, CDS_EVERSION, UINT64_MAX,
+                         "code warm-up counter %d, expected %d",
+                         co->co_warmup, CDS_CODE_WARMUP);
+            }
+            else {
+                checked = 1;
+            }
+            Py_XDECREF(co);
+        }
+    }
+    if (checked < 0) {
+        if (err != NULL) {
+            *err = saved;
+        }
+        return saved.status;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * Serializing (format.md 5) */
+
+struct node {
+    PyObject *obj;    /* borrowed; the caller keeps the graph alive */
+    PyObject *items;  /* frozenset: new reference to its items tuple */
+    uint32_t off;     /* object offset in the region (after any GC head) */
+    uint32_t size;    /* bytes, GC head included, 16-aligned */
+    uint8_t kind;
+    uint8_t interned;
+    uint32_t nrefs;   /* interned str: slots that point to it */
+    uint32_t intern_ix;
+};
+
+struct ser {
+    struct node *nodes;
+    uint32_t nnodes, cap;
+    /* pointer -> node index + 1, open addressing */
+    PyObject **keys;
+    uint32_t *vals;
+    uint32_t mask;
+    uint64_t addr;
+    cds_heap_segment *out;
+    uint32_t cap_reloc, cap_ext, cap_refs, cap_frozen;
+    /* (node, slot) pairs for interned strings, sorted into refs later */
+    uint32_t *pend;
+    uint32_t npend, cap_pend;
+    cds_error *err;
+};
+
+static int
+grow(void **p, uint32_t *cap, uint32_t need, size_t elem, cds_error *err)
+{
+    if (need <= *cap) {
+        return 0;
+    }
+    uint64_t n = *cap ? *cap : 64;
+    while (n < need) {
+        n *= 2;
+    }
+    if (n > UINT32_MAX) {
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "segment too large");
+    }
+    void *q = realloc(*p, n * elem);
+    if (q == NULL) {
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    *p = q;
+    *cap = (uint32_t)n;
+    return 0;
+}
+
+static uint32_t
+hash_ptr(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return (uint32_t)x;
+}
+
+/* node index + 1 for o, or 0 */
+static uint32_t
+memo_find(struct ser *s, PyObject *o)
+{
+    for (uint32_t i = hash_ptr(o) & s->mask;; i = (i + 1) & s->mask) {
+        if (s->keys[i] == NULL) {
+            return 0;
+        }
+        if (s->keys[i] == o) {
+            return s->vals[i];
+        }
+    }
+}
+
+static int
+memo_add(struct ser *s, PyObject *o, uint32_t v)
+{
+    if ((uint64_t)s->nnodes * 2 >= s->mask) {
+        uint32_t nmask = s->mask * 2 + 1;
+        PyObject **keys = calloc((size_t)nmask + 1, sizeof(*keys));
+        uint32_t *vals = calloc((size_t)nmask + 1, sizeof(*vals));
+        if (keys == NULL || vals == NULL) {
+            free(keys);
+            free(vals);
+            return CDS_FAIL(s->err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+        }
+        for (uint32_t i = 0; i <= s->mask; i++) {
+            if (s->keys[i] != NULL) {
+                uint32_t j = hash_ptr(s->keys[i]) & nmask;
+                while (keys[j] != NULL) {
+                    j = (j + 1) & nmask;
+                }
+                keys[j] = s->keys[i];
+                vals[j] = s->vals[i];
+            }
+        }
+        free(s->keys);
+        free(s->vals);
+        s->keys = keys;
+        s->vals = vals;
+        s->mask = nmask;
+    }
+    uint32_t i = hash_ptr(o) & s->mask;
+    while (s->keys[i] != NULL) {
+        i = (i + 1) & s->mask;
+    }
+    s->keys[i] = o;
+    s->vals[i] = v;
+    return 0;
+}
+
+static uint64_t
+object_size(PyObject *o, int kind, PyObject *items)
+{
+    switch (kind) {
+    case CDS_KIND_CODE:
+        return offsetof(PyCodeObject, co_code_adaptive) +
+               (uint64_t)Py_SIZE(o) * sizeof(_Py_CODEUNIT);
+    case CDS_KIND_STR:
+        if (PyUnicode_IS_ASCII(o)) {
+            return sizeof(PyASCIIObject) + (uint64_t)PyUnicode_GET_LENGTH(o) +
+                   1;
+        }
+        return sizeof(PyCompactUnicodeObject) +
+               ((uint64_t)PyUnicode_GET_LENGTH(o) + 1) * PyUnicode_KIND(o);
+    case CDS_KIND_BYTES:
+        return offsetof(PyBytesObject, ob_sval) +
+               (uint64_t)PyBytes_GET_SIZE(o) + 1;
+    case CDS_KIND_INT: {
+        Py_ssize_t n = Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o);
+        return offsetof(PyLongObject, ob_digit) +
+               (uint64_t)(n > 0 ? n : 1) * sizeof(digit);
+    }
+    case CDS_KIND_FLOAT:
+        return sizeof(PyFloatObject);
+    case CDS_KIND_COMPLEX:
+        return sizeof(PyComplexObject);
+    case CDS_KIND_TUPLE:
+        return CDS_GC_HEAD + offsetof(PyTupleObject, ob_item) +
+               (uint64_t)PyTuple_GET_SIZE(o) * sizeof(PyObject *);
+    case CDS_KIND_FROZENSET:
+        return CDS_GC_HEAD + offsetof(PyTupleObject, ob_item) +
+               (uint64_t)PyTuple_GET_SIZE(items) * sizeof(PyObject *);
+    }
+    return 0;
+}
+
+static int visit(struct ser *s, PyObject *o, int depth);
+
+static int
+visit_tuple_items(struct ser *s, PyObject *t, int depth)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
+        int rc = visit(s, PyTuple_GET_ITEM(t, i), depth + 1);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Collect o and what it reaches into s->nodes (depth-first, each object
+ * once by identity, as marshal's reference table does). */
+static int
+visit(struct ser *s, PyObject *o, int depth)
+{
+    int kind, rc;
+    PyObject *items = NULL;
+
+    if (depth > 2000) {
+        return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
+                        "constants nested too deeply");
+    }
+    if (ext_index(o) >= 0 || memo_find(s, o) != 0) {
+        return 0;
+    }
+    if (PyCode_Check(o) && Py_IS_TYPE(o, &PyCode_Type)) {
+        kind = CDS_KIND_CODE;
+    }
+    else if (PyUnicode_CheckExact(o)) {
+        if (PyUnicode_READY(o) < 0) {
+            PyErr_Clear();
+            return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
+                            "str not ready");
+        }
+        kind = CDS_KIND_STR;
+    }
+    else if (PyBytes_CheckExact(o)) {
+        kind = CDS_KIND_BYTES;
+    }
+    else if (PyLong_CheckExact(o)) {
+        kind = CDS_KIND_INT;
+    }
+    else if (PyFloat_CheckExact(o)) {
+        kind = CDS_KIND_FLOAT;
+    }
+    else if (PyComplex_CheckExact(o)) {
+        kind = CDS_KIND_COMPLEX;
+    }
+    else if (PyTuple_CheckExact(o)) {
+        kind = CDS_KIND_TUPLE;
+    }
+    else if (PyFrozenSet_CheckExact(o)) {
+        kind = CDS_KIND_FROZENSET;
+        items = PySequence_Tuple(o);
+        if (items == NULL) {
+            PyErr_Clear();
+            return CDS_FAIL(s->err, CDS_ENOMEM, UINT64_MAX,
+                            "cannot list frozenset items");
+        }
+    }
+    else {
+        return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
+                        "constant of type %.100s cannot be archived",
+                        Py_TYPE(o)->tp_name);
+    }
+    uint64_t size = ALIGN16(object_size(o, kind, items));
+    if (size > UINT32_MAX) {
+        Py_XDECREF(items);
+        return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
+                        "object of %llu bytes too large",
+                        (unsigned long long)size);
+    }
+    if ((rc = grow((void **)&s->nodes, &s->cap, s->nnodes + 1,
+                   sizeof(struct node), s->err)) < 0 ||
+        (rc = memo_add(s, o, s->nnodes + 1)) < 0) {
+        Py_XDECREF(items);
+        return rc;
+    }
+    struct node *n = &s->nodes[s->nnodes++];
+    memset(n, 0, sizeof(*n));
+    n->obj = o;
+    n->items = items;
+    n->kind = (uint8_t)kind;
+    n->size = (uint32_t)size;
+    n->interned = kind == CDS_KIND_STR && PyUnicode_CHECK_INTERNED(o) != 0;
+    s->out->counts[kind]++;
+
+    switch (kind) {
+    case CDS_KIND_CODE: {
+        PyCodeObject *co = (PyCodeObject *)o;
+        PyObject *refs[] = {co->co_consts, co->co_names,
+                            co->co_exceptiontable, co->co_localsplusnames,
+                            co->co_localspluskinds, co->co_filename,
+                            co->co_name, co->co_qualname, co->co_linetable};
+        for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
+            if ((rc = visit(s, refs[i], depth + 1)) < 0) {
+                return rc;
+            }
+        }
+        return 0;
+    }
+    case CDS_KIND_TUPLE:
+        return visit_tuple_items(s, o, depth);
+    case CDS_KIND_FROZENSET:
+        return visit_tuple_items(s, items, depth);
+    }
+    return 0;
+}
+
+/* Store the process's object for external index ix in slot (inv. 3). */
+static int
+emit_ext(struct ser *s, uint32_t slot, int ix)
+{
+    cds_heap_segment *out = s->out;
+    PyObject *cur = ext_object((uint32_t)ix);
+    uint64_t value;
+    int rc;
+
+    if (cur == NULL) {
+        PyErr_Clear();
+        return CDS_FAIL(s->err, CDS_ENOMEM, UINT64_MAX,
+                        "cannot resolve external object %d", ix);
+    }
+    if ((rc = grow((void **)&out->ext, &s->cap_ext, out->seg.next + 1,
+                   sizeof(*out->ext), s->err)) < 0) {
+        return rc;
+    }
+    out->ext[out->seg.next].slot = slot;
+    out->ext[out->seg.next].index = (uint32_t)ix;
+    out->seg.next++;
+    /* this process's address: on an interpreter without ASLR for its
+     * statics (Debian's non-PIE python3.11) loading finds it unchanged and
+     * writes nothing */
+    value = (uint64_t)(uintptr_t)cur;
+    memcpy(out->objects + slot, &value, 8);
+    return 0;
+}
+
+/* Point the slot at offset slot to target: an external reference (inv.
+ * 3) or an internal one, listed for relocation. */
+static int
+emit_ref(struct ser *s, uint32_t slot, PyObject *target)
+{
+    cds_heap_segment *out = s->out;
+    int rc, ix = ext_index(target);
+    uint64_t value;
+
+    if (ix >= 0) {
+        return emit_ext(s, slot, ix);
+    }
+    uint32_t v = memo_find(s, target);
+    if (v == 0) {
+        return CDS_FAIL(s->err, CDS_ECORRUPT, UINT64_MAX,
+                        "object missing from the graph");
+    }
+    struct node *n = &s->nodes[v - 1];
+    value = s->addr + n->off;
+    memcpy(out->objects + slot, &value, 8);
+    if ((rc = grow((void **)&out->reloc, &s->cap_reloc, out->seg.nreloc + 1,
+                   sizeof(*out->reloc), s->err)) < 0) {
+        return rc;
+    }
+    out->reloc[out->seg.nreloc++] = slot;
+    if (n->kind == CDS_KIND_FROZENSET) {
+        if ((rc = grow((void **)&out->frozen, &s->cap_frozen,
+                       out->seg.nfrozen + 1, sizeof(*out->frozen),
+                       s->err)) < 0) {
+            return rc;
+        }
+        out->frozen[out->seg.nfrozen++] = slot;
+    }
+    if (n->interned) {
+        if ((rc = grow((void **)&s->pend, &s->cap_pend, s->npend + 2,
+                       sizeof(*s->pend), s->err)) < 0) {
+            return rc;
+        }
+        s->pend[s->npend++] = v - 1;
+        s->pend[s->npend++] = slot;
+        n->nrefs++;
+    }
+    return 0;
+}
+
+/* The common object head: refcount (inv. 1), type (external), ob_size
+ * when size >= 0. */
+static int
+emit_head(struct ser *s, const struct node *n, Py_ssize_t size)
+{
+    Py_ssize_t refcnt = CDS_REFCNT;
+    uint8_t *p = s->out->objects + n->off;
+
+    memcpy(p + offsetof(PyObject, ob_refcnt), &refcnt, sizeof(refcnt));
+    if (size >= 0) {
+        memcpy(p + offsetof(PyVarObject, ob_size), &size, sizeof(size));
+    }
+    return emit_ext(s, n->off + (uint32_t)offsetof(PyObject, ob_type),
+                    kind_type_index(n->kind));
+}
+
+static int
+emit_str(struct ser *s, const struct node *n)
+{
+    PyObject *o = n->obj;
+    uint8_t *p = s->out->objects + n->off;
+    Py_ssize_t len = PyUnicode_GET_LENGTH(o);
+    int kind = PyUnicode_KIND(o);
+    PyCompactUnicodeObject u;
+    size_t head;
+
+    memset(&u, 0, sizeof(u));
+    u._base.length = len;
+    u._base.hash = -1;                   /* inv. 4 */
+    u._base.state.interned = 0;          /* set by interning at load */
+    u._base.state.kind = (unsigned)kind;
+    u._base.state.compact = 1;
+    u._base.state.ascii = PyUnicode_IS_ASCII(o) ? 1 : 0;
+    u._base.state.ready = 1;
+    u._base.wstr = NULL;                 /* a lazily built cache */
+    u.utf8_length = 0;                   /* ditto */
+    u.utf8 = NULL;
+    u.wstr_length = 0;
+    head = PyUnicode_IS_ASCII(o) ? sizeof(PyASCIIObject)
+                                 : sizeof(PyCompactUnicodeObject);
+    /* copy the fields after the object head */
+    memcpy(p + sizeof(PyObject), (uint8_t *)&u + sizeof(PyObject),
+           head - sizeof(PyObject));
+    /* data and its terminating NUL (the buffer is zeroed) */
+    memcpy(p + head, PyUnicode_DATA(o), (size_t)len * (size_t)kind);
+    return emit_head(s, n, -1);
+}
+
+static int
+emit_code(struct ser *s, const struct node *n)
+{
+    PyCodeObject *co = (PyCodeObject *)n->obj;
+    uint8_t *p = s->out->objects + n->off;
+    PyCodeObject *img = (PyCodeObject *)p; /* only for offsetof/stores */
+    PyObject *bytecode;
+    int rc;
+
+    memcpy(p, co, offsetof(PyCodeObject, co_code_adaptive));
+    /* inv. 5: the deoptimised, never-executed form */
+    bytecode = PyCode_GetCode(co);
+    if (bytecode == NULL) {
+        PyErr_Clear();
+        return CDS_FAIL(s->err, CDS_ENOMEM, UINT64_MAX,
+                        "cannot read bytecode");
+    }
+    if (PyBytes_GET_SIZE(bytecode) != Py_SIZE(co) * 2) {
+        Py_DECREF(bytecode);
+        return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
+                        "bytecode size mismatch");
+    }
+    memcpy(p + offsetof(PyCodeObject, co_code_adaptive),
+           PyBytes_AS_STRING(bytecode), (size_t)PyBytes_GET_SIZE(bytecode));
+    Py_DECREF(bytecode);
+    img->co_warmup = CDS_CODE_WARMUP;
+    img->_co_linearray_entry_size = 0;
+    img->co_weakreflist = NULL;
+    img->_co_code = NULL;
+    img->_co_linearray = NULL;
+    img->co_extra = NULL;
+#define REF(field)                                                          \
+    if ((rc = emit_ref(s, n->off + (uint32_t)offsetof(PyCodeObject, field), \
+                       co->field)) < 0) {                                   \
+        return rc;                                                          \
+    }
+    REF(co_consts);
+    REF(co_names);
+    REF(co_exceptiontable);
+    REF(co_localsplusnames);
+    REF(co_localspluskinds);
+    REF(co_filename);
+    REF(co_name);
+    REF(co_qualname);
+    REF(co_linetable);
+#undef REF
+    return emit_head(s, n, Py_SIZE(co));
+}
+
+static int
+emit_tuple(struct ser *s, const struct node *n, PyObject *t)
+{
+    int rc;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
+        uint32_t slot = n->off + (uint32_t)offsetof(PyTupleObject, ob_item) +
+                        (uint32_t)(i * (Py_ssize_t)sizeof(PyObject *));
+        if ((rc = emit_ref(s, slot, PyTuple_GET_ITEM(t, i))) < 0) {
+            return rc;
+        }
+    }
+    /* inv. 2: the GC head before n->off stays zero */
+    return emit_head(s, n, PyTuple_GET_SIZE(t));
+}
+
+static int
+emit_node(struct ser *s, const struct node *n)
+{
+    PyObject *o = n->obj;
+    uint8_t *p = s->out->objects + n->off;
+
+    switch (n->kind) {
+    case CDS_KIND_CODE:
+        return emit_code(s, n);
+    case CDS_KIND_STR:
+        return emit_str(s, n);
+    case CDS_KIND_BYTES: {
+        Py_hash_t h = -1; /* inv. 4 */
+        memcpy(p + BYTES_SHASH_OFF, &h, sizeof(h));
+        memcpy(p + offsetof(PyBytesObject, ob_sval), PyBytes_AS_STRING(o),
+               (size_t)PyBytes_GET_SIZE(o));
+        return emit_head(s, n, PyBytes_GET_SIZE(o));
+    }
+    case CDS_KIND_INT: {
+        Py_ssize_t nd = Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o);
+        memcpy(p + offsetof(PyLongObject, ob_digit),
+               ((PyLongObject *)o)->ob_digit, (size_t)nd * sizeof(digit));
+        return emit_head(s, n, Py_SIZE(o));
+    }
+    case CDS_KIND_FLOAT:
+        memcpy(p + offsetof(PyFloatObject, ob_fval),
+               &((PyFloatObject *)o)->ob_fval, sizeof(double));
+        return emit_head(s, n, -1);
+    case CDS_KIND_COMPLEX:
+        memcpy(p + offsetof(PyComplexObject, cval),
+               &((PyComplexObject *)o)->cval, sizeof(Py_complex));
+        return emit_head(s, n, -1);
+    case CDS_KIND_TUPLE:
+        return emit_tuple(s, n, o);
+    case CDS_KIND_FROZENSET:
+        return emit_tuple(s, n, n->items); /* inv. 7 */
+    }
+    return CDS_FAIL(s->err, CDS_ECORRUPT, UINT64_MAX, "bad node kind");
+}
+
+static int
+collect_interned(struct ser *s)
+{
+    cds_heap_segment *out = s->out;
+    uint32_t nintern = 0, next = 0;
+
+    for (uint32_t i = 0; i < s->nnodes; i++) {
+        if (s->nodes[i].interned) {
+            nintern++;
+        }
+    }
+    out->intern = calloc(nintern ? nintern : 1, sizeof(*out->intern));
+    out->refs = calloc(s->npend / 2 ? s->npend / 2 : 1, sizeof(*out->refs));
+    if (out->intern == NULL || out->refs == NULL) {
+        return CDS_FAIL(s->err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    for (uint32_t i = 0; i < s->nnodes; i++) {
+        struct node *n = &s->nodes[i];
+        if (n->interned) {
+            n->intern_ix = out->seg.nintern;
+            out->intern[out->seg.nintern].object = n->off;
+            out->intern[out->seg.nintern].first_ref = next;
+            out->intern[out->seg.nintern].nrefs = 0;
+            out->seg.nintern++;
+            next += n->nrefs;
+        }
+    }
+    for (uint32_t i = 0; i < s->npend; i += 2) {
+        struct cds_disk_intern *e = &out->intern[s->nodes[s->pend[i]].intern_ix];
+        out->refs[e->first_ref + e->nrefs++] = s->pend[i + 1];
+    }
+    out->seg.nrefs = next;
+    return 0;
+}
+
+int
+cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *out,
+                   cds_error *err)
+{
+    struct ser s;
+    uint64_t off = 0;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    memset(&s, 0, sizeof(s));
+    s.addr = addr;
+    s.out = out;
+    s.err = err;
+    s.mask = 1023;
+    s.keys = calloc(s.mask + 1, sizeof(*s.keys));
+    s.vals = calloc(s.mask + 1, sizeof(*s.vals));
+    if (s.keys == NULL || s.vals == NULL) {
+        rc = CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+        goto out;
+    }
+    if (!PyCode_Check(code)) {
+        rc = CDS_FAIL(err, CDS_EUNSUPPORTED, UINT64_MAX, "not a code object");
+        goto out;
+    }
+    if ((rc = visit(&s, code, 0)) < 0) {
+        goto out;
+    }
+    /* Layout (DESIGN.md cost model): code objects, which the interpreter
+     * writes while running, first; the data they only read after. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < s.nnodes; i++) {
+            struct node *n = &s.nodes[i];
+            if ((n->kind == CDS_KIND_CODE) != (pass == 0)) {
+                continue;
+            }
+            uint64_t gc = (n->kind == CDS_KIND_TUPLE ||
+                           n->kind == CDS_KIND_FROZENSET)
+                              ? CDS_GC_HEAD
+                              : 0;
+            n->off = (uint32_t)(off + gc);
+            off += n->size;
+            if (off > UINT32_MAX - 16) {
+                rc = CDS_FAIL(err, CDS_EUNSUPPORTED, UINT64_MAX,
+                              "segment over 4 GiB");
+                goto out;
+            }
+        }
+    }
+    out->objects = calloc(1, off ? off : 16);
+    if (out->objects == NULL) {
+        rc = CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < s.nnodes; i++) {
+        if ((rc = emit_node(&s, &s.nodes[i])) < 0) {
+            goto out;
+        }
+    }
+    if ((rc = collect_interned(&s)) < 0) {
+        goto out;
+    }
+    out->seg.objects = out->objects;
+    out->seg.objects_size = (uint32_t)off;
+    out->seg.nobjects = s.nnodes;
+    out->seg.root_off = s.nodes[0].off; /* visit() put the root first */
+    out->seg.reloc = out->reloc;
+    out->seg.ext = out->ext;
+    out->seg.intern = out->intern;
+    out->seg.refs = out->refs;
+    out->seg.frozen = out->frozen;
+    rc = 0;
+out:
+    for (uint32_t i = 0; i < s.nnodes; i++) {
+        Py_XDECREF(s.nodes[i].items);
+    }
+    free(s.nodes);
+    free(s.keys);
+    free(s.vals);
+    free(s.pend);
+    if (rc < 0) {
+        cds_heap_segment_clear(out);
+    }
+    return rc;
+}
+
+void
+cds_heap_segment_clear(cds_heap_segment *seg)
+{
+    if (seg == NULL) {
+        return;
+    }
+    free(seg->objects);
+    free(seg->reloc);
+    free(seg->ext);
+    free(seg->intern);
+    free(seg->refs);
+    free(seg->frozen);
+    memset(seg, 0, sizeof(*seg));
+}
+
+/* ---------------------------------------------------------------------
+ * Loading (format.md 8) */
+
+static int
+check_object(PyObject *o, PyTypeObject *type, const char *what,
+             const char *module, cds_error *err)
+{
+    if (!Py_IS_TYPE(o, type)) {
+        return CDS_FAIL(err, CDS_ECORRUPT, UINT64_MAX,
+                        "module %s: %s is not a %s after patching", module,
+                        what, type->tp_name);
+    }
+    return 0;
+}
+
+int
+cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
+              cds_error *err)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    uint8_t *seg = a->data + m->seg_offset;
+    const char *name = cds_module_name(a, index);
+    int rc;
+
+    *code = NULL;
+    /* 1. internal pointers: one uniform delta, nothing when at base */
+    if (a->delta != 0) {
+        const uint32_t *reloc = (const void *)(seg + m->reloc_off);
+        for (uint32_t i = 0; i < m->nreloc; i++) {
+            uint64_t v;
+            memcpy(&v, seg + reloc[i], 8);
+            v += a->delta;
+            memcpy(seg + reloc[i], &v, 8);
+        }
+    }
+    /* 2. external objects: write only what differs, so pages stay shared
+     * when the interpreter's statics did not move (DESIGN.md) */
+    const struct cds_disk_ext *ext = (const void *)(seg + m->ext_off);
+    for (uint32_t i = 0; i < m->next; i++) {
+        PyObject *cur = ext_object(ext[i].index);
+        uint64_t v, want = (uint64_t)(uintptr_t)cur;
+        if (cur == NULL) {
+            PyErr_Clear();
+            return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX,
+                            "module %s: cannot resolve external %u", name,
+                            ext[i].index);
+        }
+        memcpy(&v, seg + ext[i].slot, 8);
+        if (v != want) {
+            memcpy(seg + ext[i].slot, &want, 8);
+        }
+    }
+    /* 3. interning (inv. 6): before anything hashes or runs */
+    const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
+    const uint32_t *refs = (const void *)(seg + m->refs_off);
+    for (uint32_t i = 0; i < m->nintern; i++) {
+        PyObject *s = (PyObject *)(seg + in[i].object);
+        PyObject *t = s;
+        if ((rc = check_object(s, &PyUnicode_Type, "interned string", name,
+                               err)) < 0) {
+            return rc;
+        }
+        PyUnicode_InternInPlace(&t);
+        if (t != s) {
+            /* an equal string was interned already: ours is a duplicate.
+             * We keep the reference InternInPlace gave us for ever. */
+            for (uint32_t j = 0; j < in[i].nrefs; j++) {
+                uint64_t v = (uint64_t)(uintptr_t)t;
+                memcpy(seg + refs[in[i].first_ref + j], &v, 8);
+            }
+        }
+    }
+    /* 4. frozensets from their item tuples (inv. 7) */
+    const uint32_t *frozen = (const void *)(seg + m->frozen_off);
+    for (uint32_t i = 0; i < m->nfrozen; i++) {
+        PyObject *items, *fs;
+        memcpy(&items, seg + frozen[i], sizeof(items));
+        if ((rc = check_object(items, &PyTuple_Type, "frozenset items", name,
+                               err)) < 0) {
+            return rc;
+        }
+        fs = PyFrozenSet_New(items);
+        if (fs == NULL) {
+            PyErr_Clear();
+            return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX,
+                            "module %s: cannot build a frozenset", name);
+        }
+        /* the slot owns fs; archived containers are never freed */
+        memcpy(seg + frozen[i], &fs, sizeof(fs));
+    }
+    PyObject *root = (PyObject *)(seg + m->root_off);
+    if ((rc = check_object(root, &PyCode_Type, "root", name, err)) < 0) {
+        return rc;
+    }
+    Py_INCREF(root);
+    *code = root;
+    return 0;
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/* The heap layer: CPython objects in and out of archive segments.
+ *
+ * This is the only part of cds/ that knows an interpreter's object layout.
+ * Serializing turns a freshly unmarshalled code object and everything its
+ * constants reach into a segment of real PyObjects laid out for a given
+ * address; loading patches a validated segment in place so that the
+ * running interpreter can use those objects directly (format.md 5, 8).
+ * One CPython version per build: the layout is fenced by PY_VERSION_HEX
+ * in heap.c. */
+#ifndef CDS_HEAP_H
+#define CDS_HEAP_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "archive.h"
+#include "writer.h"
+
+/* Growable buffers of a serialized segment; seg views them. */
+typedef struct cds_heap_segment {
+    struct cds_segment seg;
+    uint8_t *objects;
+    uint32_t *reloc;
+    struct cds_disk_ext *ext;
+    struct cds_disk_intern *intern;
+    uint32_t *refs;
+    uint32_t *frozen;
+    /* counts of objects by kind, for reports (index: enum cds_kind) */
+    uint32_t counts[8];
+} cds_heap_segment;
+
+enum cds_kind {
+    CDS_KIND_CODE,
+    CDS_KIND_STR,
+    CDS_KIND_BYTES,
+    CDS_KIND_INT,
+    CDS_KIND_FLOAT,
+    CDS_KIND_COMPLEX,
+    CDS_KIND_TUPLE,
+    CDS_KIND_FROZENSET,
+};
+
+/* Fill fp with the running interpreter's build fingerprint (format.md
+ * 2.1).  Needs an initialised interpreter; does no imports. */
+int cds_heap_fingerprint(struct cds_disk_fingerprint *fp, cds_error *err);
+
+/* Check, once per process, that the running interpreter is the one this
+ * heap layer was compiled for (version, object sizes).  0 or
+ * CDS_EVERSION. */
+int cds_heap_check_runtime(cds_error *err);
+
+/* Serialize code (a code object that has never run) and every object its
+ * constants reach into seg, laid out to live at address addr.  Objects of
+ * a kind the archive cannot hold are CDS_EUNSUPPORTED.  seg is
+ * initialised here; release it with cds_heap_segment_clear(). */
+int cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *seg,
+                       cds_error *err);
+
+void cds_heap_segment_clear(cds_heap_segment *seg);
+
+/* Make module index's segment usable and return a new reference to its
+ * code object in *code.  The segment must have passed
+ * cds_segment_validate(); the archive must be mapped writable and never
+ * unmapped afterwards.  Call once per segment, with the GIL held. */
+int cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
+                  cds_error *err);
+
+#endif

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/* Writing an archive: segments streamed to a temporary file beside the
+ * destination, then the index, then the header with the magic completed,
+ * fsync, rename.  A reader never sees a partial archive. */
+#ifndef CDS_WRITER_H
+#define CDS_WRITER_H
+
+#include "cds.h"
+#include "format.h"
+
+typedef struct cds_writer cds_writer;
+
+/* What the index records about one module (format.md 3.2). */
+struct cds_writer_module {
+    const char *name;     /* dotted module name */
+    const char *origin;   /* absolute path of the source file */
+    const char *search;   /* directory the path finder searched */
+    uint32_t flags;       /* CDS_MODULE_* */
+    int64_t source_mtime_ns;
+    uint64_t source_size;
+};
+
+/* A serialized segment: the object region and its lists, with offsets
+ * relative to the start of the object region (format.md 4, 5). */
+struct cds_segment {
+    const uint8_t *objects;
+    uint32_t objects_size; /* multiple of CDS_OBJECT_ALIGN */
+    uint32_t nobjects;
+    uint32_t root_off;
+    const uint32_t *reloc;
+    uint32_t nreloc;
+    const struct cds_disk_ext *ext;
+    uint32_t next;
+    const struct cds_disk_intern *intern;
+    uint32_t nintern;
+    const uint32_t *refs;
+    uint32_t nrefs;
+    const uint32_t *frozen;
+    uint32_t nfrozen;
+};
+
+/* Start an archive at path (written as path.tmp.XXXXXX until finished).
+ * base is the preferred map address (page aligned); fp the fingerprint
+ * of the interpreter whose objects will be added. */
+int cds_writer_create(cds_writer **w, const char *path, uint64_t base,
+                      const struct cds_disk_fingerprint *fp, cds_error *err);
+
+/* The file offset at which the next segment will be written: its objects
+ * live at base + this offset when mapped at the preferred base. */
+uint64_t cds_writer_next_offset(const cds_writer *w);
+
+/* Append one module.  Strings in m are copied.  A name added twice is
+ * CDS_ECORRUPT. */
+int cds_writer_add(cds_writer *w, const struct cds_writer_module *m,
+                   const struct cds_segment *seg, cds_error *err);
+
+/* Write the index and header, fsync, rename over the destination. */
+int cds_writer_finish(cds_writer *w, cds_error *err);
+
+/* Free w; removes the temporary file unless finished.  Accepts NULL. */
+void cds_writer_destroy(cds_writer *w);
+
+/* Default preferred base: far from the kernel's usual mmap and heap
+ * ranges on x86-64 and arm64 (format.md 2). */
+#define CDS_DEFAULT_BASE 0x3a0000000000ull
+
+#endif

@@ -1,0 +1,788 @@
+/* SPDX-License-Identifier: MIT */
+/* _cds: the import hook.  Reads PYCDSMODE and does TRACE, DUMP or SHARE.
+ *
+ * pycds.pth (or, from a build tree, the CLI's sitecustomize) calls
+ * _activate() during site import when PYCDSMODE is set.  The hot paths
+ * are C: the finder's miss (one hash probe) and get_code (validate and
+ * patch a segment on first use, then hand out the same code object).  The
+ * Python glue (glue.py, embedded) holds only what must be Python.
+ *
+ * Invariants:
+ *  1. The archive is a cache: any problem with it produces at most one
+ *     warning line on stderr per process and the import system carries on
+ *     as if pycds were absent.  No exception from pycds reaches an import.
+ *  2. The mapping is process-global and never unmapped once a segment has
+ *     been handed out (heap.c inv. 1); so the state here is process-global
+ *     too, and only the main interpreter activates.
+ *  3. A segment is patched at most once; a segment that fails validation
+ *     is never touched and its module is imported normally. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <marshal.h>
+
+#include "archive.h"
+#include "heap.h"
+#include "writer.h"
+
+#include "glue.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { MODE_OFF, MODE_TRACE, MODE_DUMP, MODE_SHARE };
+enum { SEG_UNLOADED = 0, SEG_LOADED, SEG_BAD };
+
+static struct {
+    int mode;
+    int verbose;
+    int warned;
+    PyObject *glue;      /* the glue's namespace */
+    /* SHARE */
+    cds_archive archive;
+    const char *archive_path;
+    uint8_t *seg_state;  /* per module: SEG_* */
+    PyObject **codes;    /* per module: the loaded code object */
+    PyObject *spec_for;
+    PyObject *finder;
+    Py_ssize_t nserved, nmissed, nstale, nfailed;
+    /* TRACE */
+    int trace_fd;
+    PyObject *traced;    /* set of names written */
+} G = {.trace_fd = -1};
+
+/* inv. 1: the one warning. */
+static void
+warn_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+warn_once(const char *fmt, ...)
+{
+    char buf[900];
+    va_list ap;
+
+    if (G.warned++) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    PySys_WriteStderr("pycds: warning: %s\n", buf);
+}
+
+#define VERBOSE(level, ...)                                                 \
+    do {                                                                    \
+        if (G.verbose >= (level)) {                                         \
+            PySys_WriteStderr(__VA_ARGS__);                                 \
+        }                                                                   \
+    } while (0)
+
+static PyObject *
+glue_get(const char *name)
+{
+    PyObject *o = PyDict_GetItemString(G.glue, name);
+    if (o == NULL && !PyErr_Occurred()) {
+        PyErr_Format(PyExc_SystemError, "pycds glue lacks %s", name);
+    }
+    return o; /* borrowed */
+}
+
+/* ---------------------------------------------------------------------
+ * SHARE: the finder and get_code */
+
+static PyObject *
+get_code(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t len;
+    const char *name, *path;
+    uint32_t ix;
+    cds_error err;
+    int rc;
+
+    if (!_PyArg_CheckPositional("_get_code", nargs, 2, 2)) {
+        return NULL;
+    }
+    name = PyUnicode_AsUTF8AndSize(args[0], &len);
+    path = PyUnicode_AsUTF8(args[1]);
+    if (name == NULL || path == NULL) {
+        return NULL;
+    }
+    if (G.seg_state == NULL ||
+        cds_archive_find(&G.archive, name, (size_t)len, &ix) < 0 ||
+        strcmp(cds_module_origin(&G.archive, ix), path) != 0) {
+        Py_RETURN_NONE;
+    }
+    switch (G.seg_state[ix]) {
+    case SEG_LOADED:
+        G.nserved++;
+        VERBOSE(1, "pycds: %s: served from archive\n", name);
+        return Py_NewRef(G.codes[ix]);
+    case SEG_BAD:
+        Py_RETURN_NONE;
+    }
+    /* inv. 3: validate everything before the first write */
+    rc = cds_segment_validate(&G.archive, ix, &err);
+    if (rc == 0) {
+        rc = cds_heap_load(&G.archive, ix, &G.codes[ix], &err);
+    }
+    if (rc < 0) {
+        G.seg_state[ix] = SEG_BAD;
+        G.nfailed++;
+        warn_once("archive %s: %s (%s); importing it normally",
+                  G.archive_path, err.message, cds_status_name(rc));
+        VERBOSE(1, "pycds: %s: not served: %s\n", name, err.message);
+        Py_RETURN_NONE;
+    }
+    G.seg_state[ix] = SEG_LOADED;
+    G.nserved++;
+    VERBOSE(1, "pycds: %s: served from archive\n", name);
+    VERBOSE(2, "pycds: %s: segment of %u objects, %u relocations%s, "
+               "%u interned\n",
+            name, G.archive.modules[ix].nobjects,
+            G.archive.modules[ix].nreloc,
+            cds_archive_at_base(&G.archive) ? " (at base: none applied)"
+                                            : "",
+            G.archive.modules[ix].nintern);
+    return Py_NewRef(G.codes[ix]);
+}
+
+static PyObject *
+finder_find_spec(PyObject *Py_UNUSED(self), PyObject *const *args,
+                 Py_ssize_t nargs, PyObject *kwnames)
+{
+    Py_ssize_t len;
+    const char *name;
+    uint32_t ix;
+    struct stat st;
+    PyObject *path = Py_None;
+
+    if (nargs < 1 || nargs > 3 ||
+        (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 3 - nargs)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "find_spec(fullname, path=None, target=None)");
+        return NULL;
+    }
+    if (nargs >= 2) {
+        path = args[1];
+    }
+    else if (kwnames != NULL) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            if (PyUnicode_CompareWithASCIIString(
+                    PyTuple_GET_ITEM(kwnames, i), "path") == 0) {
+                path = args[nargs + i];
+            }
+        }
+    }
+    name = PyUnicode_AsUTF8AndSize(args[0], &len);
+    if (name == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (cds_archive_find(&G.archive, name, (size_t)len, &ix) < 0) {
+        G.nmissed++;
+        VERBOSE(1, "pycds: %s: not in archive\n", name);
+        Py_RETURN_NONE;
+    }
+    if (G.seg_state[ix] == SEG_BAD) {
+        VERBOSE(1, "pycds: %s: not served: archive segment is bad\n", name);
+        Py_RETURN_NONE;
+    }
+    const struct cds_disk_module *m = &G.archive.modules[ix];
+    const char *origin = cds_module_origin(&G.archive, ix);
+    /* never stale: the same stat the path finder's loader would make */
+    if (stat(origin, &st) != 0 || (uint64_t)st.st_size != m->source_size ||
+        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
+            m->source_mtime_ns) {
+        G.nstale++;
+        VERBOSE(1, "pycds: %s: not served: source %s %s since the dump\n",
+                name, origin,
+                errno == ENOENT ? "removed" : "changed");
+        Py_RETURN_NONE;
+    }
+    PyObject *a[4];
+    a[0] = args[0];
+    a[1] = path;
+    a[2] = PyUnicode_DecodeFSDefault(origin);
+    a[3] = PyUnicode_DecodeFSDefault(cds_module_search(&G.archive, ix));
+    PyObject *spec = NULL;
+    if (a[2] != NULL && a[3] != NULL) {
+        spec = PyObject_Vectorcall(G.spec_for, a, 4, NULL);
+    }
+    Py_XDECREF(a[2]);
+    Py_XDECREF(a[3]);
+    if (spec == NULL) {
+        /* inv. 1: a failure here must not fail the import */
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (PyUnicode_Check(spec)) {
+        G.nmissed++;
+        VERBOSE(1, "pycds: %s: not served: %s\n", name,
+                PyUnicode_AsUTF8(spec));
+        Py_DECREF(spec);
+        Py_RETURN_NONE;
+    }
+    return spec;
+}
+
+static PyObject *
+finder_invalidate_caches(PyObject *Py_UNUSED(self),
+                         PyObject *Py_UNUSED(ignored))
+{
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+finder_repr(PyObject *Py_UNUSED(self))
+{
+    return PyUnicode_FromFormat("<pycds archive finder %s>", G.archive_path);
+}
+
+static PyMethodDef finder_methods[] = {
+    {"find_spec", (PyCFunction)(void (*)(void))finder_find_spec,
+     METH_FASTCALL | METH_KEYWORDS,
+     "find_spec(fullname, path=None, target=None): a spec for an archived "
+     "module, or None."},
+    {"invalidate_caches", finder_invalidate_caches, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot finder_slots[] = {
+    {Py_tp_methods, finder_methods},
+    {Py_tp_repr, finder_repr},
+    {Py_tp_doc, "Meta path finder serving modules from a pycds archive."},
+    {0, NULL},
+};
+
+static PyType_Spec finder_spec = {
+    .name = "_cds.ArchiveFinder",
+    .basicsize = sizeof(PyObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = finder_slots,
+};
+
+/* Insert the finder just before PathFinder: builtin and frozen modules
+ * keep their precedence, as they would over a .pyc. */
+static int
+install_finder(PyObject *finder)
+{
+    PyObject *meta_path = PySys_GetObject("meta_path"); /* borrowed */
+    PyObject *pathfinder = glue_get("PathFinder");
+    Py_ssize_t i, n;
+
+    if (meta_path == NULL || !PyList_Check(meta_path) || pathfinder == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    n = PyList_GET_SIZE(meta_path);
+    for (i = 0; i < n; i++) {
+        if (PyList_GET_ITEM(meta_path, i) == pathfinder) {
+            break;
+        }
+    }
+    return PyList_Insert(meta_path, i, finder);
+}
+
+static int
+load_glue(void)
+{
+    PyObject *code, *builtins;
+
+    if (G.glue != NULL) {
+        return 0;
+    }
+    code = PyMarshal_ReadObjectFromString((const char *)glue_code,
+                                          sizeof(glue_code));
+    if (code == NULL) {
+        return -1;
+    }
+    G.glue = PyDict_New();
+    builtins = PyEval_GetBuiltins();
+    if (G.glue == NULL ||
+        PyDict_SetItemString(G.glue, "__builtins__", builtins) < 0 ||
+        PyDict_SetItemString(G.glue, "__name__",
+                             PyUnicode_FromString("_cds")) < 0) {
+        Py_DECREF(code);
+        return -1;
+    }
+    PyObject *mod = PyImport_ImportModule("_cds");
+    if (mod == NULL) {
+        Py_DECREF(code);
+        return -1;
+    }
+    /* the C functions the glue calls */
+    PyObject *gc = PyObject_GetAttrString(mod, "_get_code");
+    PyObject *rec = PyObject_GetAttrString(mod, "_record");
+    Py_DECREF(mod);
+    if (gc == NULL || rec == NULL ||
+        PyDict_SetItemString(G.glue, "_get_code", gc) < 0 ||
+        PyDict_SetItemString(G.glue, "_record", rec) < 0) {
+        Py_XDECREF(gc);
+        Py_XDECREF(rec);
+        Py_DECREF(code);
+        return -1;
+    }
+    Py_DECREF(gc);
+    Py_DECREF(rec);
+    PyObject *r = PyEval_EvalCode(code, G.glue, G.glue);
+    Py_DECREF(code);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+static void
+activate_share(void)
+{
+    struct cds_disk_fingerprint fp;
+    cds_error err;
+    unsigned flags = CDS_OPEN_WRITABLE;
+    const char *reloc = getenv("PYCDSRELOCATE");
+    int rc;
+
+    G.archive_path = getenv("PYCDSARCHIVE");
+    if (G.archive_path == NULL || G.archive_path[0] == '\0') {
+        warn_once("PYCDSMODE=SHARE without PYCDSARCHIVE; "
+                  "using the normal import system");
+        return;
+    }
+    if (reloc != NULL && reloc[0] != '\0' && strcmp(reloc, "0") != 0) {
+        flags |= CDS_OPEN_RELOCATE;
+    }
+    if ((rc = cds_heap_check_runtime(&err)) < 0 ||
+        (rc = cds_heap_fingerprint(&fp, &err)) < 0 ||
+        (rc = cds_archive_open(&G.archive, G.archive_path, flags, &fp,
+                               &err)) < 0) {
+        warn_once("archive %s: %s (%s); using the normal import system",
+                  G.archive_path, err.message, cds_status_name(rc));
+        return;
+    }
+    uint32_t n = G.archive.header->nmodules;
+    G.seg_state = calloc(n ? n : 1, 1);
+    G.codes = calloc(n ? n : 1, sizeof(PyObject *));
+    if (G.seg_state == NULL || G.codes == NULL) {
+        free(G.seg_state);
+        free(G.codes);
+        G.seg_state = NULL;
+        cds_archive_close(&G.archive);
+        warn_once("archive %s: out of memory; using the normal import "
+                  "system", G.archive_path);
+        return;
+    }
+    PyObject *type = NULL;
+    if (load_glue() < 0 || (G.spec_for = glue_get("spec_for")) == NULL ||
+        (type = PyType_FromSpec(&finder_spec)) == NULL ||
+        (G.finder = PyObject_CallNoArgs(type)) == NULL ||
+        install_finder(G.finder) < 0) {
+        PyErr_Clear();
+        Py_XDECREF(type);
+        free(G.seg_state);
+        free(G.codes);
+        G.seg_state = NULL;
+        cds_archive_close(&G.archive); /* nothing handed out yet */
+        warn_once("archive %s: cannot install the finder; using the normal "
+                  "import system", G.archive_path);
+        return;
+    }
+    Py_DECREF(type);
+    VERBOSE(1, "pycds: archive %s: %u modules, mapped %s\n", G.archive_path,
+            n, cds_archive_at_base(&G.archive) ? "at its base"
+                                               : "elsewhere (relocating)");
+}
+
+/* ---------------------------------------------------------------------
+ * TRACE */
+
+static PyObject *
+record(PyObject *Py_UNUSED(mod), PyObject *name)
+{
+    Py_ssize_t len;
+    const char *s;
+    int r;
+
+    if (G.traced == NULL || G.trace_fd < 0) {
+        Py_RETURN_NONE;
+    }
+    r = PySet_Contains(G.traced, name);
+    if (r != 0) {
+        if (r < 0) {
+            PyErr_Clear();
+        }
+        Py_RETURN_NONE;
+    }
+    if (PySet_Add(G.traced, name) < 0 ||
+        (s = PyUnicode_AsUTF8AndSize(name, &len)) == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    /* one write(2) per name on an O_APPEND descriptor: the line is in the
+     * file the moment it returns, whatever happens to the process later,
+     * and concurrent tracers do not interleave within a line */
+    char *line = PyMem_Malloc((size_t)len + 2);
+    if (line != NULL) {
+        memcpy(line, s, (size_t)len);
+        line[len] = '\n';
+        if (write(G.trace_fd, line, (size_t)len + 1) < 0) {
+            warn_once("cannot write trace list: %s", strerror(errno));
+        }
+        PyMem_Free(line);
+    }
+    VERBOSE(2, "pycds: traced %s\n", s);
+    Py_RETURN_NONE;
+}
+
+static void
+activate_trace(void)
+{
+    const char *list = getenv("PYCDSLIST");
+    PyObject *install, *rec, *r;
+
+    if (list == NULL || list[0] == '\0') {
+        warn_once("PYCDSMODE=TRACE without PYCDSLIST; not tracing");
+        return;
+    }
+    G.trace_fd = open(list, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (G.trace_fd < 0) {
+        warn_once("cannot open trace list %s: %s", list, strerror(errno));
+        return;
+    }
+    G.traced = PySet_New(NULL);
+    if (G.traced == NULL || load_glue() < 0 ||
+        (install = glue_get("install_trace")) == NULL ||
+        (rec = glue_get("_record")) == NULL ||
+        (r = PyObject_CallOneArg(install, rec)) == NULL) {
+        PyErr_Clear();
+        warn_once("cannot install the tracer");
+        return;
+    }
+    Py_DECREF(r);
+}
+
+/* ---------------------------------------------------------------------
+ * DUMP */
+
+/* Read the list: one name per line, '#' comments, blanks ignored, each
+ * name once, in first-seen order (the import order of the trace). */
+static PyObject *
+read_list(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    PyObject *names = NULL, *seen = NULL;
+    char line[CDS_MAX_NAME + 8];
+
+    if (f == NULL) {
+        PyErr_Format(PyExc_OSError, "cannot open list %s: %s", path,
+                     strerror(errno));
+        return NULL;
+    }
+    names = PyList_New(0);
+    seen = PySet_New(NULL);
+    if (names == NULL || seen == NULL) {
+        goto fail;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *p = line, *end;
+        char *hash = strchr(p, '#');
+        if (hash != NULL) {
+            *hash = '\0';
+        }
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+        end = p + strlen(p);
+        while (end > p && (end[-1] == '\n' || end[-1] == '\r' ||
+                           end[-1] == ' ' || end[-1] == '\t')) {
+            *--end = '\0';
+        }
+        if (*p == '\0') {
+            continue;
+        }
+        PyObject *name = PyUnicode_DecodeUTF8(p, end - p, "strict");
+        if (name == NULL) {
+            goto fail;
+        }
+        int r = PySet_Contains(seen, name);
+        if (r == 0 && (PySet_Add(seen, name) < 0 ||
+                       PyList_Append(names, name) < 0)) {
+            r = -1;
+        }
+        Py_DECREF(name);
+        if (r < 0) {
+            goto fail;
+        }
+    }
+    fclose(f);
+    Py_DECREF(seen);
+    return names;
+fail:
+    fclose(f);
+    Py_XDECREF(names);
+    Py_XDECREF(seen);
+    return NULL;
+}
+
+static uint64_t
+base_from_env(void)
+{
+    const char *s = getenv("PYCDSBASE");
+    if (s != NULL && s[0] != '\0') {
+        unsigned long long v = strtoull(s, NULL, 0);
+        if (v != 0 && v % 4096 == 0) {
+            return v;
+        }
+    }
+    return CDS_DEFAULT_BASE;
+}
+
+/* Dump the listed modules to archive.  Returns a dict of counts or NULL
+ * with an exception. */
+static PyObject *
+dump(const char *list, const char *archive)
+{
+    struct cds_disk_fingerprint fp;
+    cds_writer *w = NULL;
+    cds_error err;
+    PyObject *names = NULL, *info_fn, *result = NULL;
+    Py_ssize_t ndumped = 0, nskipped = 0;
+    uint64_t objects = 0;
+    int rc;
+
+    if (load_glue() < 0 || (info_fn = glue_get("dump_info")) == NULL) {
+        return NULL;
+    }
+    if ((rc = cds_heap_check_runtime(&err)) < 0 ||
+        (rc = cds_heap_fingerprint(&fp, &err)) < 0) {
+        PyErr_Format(PyExc_RuntimeError, "pycds: %s", err.message);
+        return NULL;
+    }
+    if ((names = read_list(list)) == NULL) {
+        return NULL;
+    }
+    if ((rc = cds_writer_create(&w, archive, base_from_env(), &fp, &err)) <
+        0) {
+        PyErr_Format(PyExc_OSError, "pycds: %s", err.message);
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
+        PyObject *name = PyList_GET_ITEM(names, i);
+        PyObject *info = PyObject_CallOneArg(info_fn, name);
+        const char *cname = PyUnicode_AsUTF8(name);
+        if (info == NULL) {
+            goto out;
+        }
+        if (PyUnicode_Check(info)) {
+            PySys_WriteStderr("pycds: dump: skipping %s: %s\n", cname,
+                              PyUnicode_AsUTF8(info));
+            nskipped++;
+            Py_DECREF(info);
+            continue;
+        }
+        PyObject *code = PyTuple_GET_ITEM(info, 0);
+        struct cds_writer_module m = {
+            .name = cname,
+            .origin = PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 1)),
+            .search = PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 2)),
+            .flags = PyObject_IsTrue(PyTuple_GET_ITEM(info, 3))
+                         ? CDS_MODULE_PACKAGE
+                         : 0,
+            .source_mtime_ns = PyLong_AsLongLong(PyTuple_GET_ITEM(info, 4)),
+            .source_size = PyLong_AsUnsignedLongLong(
+                PyTuple_GET_ITEM(info, 5)),
+        };
+        if (m.origin == NULL || m.search == NULL || PyErr_Occurred()) {
+            Py_DECREF(info);
+            goto out;
+        }
+        cds_heap_segment seg;
+        uint64_t addr = base_from_env() + cds_writer_next_offset(w);
+        rc = cds_heap_serialize(code, addr, &seg, &err);
+        if (rc == CDS_EUNSUPPORTED) {
+            PySys_WriteStderr("pycds: dump: skipping %s: %s\n", cname,
+                              err.message);
+            nskipped++;
+            Py_DECREF(info);
+            continue;
+        }
+        if (rc == 0) {
+            rc = cds_writer_add(w, &m, &seg.seg, &err);
+            objects += seg.seg.nobjects;
+            cds_heap_segment_clear(&seg);
+        }
+        Py_DECREF(info);
+        if (rc < 0) {
+            PyErr_Format(PyExc_OSError, "pycds: dump %s: %s", cname,
+                         err.message);
+            goto out;
+        }
+        ndumped++;
+        VERBOSE(1, "pycds: dump: %s\n", cname);
+    }
+    if ((rc = cds_writer_finish(w, &err)) < 0) {
+        PyErr_Format(PyExc_OSError, "pycds: %s", err.message);
+        goto out;
+    }
+    result = Py_BuildValue("{s:n,s:n,s:K}", "modules", ndumped, "skipped",
+                           nskipped, "objects",
+                           (unsigned long long)objects);
+out:
+    cds_writer_destroy(w);
+    Py_XDECREF(names);
+    return result;
+}
+
+static void
+activate_dump(void)
+{
+    const char *list = getenv("PYCDSLIST");
+    const char *archive = getenv("PYCDSARCHIVE");
+    PyObject *prep, *r;
+    int status = 1;
+
+    if (list == NULL || !*list || archive == NULL || !*archive) {
+        PySys_WriteStderr("pycds: dump: PYCDSMODE=DUMP needs PYCDSLIST and "
+                          "PYCDSARCHIVE\n");
+    }
+    else if (load_glue() < 0 || (prep = glue_get("dump_prepare")) == NULL ||
+             (r = PyObject_CallNoArgs(prep)) == NULL) {
+        PyErr_Print();
+    }
+    else {
+        Py_DECREF(r);
+        r = dump(list, archive);
+        if (r == NULL) {
+            PyErr_Print();
+        }
+        else {
+            PySys_WriteStderr("pycds: dumped %zd modules (%zd skipped, %llu "
+                              "objects) to %s\n",
+                              PyLong_AsSsize_t(PyDict_GetItemString(r,
+                                                                    "modules")),
+                              PyLong_AsSsize_t(PyDict_GetItemString(r,
+                                                                    "skipped")),
+                              PyLong_AsUnsignedLongLong(
+                                  PyDict_GetItemString(r, "objects")),
+                              archive);
+            Py_DECREF(r);
+            status = 0;
+        }
+    }
+    /* "writes the archive and exits, without executing any listed module":
+     * site is still importing us, so leave without running the program */
+    PyObject *out = PySys_GetObject("stdout");
+    PyObject *errs = PySys_GetObject("stderr");
+    if (out != NULL) {
+        r = PyObject_CallMethod(out, "flush", NULL);
+        Py_XDECREF(r);
+    }
+    if (errs != NULL) {
+        r = PyObject_CallMethod(errs, "flush", NULL);
+        Py_XDECREF(r);
+    }
+    PyErr_Clear();
+    _exit(status);
+}
+
+/* ---------------------------------------------------------------------
+ * The module */
+
+static PyObject *
+activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
+{
+    static int done;
+    const char *mode = getenv("PYCDSMODE");
+    const char *verbose = getenv("PYCDSVERBOSE");
+
+    if (done++ || mode == NULL || mode[0] == '\0') {
+        Py_RETURN_NONE;
+    }
+    /* inv. 2: the main interpreter only */
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        Py_RETURN_NONE;
+    }
+    G.verbose = verbose != NULL ? atoi(verbose) : 0;
+    if (strcasecmp(mode, "TRACE") == 0) {
+        G.mode = MODE_TRACE;
+        activate_trace();
+    }
+    else if (strcasecmp(mode, "DUMP") == 0) {
+        G.mode = MODE_DUMP;
+        activate_dump(); /* does not return */
+    }
+    else if (strcasecmp(mode, "SHARE") == 0) {
+        G.mode = MODE_SHARE;
+        activate_share();
+    }
+    else if (strcasecmp(mode, "OFF") != 0) {
+        warn_once("unknown PYCDSMODE=%s (TRACE, DUMP, SHARE or OFF)", mode);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+dump_py(PyObject *Py_UNUSED(mod), PyObject *args)
+{
+    const char *list, *archive;
+    if (!PyArg_ParseTuple(args, "ss:dump", &list, &archive)) {
+        return NULL;
+    }
+    return dump(list, archive);
+}
+
+static PyObject *
+stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
+{
+    static const char *modes[] = {"off", "trace", "dump", "share"};
+    uint32_t loaded = 0, bad = 0;
+    if (G.seg_state != NULL) {
+        for (uint32_t i = 0; i < G.archive.header->nmodules; i++) {
+            loaded += G.seg_state[i] == SEG_LOADED;
+            bad += G.seg_state[i] == SEG_BAD;
+        }
+    }
+    return Py_BuildValue(
+        "{s:s,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:i}", "mode",
+        modes[G.mode], "active", G.seg_state != NULL ? Py_True : Py_False,
+        "served", G.nserved, "missed", G.nmissed, "stale", G.nstale,
+        "failed", G.nfailed, "modules",
+        G.seg_state != NULL ? G.archive.header->nmodules : 0u,
+        "segments_loaded", loaded, "segments_bad", bad, "relocated",
+        G.seg_state != NULL && !cds_archive_at_base(&G.archive) ? Py_True
+                                                                 : Py_False,
+        "warnings", G.warned);
+}
+
+static PyMethodDef cds_methods[] = {
+    {"_activate", activate, METH_NOARGS,
+     "Act on PYCDSMODE (TRACE, DUMP, SHARE); called from pycds.pth."},
+    {"_get_code", (PyCFunction)(void (*)(void))get_code, METH_FASTCALL,
+     "_get_code(fullname, path): the archived code object or None."},
+    {"_record", record, METH_O, "_record(name): TRACE one module."},
+    {"dump", dump_py, METH_VARARGS,
+     "dump(list, archive): write an archive of the listed modules."},
+    {"stats", stats, METH_NOARGS,
+     "Counters of this process: modules served, missed, stale..."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef cds_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_cds",
+    .m_doc = "pycds: serve code objects from a memory-mapped archive.",
+    .m_size = -1, /* inv. 2: process-global state */
+    .m_methods = cds_methods,
+};
+
+PyMODINIT_FUNC PyInit__cds(void);
+
+PyMODINIT_FUNC
+PyInit__cds(void)
+{
+    return PyModule_Create(&cds_module);
+}

@@ -1,0 +1,107 @@
+# SPDX-License-Identifier: MIT
+# Python half of the _cds extension.  Compiled into _cds at build time
+# (glue.h) and run once on activation, with _get_code and _record
+# provided by the C half.  Everything per-object lives in C; this file
+# holds only what must be Python to be what importlib expects: a loader
+# class that *is* a SourceFileLoader, and path logic identical to
+# importlib's own.
+import sys
+from _frozen_importlib_external import (FileFinder, PathFinder, SourceFileLoader,
+                                        SourceLoader, spec_from_file_location)
+
+
+class ArchiveLoader(SourceFileLoader):
+    """A SourceFileLoader whose get_code answers from the pycds archive.
+
+    Everything else (get_source, get_data, get_filename, is_package,
+    resource reading) is SourceFileLoader's, on the real source file."""
+
+    def get_code(self, fullname):
+        code = _get_code(fullname, self.path)
+        if code is None:
+            # not served (stale, corrupt segment): the normal path
+            return SourceLoader.get_code(self, fullname)
+        return code
+
+
+def spec_for(name, path, origin, search):
+    """The spec PathFinder would return for name, if it would find the
+    archived file; otherwise a str saying why not."""
+    if path is None:
+        # Top level: the first sys.path entry that has the name wins, as in
+        # PathFinder; ours must be that entry.
+        for entry in sys.path:
+            finder = PathFinder._path_importer_cache(entry)
+            if finder is None:
+                continue
+            if type(finder) is FileFinder and (
+                    finder.path == search or finder.path.rstrip('/') == search):
+                break
+            if finder.find_spec(name) is not None:
+                return 'shadowed by sys.path entry %r' % (entry,)
+        else:
+            return 'directory %s is not on sys.path' % search
+    elif search not in path:
+        return 'directory %s is not in the parent package path' % search
+    return spec_from_file_location(name, origin,
+                                   loader=ArchiveLoader(name, origin))
+
+
+def install_trace(record):
+    """TRACE: record every module whose code comes from a source file or
+    its cached .pyc, once it has been loaded."""
+    original = SourceLoader.get_code
+
+    def get_code(self, fullname):
+        code = original(self, fullname)
+        record(fullname)
+        return code
+
+    get_code.__qualname__ = 'SourceFileLoader.get_code'
+    SourceFileLoader.get_code = get_code
+
+
+def dump_prepare():
+    """DUMP runs before sys.path[0] is set: add the script's directory,
+    as the traced run had it."""
+    import os
+    if sys.argv and sys.argv[0] and os.path.isfile(sys.argv[0]):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
+
+
+def dump_info(name):
+    """Find name's source without importing anything (a submodule through
+    its parents' specs) and return (code, origin, search, is_package,
+    mtime_ns, size), or a str saying why it cannot be archived."""
+    import os
+    parts = name.split('.')
+    path = None
+    spec = None
+    try:
+        for i in range(1, len(parts) + 1):
+            prefix = '.'.join(parts[:i])
+            spec = PathFinder.find_spec(prefix, path)
+            if spec is None:
+                return 'not found' if i == len(parts) else \
+                    'not found: no package %s' % prefix
+            if i < len(parts):
+                if spec.submodule_search_locations is None:
+                    return 'not found: %s is not a package' % prefix
+                path = list(spec.submodule_search_locations)
+        if type(spec.loader) is not SourceFileLoader:
+            return 'not a source module (loader %s)' % (
+                type(spec.loader).__name__,)
+        origin = spec.origin
+        before = os.stat(origin)
+        code = spec.loader.get_code(name)
+        after = os.stat(origin)
+    except Exception as e:
+        return 'cannot load: %s: %s' % (type(e).__name__, e)
+    if (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns,
+                                                after.st_size):
+        return 'source changed while dumping'
+    is_package = spec.submodule_search_locations is not None
+    directory = os.path.dirname(origin)
+    search = os.path.dirname(directory) if is_package else directory
+    return (code, origin, search, is_package, before.st_mtime_ns,
+            before.st_size)

@@ -1,0 +1,34 @@
+# SPDX-License-Identifier: MIT
+# pycds activation for interpreters where pycds is not installed: the
+# `pycds` CLI puts this directory first on PYTHONPATH.  It activates _cds
+# (PYCDSMODE), takes this directory back off sys.path so the program sees
+# the path it would have had, and then runs the sitecustomize this one
+# hides, if there is one.
+import os
+import sys
+
+_here = os.path.dirname(os.path.abspath(__file__))
+try:
+    import _cds
+except ImportError as e:
+    if os.environ.get('PYCDSMODE'):
+        sys.stderr.write('pycds: warning: cannot load _cds for this '
+                         'interpreter (%s); running without pycds\n' % e)
+else:
+    _cds._activate()
+
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _here]
+del sys.modules['sitecustomize']
+
+
+def _chain():
+    from importlib.machinery import PathFinder
+    spec = PathFinder.find_spec('sitecustomize', sys.path)
+    if spec is not None and spec.loader is not None:
+        from importlib.util import module_from_spec
+        module = module_from_spec(spec)
+        sys.modules['sitecustomize'] = module
+        spec.loader.exec_module(module)
+
+
+_chain()
