@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -301,6 +302,13 @@ load_index(cds_archive *a, cds_error *err)
             return CDS_CORRUPT(err, at + 80, "entry %u: bad object region",
                                i);
         }
+        check_mul(m->nobjects, 4, &n);
+        if (m->nobjects == 0 || m->objtab_off % 4 ||
+            m->objtab_off < m->objects_size ||
+            !check_range(m->objtab_off, n, s) || m->reserved != 0) {
+            return CDS_CORRUPT(err, at + 128, "entry %u: bad object table",
+                               i);
+        }
         check_mul(m->nreloc, 4, &n);
         if (m->reloc_off % 4 || m->reloc_off < m->objects_size ||
             !check_range(m->reloc_off, n, s)) {
@@ -506,6 +514,29 @@ check_ext_index(uint32_t index)
            (index >= CDS_EXT_LATIN1 && index < CDS_EXT_COUNT);
 }
 
+/* Is there an object of this kind at off?  (binary search: the table is
+ * sorted, S2) */
+static bool
+check_object_at(const uint32_t *objtab, uint32_t n, uint32_t off,
+                unsigned kind)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint32_t o = CDS_OBJ_OFFSET(objtab[mid]);
+        if (o == off) {
+            return CDS_OBJ_KIND(objtab[mid]) == kind;
+        }
+        if (o < off) {
+            lo = mid + 1;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    return false;
+}
+
 int
 cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
 {
@@ -519,25 +550,63 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
         return CDS_FAIL(err, CDS_ECHECKSUM, m->seg_offset,
                         "module %s: segment checksum mismatch", name);
     }
-    /* S2: every relocated slot holds a pointer into this segment's
-     * objects, at the writer's base (format.md 5.2) */
+    /* S2: the object table: sorted, inside the region, known kinds, room
+     * for each object's head (and a tuple's GC head before it) */
+    const uint32_t *objtab = (const void *)(seg + m->objtab_off);
+    uint64_t prev_end = 0;
+    for (uint32_t i = 0; i < m->nobjects; i++) {
+        uint32_t off = CDS_OBJ_OFFSET(objtab[i]);
+        unsigned kind = CDS_OBJ_KIND(objtab[i]);
+        uint64_t start = kind == CDS_OBJ_TUPLE ? (uint64_t)off -
+                                                     CDS_GC_HEAD_SIZE
+                                               : off;
+        if (kind >= CDS_OBJ_NKINDS || off < prev_end ||
+            (kind == CDS_OBJ_TUPLE && off < CDS_GC_HEAD_SIZE) ||
+            start < prev_end || !check_range(off, 24, m->objects_size)) {
+            return CDS_CORRUPT(err, m->seg_offset + m->objtab_off + 4ull * i,
+                               "module %s: object %u: offset 0x%x kind %u",
+                               name, i, off, kind);
+        }
+        prev_end = (uint64_t)off + 24; /* at least a PyVarObject head */
+    }
+    if (!check_object_at(objtab, m->nobjects, m->root_off, CDS_OBJ_CODE)) {
+        return CDS_CORRUPT(err, m->seg_offset + m->root_off,
+                           "module %s: root 0x%x is not a code object", name,
+                           m->root_off);
+    }
+    /* S3: every relocated slot holds a pointer to the start of an object
+     * of this segment, at the writer's base (format.md 5.2).  A bitmap of
+     * object starts keeps this O(1) per pointer. */
+    uint64_t *starts = calloc(m->objects_size / 8 / 64 + 1, 8);
+    if (starts == NULL) {
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    for (uint32_t i = 0; i < m->nobjects; i++) {
+        uint32_t u = CDS_OBJ_OFFSET(objtab[i]) / 8;
+        starts[u / 64] |= 1ull << (u % 64);
+    }
     const uint32_t *reloc = (const void *)(seg + m->reloc_off);
     for (uint32_t i = 0; i < m->nreloc; i++) {
         uint64_t v;
         if (!check_slot(reloc[i], m->objects_size)) {
+            free(starts);
             return CDS_CORRUPT(err, m->seg_offset + m->reloc_off + 4ull * i,
                                "module %s: relocation %u: slot 0x%x outside "
                                "objects",
                                name, i, reloc[i]);
         }
         memcpy(&v, seg + reloc[i], 8);
-        if (v < base || v - base >= m->objects_size || (v - base) % 8 != 0) {
+        if (v < base || v - base >= m->objects_size ||
+            (v - base) % CDS_OBJECT_ALIGN != 0 ||
+            !(starts[(v - base) / 8 / 64] >> ((v - base) / 8 % 64) & 1)) {
+            free(starts);
             return CDS_CORRUPT(err, m->seg_offset + reloc[i],
                                "module %s: pointer 0x%llx outside segment",
                                name, (unsigned long long)v);
         }
     }
-    /* S3: external slots and their indices */
+    free(starts);
+    /* S4: external slots and their indices */
     const struct cds_disk_ext *ext = (const void *)(seg + m->ext_off);
     for (uint32_t i = 0; i < m->next; i++) {
         if (!check_slot(ext[i].slot, m->objects_size) ||
@@ -547,25 +616,38 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
                                name, i, ext[i].slot, ext[i].index);
         }
     }
-    /* S4: interned strings and the slots that refer to them */
+    /* S5: interned strings are str objects; the slots that refer to them
+     * point at them (they are relocated through this list, format.md
+     * 5.4) */
     const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
     const uint32_t *refs = (const void *)(seg + m->refs_off);
     for (uint32_t i = 0; i < m->nintern; i++) {
-        if (in[i].object % CDS_OBJECT_ALIGN != 0 ||
-            in[i].object >= m->objects_size ||
+        if (!check_object_at(objtab, m->nobjects, in[i].object,
+                             CDS_OBJ_STR) ||
             !check_range(in[i].first_ref, in[i].nrefs, m->nrefs)) {
             return CDS_CORRUPT(err, m->seg_offset + m->intern_off + 12ull * i,
                                "module %s: intern %u out of range", name, i);
         }
-    }
-    for (uint32_t i = 0; i < m->nrefs; i++) {
-        if (!check_slot(refs[i], m->objects_size)) {
-            return CDS_CORRUPT(err, m->seg_offset + m->refs_off + 4ull * i,
-                               "module %s: reference %u outside objects",
-                               name, i);
+        for (uint32_t j = 0; j < in[i].nrefs; j++) {
+            uint32_t slot = refs[in[i].first_ref + j];
+            uint64_t v;
+            if (!check_slot(slot, m->objects_size)) {
+                return CDS_CORRUPT(err,
+                                   m->seg_offset + m->refs_off +
+                                       4ull * (in[i].first_ref + j),
+                                   "module %s: reference %u outside objects",
+                                   name, in[i].first_ref + j);
+            }
+            memcpy(&v, seg + slot, 8);
+            if (v != base + in[i].object) {
+                return CDS_CORRUPT(err, m->seg_offset + slot,
+                                   "module %s: reference to 0x%llx, not its "
+                                   "string",
+                                   name, (unsigned long long)v);
+            }
         }
     }
-    /* S5: frozenset slots */
+    /* S6: frozenset slots */
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
     for (uint32_t i = 0; i < m->nfrozen; i++) {
         if (!check_slot(frozen[i], m->objects_size)) {

@@ -24,7 +24,7 @@
 
 #define CDS_HEADER_SIZE 1024u   /* format.md 2: header occupies [0, 1024) */
 #define CDS_SEGMENT_ALIGN 64u   /* format.md 4: segment blocks start here */
-#define CDS_OBJECT_ALIGN 16u    /* format.md 5: objects and GC heads */
+#define CDS_OBJECT_ALIGN 8u     /* format.md 5: objects and GC heads */
 #define CDS_MAX_MODULES (1u << 24)
 #define CDS_MAX_NAME 1024u      /* longest module name accepted */
 
@@ -112,12 +112,32 @@ struct cds_disk_module {
     uint32_t nrefs;          /* 116 */
     uint32_t frozen_off;     /* 120: uint32_t[nfrozen] frozenset slots */
     uint32_t nfrozen;        /* 124 */
+    uint32_t objtab_off;     /* 128: uint32_t[nobjects] object table */
+    uint32_t reserved;       /* 132: zero */
 };
 #define CDS_MODULE_PACKAGE 0x1u
-static_assert(sizeof(struct cds_disk_module) == 128, "module entry");
+static_assert(sizeof(struct cds_disk_module) == 136, "module entry");
+
+/* format.md 5.1: the object table, one uint32_t per object in offset
+ * order: the object's offset in the region with its kind in the low
+ * three bits (offsets are multiples of CDS_OBJECT_ALIGN).  Loading writes
+ * the kind's type object into the ob_type field at offset + 8. */
+enum cds_obj_kind {
+    CDS_OBJ_CODE = 0,
+    CDS_OBJ_STR,
+    CDS_OBJ_BYTES,
+    CDS_OBJ_INT,
+    CDS_OBJ_FLOAT,
+    CDS_OBJ_COMPLEX,
+    CDS_OBJ_TUPLE,  /* preceded by a 16-byte zeroed PyGC_Head */
+    CDS_OBJ_NKINDS,
+};
+#define CDS_OBJ_KIND(entry) ((entry) & 7u)
+#define CDS_OBJ_OFFSET(entry) ((entry) & ~7u)
+#define CDS_GC_HEAD_SIZE 16u
 
 /* format.md 5.3: a slot that must point to an object of the running
- * process (a type, a singleton, a small int, a cached 1-char string). */
+ * process (a singleton, a small int, a cached 1-char str or bytes). */
 struct cds_disk_ext {
     uint32_t slot;   /* offset of the pointer slot in the segment */
     uint32_t index;  /* CDS_EXT_* */
@@ -134,14 +154,7 @@ static_assert(sizeof(struct cds_disk_intern) == 12, "intern");
 
 /* format.md 5.3: the external object table, by index. */
 enum {
-    CDS_EXT_TYPE_STR = 0,
-    CDS_EXT_TYPE_BYTES,
-    CDS_EXT_TYPE_INT,
-    CDS_EXT_TYPE_FLOAT,
-    CDS_EXT_TYPE_COMPLEX,
-    CDS_EXT_TYPE_TUPLE,
-    CDS_EXT_TYPE_CODE,
-    CDS_EXT_NONE,
+    CDS_EXT_NONE = 0,
     CDS_EXT_TRUE,
     CDS_EXT_FALSE,
     CDS_EXT_ELLIPSIS,

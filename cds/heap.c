@@ -41,12 +41,15 @@
  * (-QUICKENING_WARMUP_DELAY).  Checked at runtime against a fresh code
  * object in cds_heap_check_runtime(). */
 #define CDS_CODE_WARMUP (-8)
-#define CDS_GC_HEAD 16 /* sizeof(PyGC_Head), checked at runtime */
+#define CDS_GC_HEAD CDS_GC_HEAD_SIZE /* sizeof(PyGC_Head) */
 
 /* PyBytesObject.ob_shash is deprecated (but still the hash cache, right
  * before ob_sval): name its offset without touching the field. */
 #define BYTES_SHASH_OFF (offsetof(PyBytesObject, ob_sval) - sizeof(Py_hash_t))
-#define ALIGN16(n) (((n) + 15u) & ~(uint64_t)15u)
+/* a node kind of the serializer only: archived as a CDS_OBJ_TUPLE of its
+ * items (inv. 7) */
+#define CDS_OBJ_FROZEN CDS_OBJ_NKINDS
+#define ALIGN8(n) (((n) + 7u) & ~(uint64_t)7u)
 
 /* ---------------------------------------------------------------------
  * External objects (format.md 5.3): the same table at dump and load. */
@@ -69,13 +72,6 @@ ext_object(uint32_t index)
         return ext_cache[index];
     }
     switch (index) {
-    case CDS_EXT_TYPE_STR: o = (PyObject *)&PyUnicode_Type; break;
-    case CDS_EXT_TYPE_BYTES: o = (PyObject *)&PyBytes_Type; break;
-    case CDS_EXT_TYPE_INT: o = (PyObject *)&PyLong_Type; break;
-    case CDS_EXT_TYPE_FLOAT: o = (PyObject *)&PyFloat_Type; break;
-    case CDS_EXT_TYPE_COMPLEX: o = (PyObject *)&PyComplex_Type; break;
-    case CDS_EXT_TYPE_TUPLE: o = (PyObject *)&PyTuple_Type; break;
-    case CDS_EXT_TYPE_CODE: o = (PyObject *)&PyCode_Type; break;
     case CDS_EXT_NONE: o = Py_None; break;
     case CDS_EXT_TRUE: o = Py_True; break;
     case CDS_EXT_FALSE: o = Py_False; break;
@@ -162,18 +158,17 @@ ext_index(PyObject *o)
     return -1;
 }
 
-static int
-kind_type_index(int kind)
+/* The type object of an object kind (format.md 5.1). */
+static PyTypeObject *
+kind_type(unsigned kind)
 {
-    switch (kind) {
-    case CDS_KIND_CODE: return CDS_EXT_TYPE_CODE;
-    case CDS_KIND_STR: return CDS_EXT_TYPE_STR;
-    case CDS_KIND_BYTES: return CDS_EXT_TYPE_BYTES;
-    case CDS_KIND_INT: return CDS_EXT_TYPE_INT;
-    case CDS_KIND_FLOAT: return CDS_EXT_TYPE_FLOAT;
-    case CDS_KIND_COMPLEX: return CDS_EXT_TYPE_COMPLEX;
-    default: return CDS_EXT_TYPE_TUPLE; /* tuple, and frozenset items */
-    }
+    static PyTypeObject *const types[CDS_OBJ_NKINDS] = {
+        [CDS_OBJ_CODE] = &PyCode_Type,       [CDS_OBJ_STR] = &PyUnicode_Type,
+        [CDS_OBJ_BYTES] = &PyBytes_Type,     [CDS_OBJ_INT] = &PyLong_Type,
+        [CDS_OBJ_FLOAT] = &PyFloat_Type,     [CDS_OBJ_COMPLEX] = &PyComplex_Type,
+        [CDS_OBJ_TUPLE] = &PyTuple_Type,
+    };
+    return types[kind];
 }
 
 /* ---------------------------------------------------------------------
@@ -419,32 +414,32 @@ static uint64_t
 object_size(PyObject *o, int kind, PyObject *items)
 {
     switch (kind) {
-    case CDS_KIND_CODE:
+    case CDS_OBJ_CODE:
         return offsetof(PyCodeObject, co_code_adaptive) +
                (uint64_t)Py_SIZE(o) * sizeof(_Py_CODEUNIT);
-    case CDS_KIND_STR:
+    case CDS_OBJ_STR:
         if (PyUnicode_IS_ASCII(o)) {
             return sizeof(PyASCIIObject) + (uint64_t)PyUnicode_GET_LENGTH(o) +
                    1;
         }
         return sizeof(PyCompactUnicodeObject) +
                ((uint64_t)PyUnicode_GET_LENGTH(o) + 1) * PyUnicode_KIND(o);
-    case CDS_KIND_BYTES:
+    case CDS_OBJ_BYTES:
         return offsetof(PyBytesObject, ob_sval) +
                (uint64_t)PyBytes_GET_SIZE(o) + 1;
-    case CDS_KIND_INT: {
+    case CDS_OBJ_INT: {
         Py_ssize_t n = Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o);
         return offsetof(PyLongObject, ob_digit) +
                (uint64_t)(n > 0 ? n : 1) * sizeof(digit);
     }
-    case CDS_KIND_FLOAT:
+    case CDS_OBJ_FLOAT:
         return sizeof(PyFloatObject);
-    case CDS_KIND_COMPLEX:
+    case CDS_OBJ_COMPLEX:
         return sizeof(PyComplexObject);
-    case CDS_KIND_TUPLE:
+    case CDS_OBJ_TUPLE:
         return CDS_GC_HEAD + offsetof(PyTupleObject, ob_item) +
                (uint64_t)PyTuple_GET_SIZE(o) * sizeof(PyObject *);
-    case CDS_KIND_FROZENSET:
+    case CDS_OBJ_FROZEN:
         return CDS_GC_HEAD + offsetof(PyTupleObject, ob_item) +
                (uint64_t)PyTuple_GET_SIZE(items) * sizeof(PyObject *);
     }
@@ -481,7 +476,7 @@ visit(struct ser *s, PyObject *o, int depth)
         return 0;
     }
     if (PyCode_Check(o) && Py_IS_TYPE(o, &PyCode_Type)) {
-        kind = CDS_KIND_CODE;
+        kind = CDS_OBJ_CODE;
     }
     else if (PyUnicode_CheckExact(o)) {
         if (PyUnicode_READY(o) < 0) {
@@ -489,25 +484,25 @@ visit(struct ser *s, PyObject *o, int depth)
             return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
                             "str not ready");
         }
-        kind = CDS_KIND_STR;
+        kind = CDS_OBJ_STR;
     }
     else if (PyBytes_CheckExact(o)) {
-        kind = CDS_KIND_BYTES;
+        kind = CDS_OBJ_BYTES;
     }
     else if (PyLong_CheckExact(o)) {
-        kind = CDS_KIND_INT;
+        kind = CDS_OBJ_INT;
     }
     else if (PyFloat_CheckExact(o)) {
-        kind = CDS_KIND_FLOAT;
+        kind = CDS_OBJ_FLOAT;
     }
     else if (PyComplex_CheckExact(o)) {
-        kind = CDS_KIND_COMPLEX;
+        kind = CDS_OBJ_COMPLEX;
     }
     else if (PyTuple_CheckExact(o)) {
-        kind = CDS_KIND_TUPLE;
+        kind = CDS_OBJ_TUPLE;
     }
     else if (PyFrozenSet_CheckExact(o)) {
-        kind = CDS_KIND_FROZENSET;
+        kind = CDS_OBJ_FROZEN;
         items = PySequence_Tuple(o);
         if (items == NULL) {
             PyErr_Clear();
@@ -520,7 +515,7 @@ visit(struct ser *s, PyObject *o, int depth)
                         "constant of type %.100s cannot be archived",
                         Py_TYPE(o)->tp_name);
     }
-    uint64_t size = ALIGN16(object_size(o, kind, items));
+    uint64_t size = ALIGN8(object_size(o, kind, items));
     if (size > UINT32_MAX) {
         Py_XDECREF(items);
         return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
@@ -539,11 +534,14 @@ visit(struct ser *s, PyObject *o, int depth)
     n->items = items;
     n->kind = (uint8_t)kind;
     n->size = (uint32_t)size;
-    n->interned = kind == CDS_KIND_STR && PyUnicode_CHECK_INTERNED(o) != 0;
-    s->out->counts[kind]++;
+    n->interned = kind == CDS_OBJ_STR && PyUnicode_CHECK_INTERNED(o) != 0;
+    if (kind == CDS_OBJ_FROZEN) {
+        s->out->nfrozensets++;
+    }
+    s->out->counts[kind == CDS_OBJ_FROZEN ? CDS_OBJ_TUPLE : kind]++;
 
     switch (kind) {
-    case CDS_KIND_CODE: {
+    case CDS_OBJ_CODE: {
         PyCodeObject *co = (PyCodeObject *)o;
         PyObject *refs[] = {co->co_consts, co->co_names,
                             co->co_exceptiontable, co->co_localsplusnames,
@@ -556,9 +554,9 @@ visit(struct ser *s, PyObject *o, int depth)
         }
         return 0;
     }
-    case CDS_KIND_TUPLE:
+    case CDS_OBJ_TUPLE:
         return visit_tuple_items(s, o, depth);
-    case CDS_KIND_FROZENSET:
+    case CDS_OBJ_FROZEN:
         return visit_tuple_items(s, items, depth);
     }
     return 0;
@@ -613,20 +611,8 @@ emit_ref(struct ser *s, uint32_t slot, PyObject *target)
     struct node *n = &s->nodes[v - 1];
     value = s->addr + n->off;
     memcpy(out->objects + slot, &value, 8);
-    if ((rc = grow((void **)&out->reloc, &s->cap_reloc, out->seg.nreloc + 1,
-                   sizeof(*out->reloc), s->err)) < 0) {
-        return rc;
-    }
-    out->reloc[out->seg.nreloc++] = slot;
-    if (n->kind == CDS_KIND_FROZENSET) {
-        if ((rc = grow((void **)&out->frozen, &s->cap_frozen,
-                       out->seg.nfrozen + 1, sizeof(*out->frozen),
-                       s->err)) < 0) {
-            return rc;
-        }
-        out->frozen[out->seg.nfrozen++] = slot;
-    }
     if (n->interned) {
+        /* listed once, in the refs of its string (format.md 5.4) */
         if ((rc = grow((void **)&s->pend, &s->cap_pend, s->npend + 2,
                        sizeof(*s->pend), s->err)) < 0) {
             return rc;
@@ -634,24 +620,41 @@ emit_ref(struct ser *s, uint32_t slot, PyObject *target)
         s->pend[s->npend++] = v - 1;
         s->pend[s->npend++] = slot;
         n->nrefs++;
+        return 0;
+    }
+    if ((rc = grow((void **)&out->reloc, &s->cap_reloc, out->seg.nreloc + 1,
+                   sizeof(*out->reloc), s->err)) < 0) {
+        return rc;
+    }
+    out->reloc[out->seg.nreloc++] = slot;
+    if (n->kind == CDS_OBJ_FROZEN) {
+        if ((rc = grow((void **)&out->frozen, &s->cap_frozen,
+                       out->seg.nfrozen + 1, sizeof(*out->frozen),
+                       s->err)) < 0) {
+            return rc;
+        }
+        out->frozen[out->seg.nfrozen++] = slot;
     }
     return 0;
 }
 
-/* The common object head: refcount (inv. 1), type (external), ob_size
- * when size >= 0. */
+/* The common object head: refcount (inv. 1), type, ob_size when size >=
+ * 0.  The type is this process's; loading rewrites it only if it moved
+ * (format.md 5.1). */
 static int
 emit_head(struct ser *s, const struct node *n, Py_ssize_t size)
 {
     Py_ssize_t refcnt = CDS_REFCNT;
     uint8_t *p = s->out->objects + n->off;
+    unsigned kind = n->kind == CDS_OBJ_FROZEN ? CDS_OBJ_TUPLE : n->kind;
+    PyTypeObject *type = kind_type(kind);
 
     memcpy(p + offsetof(PyObject, ob_refcnt), &refcnt, sizeof(refcnt));
+    memcpy(p + offsetof(PyObject, ob_type), &type, sizeof(type));
     if (size >= 0) {
         memcpy(p + offsetof(PyVarObject, ob_size), &size, sizeof(size));
     }
-    return emit_ext(s, n->off + (uint32_t)offsetof(PyObject, ob_type),
-                    kind_type_index(n->kind));
+    return 0;
 }
 
 static int
@@ -757,34 +760,34 @@ emit_node(struct ser *s, const struct node *n)
     uint8_t *p = s->out->objects + n->off;
 
     switch (n->kind) {
-    case CDS_KIND_CODE:
+    case CDS_OBJ_CODE:
         return emit_code(s, n);
-    case CDS_KIND_STR:
+    case CDS_OBJ_STR:
         return emit_str(s, n);
-    case CDS_KIND_BYTES: {
+    case CDS_OBJ_BYTES: {
         Py_hash_t h = -1; /* inv. 4 */
         memcpy(p + BYTES_SHASH_OFF, &h, sizeof(h));
         memcpy(p + offsetof(PyBytesObject, ob_sval), PyBytes_AS_STRING(o),
                (size_t)PyBytes_GET_SIZE(o));
         return emit_head(s, n, PyBytes_GET_SIZE(o));
     }
-    case CDS_KIND_INT: {
+    case CDS_OBJ_INT: {
         Py_ssize_t nd = Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o);
         memcpy(p + offsetof(PyLongObject, ob_digit),
                ((PyLongObject *)o)->ob_digit, (size_t)nd * sizeof(digit));
         return emit_head(s, n, Py_SIZE(o));
     }
-    case CDS_KIND_FLOAT:
+    case CDS_OBJ_FLOAT:
         memcpy(p + offsetof(PyFloatObject, ob_fval),
                &((PyFloatObject *)o)->ob_fval, sizeof(double));
         return emit_head(s, n, -1);
-    case CDS_KIND_COMPLEX:
+    case CDS_OBJ_COMPLEX:
         memcpy(p + offsetof(PyComplexObject, cval),
                &((PyComplexObject *)o)->cval, sizeof(Py_complex));
         return emit_head(s, n, -1);
-    case CDS_KIND_TUPLE:
+    case CDS_OBJ_TUPLE:
         return emit_tuple(s, n, o);
-    case CDS_KIND_FROZENSET:
+    case CDS_OBJ_FROZEN:
         return emit_tuple(s, n, n->items); /* inv. 7 */
     }
     return CDS_FAIL(s->err, CDS_ECORRUPT, UINT64_MAX, "bad node kind");
@@ -831,6 +834,7 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *out,
 {
     struct ser s;
     uint64_t off = 0;
+    uint32_t ntab = 0;
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -852,20 +856,28 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *out,
     if ((rc = visit(&s, code, 0)) < 0) {
         goto out;
     }
+    out->objtab = calloc(s.nnodes, sizeof(*out->objtab));
+    if (out->objtab == NULL) {
+        rc = CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+        goto out;
+    }
     /* Layout (DESIGN.md cost model): code objects, which the interpreter
      * writes while running, first; the data they only read after. */
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < s.nnodes; i++) {
             struct node *n = &s.nodes[i];
-            if ((n->kind == CDS_KIND_CODE) != (pass == 0)) {
+            if ((n->kind == CDS_OBJ_CODE) != (pass == 0)) {
                 continue;
             }
-            uint64_t gc = (n->kind == CDS_KIND_TUPLE ||
-                           n->kind == CDS_KIND_FROZENSET)
+            uint64_t gc = (n->kind == CDS_OBJ_TUPLE ||
+                           n->kind == CDS_OBJ_FROZEN)
                               ? CDS_GC_HEAD
                               : 0;
             n->off = (uint32_t)(off + gc);
             off += n->size;
+            /* assigned in increasing order: the table is sorted */
+            out->objtab[ntab++] = n->off |
+                (n->kind == CDS_OBJ_FROZEN ? CDS_OBJ_TUPLE : n->kind);
             if (off > UINT32_MAX - 16) {
                 rc = CDS_FAIL(err, CDS_EUNSUPPORTED, UINT64_MAX,
                               "segment over 4 GiB");
@@ -888,6 +900,7 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *out,
     }
     out->seg.objects = out->objects;
     out->seg.objects_size = (uint32_t)off;
+    out->seg.objtab = out->objtab;
     out->seg.nobjects = s.nnodes;
     out->seg.root_off = s.nodes[0].off; /* visit() put the root first */
     out->seg.reloc = out->reloc;
@@ -917,6 +930,7 @@ cds_heap_segment_clear(cds_heap_segment *seg)
         return;
     }
     free(seg->objects);
+    free(seg->objtab);
     free(seg->reloc);
     free(seg->ext);
     free(seg->intern);
@@ -950,18 +964,33 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     int rc;
 
     *code = NULL;
-    /* 1. internal pointers: one uniform delta, nothing when at base */
+    const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
+    const uint32_t *refs = (const void *)(seg + m->refs_off);
+    /* 1. internal pointers, those to interned strings included: one
+     * uniform delta, nothing at all when mapped at the base */
     if (a->delta != 0) {
         const uint32_t *reloc = (const void *)(seg + m->reloc_off);
-        for (uint32_t i = 0; i < m->nreloc; i++) {
+        for (uint32_t i = 0; i < m->nreloc + m->nrefs; i++) {
+            uint32_t slot = i < m->nreloc ? reloc[i] : refs[i - m->nreloc];
             uint64_t v;
-            memcpy(&v, seg + reloc[i], 8);
+            memcpy(&v, seg + slot, 8);
             v += a->delta;
-            memcpy(seg + reloc[i], &v, 8);
+            memcpy(seg + slot, &v, 8);
         }
     }
-    /* 2. external objects: write only what differs, so pages stay shared
-     * when the interpreter's statics did not move (DESIGN.md) */
+    /* 2. types: write only where the type object moved (PIE builds), so
+     * pages stay shared with the file otherwise (DESIGN.md) */
+    const uint32_t *objtab = (const void *)(seg + m->objtab_off);
+    for (uint32_t i = 0; i < m->nobjects; i++) {
+        uint8_t *slot = seg + CDS_OBJ_OFFSET(objtab[i]) +
+                        offsetof(PyObject, ob_type);
+        PyTypeObject *want = kind_type(CDS_OBJ_KIND(objtab[i])), *have;
+        memcpy(&have, slot, sizeof(have));
+        if (have != want) {
+            memcpy(slot, &want, sizeof(want));
+        }
+    }
+    /* 3. external objects, likewise */
     const struct cds_disk_ext *ext = (const void *)(seg + m->ext_off);
     for (uint32_t i = 0; i < m->next; i++) {
         PyObject *cur = ext_object(ext[i].index);
@@ -977,9 +1006,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             memcpy(seg + ext[i].slot, &want, 8);
         }
     }
-    /* 3. interning (inv. 6): before anything hashes or runs */
-    const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
-    const uint32_t *refs = (const void *)(seg + m->refs_off);
+    /* 4. interning (inv. 6): before anything hashes or runs */
     for (uint32_t i = 0; i < m->nintern; i++) {
         PyObject *s = (PyObject *)(seg + in[i].object);
         PyObject *t = s;
@@ -997,7 +1024,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             }
         }
     }
-    /* 4. frozensets from their item tuples (inv. 7) */
+    /* 5. frozensets from their item tuples (inv. 7) */
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
     for (uint32_t i = 0; i < m->nfrozen; i++) {
         PyObject *items, *fs;

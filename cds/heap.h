@@ -26,20 +26,11 @@ typedef struct cds_heap_segment {
     struct cds_disk_intern *intern;
     uint32_t *refs;
     uint32_t *frozen;
-    /* counts of objects by kind, for reports (index: enum cds_kind) */
-    uint32_t counts[8];
+    uint32_t *objtab;
+    /* objects by kind (enum cds_obj_kind), for reports */
+    uint32_t counts[CDS_OBJ_NKINDS];
+    uint32_t nfrozensets;
 } cds_heap_segment;
-
-enum cds_kind {
-    CDS_KIND_CODE,
-    CDS_KIND_STR,
-    CDS_KIND_BYTES,
-    CDS_KIND_INT,
-    CDS_KIND_FLOAT,
-    CDS_KIND_COMPLEX,
-    CDS_KIND_TUPLE,
-    CDS_KIND_FROZENSET,
-};
 
 /* Fill fp with the running interpreter's build fingerprint (format.md
  * 2.1).  Needs an initialised interpreter; does no imports. */

@@ -165,6 +165,8 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     uint8_t *block;
     int rc;
 
+    e->objtab_off = (uint32_t)off;
+    off += 4ull * seg->nobjects;
     e->reloc_off = (uint32_t)off;
     off += 4ull * seg->nreloc;
     e->ext_off = (uint32_t)off;
@@ -185,6 +187,7 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
         return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
     }
     memcpy(block, seg->objects, seg->objects_size);
+    memcpy(block + e->objtab_off, seg->objtab, 4ull * seg->nobjects);
     memcpy(block + e->reloc_off, seg->reloc, 4ull * seg->nreloc);
     memcpy(block + e->ext_off, seg->ext, 8ull * seg->next);
     memcpy(block + e->intern_off, seg->intern, 12ull * seg->nintern);

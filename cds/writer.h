@@ -25,6 +25,7 @@ struct cds_writer_module {
 struct cds_segment {
     const uint8_t *objects;
     uint32_t objects_size; /* multiple of CDS_OBJECT_ALIGN */
+    const uint32_t *objtab; /* nobjects entries, format.md 5.1 */
     uint32_t nobjects;
     uint32_t root_off;
     const uint32_t *reloc;
