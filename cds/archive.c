@@ -347,11 +347,13 @@ cds_archive_load(cds_archive *a, const void *data, size_t size,
 {
     int rc;
     size_t map_size = a->map_size;
+    bool writable = a->writable;
 
     memset(a, 0, sizeof(*a));
     a->data = (uint8_t *)(uintptr_t)data;
     a->size = size;
     a->map_size = map_size;
+    a->writable = writable;
     if ((rc = load_header(a, expect, err)) < 0) {
         return rc;
     }
@@ -431,6 +433,7 @@ cds_archive_open(cds_archive *a, const char *path, unsigned flags,
         goto out;
     }
     a->map_size = (size_t)st.st_size;
+    a->writable = (prot & PROT_WRITE) != 0;
     rc = cds_archive_load(a, map, (size_t)st.st_size, expect, err);
     if (rc < 0) {
         munmap(map, (size_t)st.st_size);
@@ -479,6 +482,24 @@ cds_archive_find(const cds_archive *a, const char *name, size_t len,
         }
     }
     return CDS_ENOTFOUND;
+}
+
+void
+cds_segment_prefault(const cds_archive *a, uint32_t index)
+{
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+    const struct cds_disk_module *m = &a->modules[index];
+    uintptr_t page = 4096;
+    uintptr_t start = (uintptr_t)(a->data + m->seg_offset) & ~(page - 1);
+    uintptr_t end = (uintptr_t)(a->data + m->seg_offset + m->objects_size);
+
+    if (a->map_size == 0 || !a->writable) {
+        return;
+    }
+    end = (end + page - 1) & ~(page - 1);
+    (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
 }
 
 const char *
@@ -575,21 +596,22 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
                            m->root_off);
     }
     /* S3: every relocated slot holds a pointer to the start of an object
-     * of this segment, at the writer's base (format.md 5.2).  A bitmap of
-     * object starts keeps this O(1) per pointer. */
-    uint64_t *starts = calloc(m->objects_size / 8 / 64 + 1, 8);
-    if (starts == NULL) {
+     * of this segment, at the writer's base (format.md 5.2).  A map of
+     * object starts (kind + 1 per 8-byte unit) keeps every later check
+     * O(1). */
+    uint8_t *kinds = calloc(m->objects_size / CDS_OBJECT_ALIGN + 1, 1);
+    if (kinds == NULL) {
         return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
     }
     for (uint32_t i = 0; i < m->nobjects; i++) {
-        uint32_t u = CDS_OBJ_OFFSET(objtab[i]) / 8;
-        starts[u / 64] |= 1ull << (u % 64);
+        kinds[CDS_OBJ_OFFSET(objtab[i]) / CDS_OBJECT_ALIGN] =
+            (uint8_t)(CDS_OBJ_KIND(objtab[i]) + 1);
     }
     const uint32_t *reloc = (const void *)(seg + m->reloc_off);
     for (uint32_t i = 0; i < m->nreloc; i++) {
         uint64_t v;
         if (!check_slot(reloc[i], m->objects_size)) {
-            free(starts);
+            free(kinds);
             return CDS_CORRUPT(err, m->seg_offset + m->reloc_off + 4ull * i,
                                "module %s: relocation %u: slot 0x%x outside "
                                "objects",
@@ -598,19 +620,19 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
         memcpy(&v, seg + reloc[i], 8);
         if (v < base || v - base >= m->objects_size ||
             (v - base) % CDS_OBJECT_ALIGN != 0 ||
-            !(starts[(v - base) / 8 / 64] >> ((v - base) / 8 % 64) & 1)) {
-            free(starts);
+            kinds[(v - base) / CDS_OBJECT_ALIGN] == 0) {
+            free(kinds);
             return CDS_CORRUPT(err, m->seg_offset + reloc[i],
                                "module %s: pointer 0x%llx outside segment",
                                name, (unsigned long long)v);
         }
     }
-    free(starts);
     /* S4: external slots and their indices */
     const struct cds_disk_ext *ext = (const void *)(seg + m->ext_off);
     for (uint32_t i = 0; i < m->next; i++) {
         if (!check_slot(ext[i].slot, m->objects_size) ||
             !check_ext_index(ext[i].index)) {
+            free(kinds);
             return CDS_CORRUPT(err, m->seg_offset + m->ext_off + 8ull * i,
                                "module %s: external %u: slot 0x%x index %u",
                                name, i, ext[i].slot, ext[i].index);
@@ -622,9 +644,11 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
     const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
     const uint32_t *refs = (const void *)(seg + m->refs_off);
     for (uint32_t i = 0; i < m->nintern; i++) {
-        if (!check_object_at(objtab, m->nobjects, in[i].object,
-                             CDS_OBJ_STR) ||
+        if (in[i].object % CDS_OBJECT_ALIGN != 0 ||
+            in[i].object >= m->objects_size ||
+            kinds[in[i].object / CDS_OBJECT_ALIGN] != CDS_OBJ_STR + 1 ||
             !check_range(in[i].first_ref, in[i].nrefs, m->nrefs)) {
+            free(kinds);
             return CDS_CORRUPT(err, m->seg_offset + m->intern_off + 12ull * i,
                                "module %s: intern %u out of range", name, i);
         }
@@ -632,6 +656,7 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
             uint32_t slot = refs[in[i].first_ref + j];
             uint64_t v;
             if (!check_slot(slot, m->objects_size)) {
+                free(kinds);
                 return CDS_CORRUPT(err,
                                    m->seg_offset + m->refs_off +
                                        4ull * (in[i].first_ref + j),
@@ -640,6 +665,7 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
             }
             memcpy(&v, seg + slot, 8);
             if (v != base + in[i].object) {
+                free(kinds);
                 return CDS_CORRUPT(err, m->seg_offset + slot,
                                    "module %s: reference to 0x%llx, not its "
                                    "string",
@@ -647,6 +673,7 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
             }
         }
     }
+    free(kinds);
     /* S6: frozenset slots */
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
     for (uint32_t i = 0; i < m->nfrozen; i++) {

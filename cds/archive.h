@@ -17,6 +17,7 @@ typedef struct cds_archive {
     uint8_t *data;     /* the image; writable only when mapped so */
     size_t size;
     size_t map_size;   /* non-zero when we own an mmap of data */
+    bool writable;     /* mapped with PROT_WRITE by open() */
     const struct cds_disk_header *header;
     const struct cds_disk_module *modules;
     const uint32_t *slots;
@@ -61,6 +62,14 @@ int cds_archive_find(const cds_archive *a, const char *name, size_t len,
  * before patching. */
 int cds_segment_validate(const cds_archive *a, uint32_t index,
                          cds_error *err);
+
+/* Fault in, writable, the pages of module index's object region in one
+ * system call (MADV_POPULATE_WRITE), before loading writes to them: on
+ * 3.11 nearly every page of a loaded segment is written anyway (reference
+ * counts, interning), and one madvise costs far less than one page fault
+ * per page.  A no-op for images not mapped writable by open(), and on
+ * kernels without the advice. */
+void cds_segment_prefault(const cds_archive *a, uint32_t index);
 
 /* The module's name, origin and search directory (NUL-terminated,
  * inside the image). */

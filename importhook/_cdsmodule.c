@@ -42,6 +42,7 @@ static struct {
     int mode;
     int verbose;
     int warned;
+    int prefault;        /* PYCDSPREFAULT, default on */
     PyObject *glue;      /* the glue's namespace */
     /* SHARE */
     cds_archive archive;
@@ -51,6 +52,7 @@ static struct {
     PyObject *spec_for;
     PyObject *finder;
     Py_ssize_t nserved, nmissed, nstale, nfailed;
+    uint64_t load_ns, find_ns; /* time in segment loading, in find_spec */
     /* TRACE */
     int trace_fd;
     PyObject *traced;    /* set of names written */
@@ -95,6 +97,14 @@ glue_get(const char *name)
 /* ---------------------------------------------------------------------
  * SHARE: the finder and get_code */
 
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static PyObject *
 get_code(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
 {
@@ -125,11 +135,16 @@ get_code(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
     case SEG_BAD:
         Py_RETURN_NONE;
     }
+    uint64_t t0 = now_ns();
     /* inv. 3: validate everything before the first write */
+    if (G.prefault) {
+        cds_segment_prefault(&G.archive, ix);
+    }
     rc = cds_segment_validate(&G.archive, ix, &err);
     if (rc == 0) {
         rc = cds_heap_load(&G.archive, ix, &G.codes[ix], &err);
     }
+    G.load_ns += now_ns() - t0;
     if (rc < 0) {
         G.seg_state[ix] = SEG_BAD;
         G.nfailed++;
@@ -151,9 +166,21 @@ get_code(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
     return Py_NewRef(G.codes[ix]);
 }
 
+static PyObject *find_spec_impl(PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames);
+
 static PyObject *
 finder_find_spec(PyObject *Py_UNUSED(self), PyObject *const *args,
                  Py_ssize_t nargs, PyObject *kwnames)
+{
+    uint64_t t0 = now_ns();
+    PyObject *r = find_spec_impl(args, nargs, kwnames);
+    G.find_ns += now_ns() - t0;
+    return r;
+}
+
+static PyObject *
+find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     Py_ssize_t len;
     const char *name;
@@ -707,6 +734,8 @@ activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         Py_RETURN_NONE;
     }
     G.verbose = verbose != NULL ? atoi(verbose) : 0;
+    const char *pf = getenv("PYCDSPREFAULT");
+    G.prefault = pf == NULL || strcmp(pf, "0") != 0;
     if (strcasecmp(mode, "TRACE") == 0) {
         G.mode = MODE_TRACE;
         activate_trace();
@@ -747,7 +776,7 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         }
     }
     return Py_BuildValue(
-        "{s:s,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:i}", "mode",
+        "{s:s,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:i,s:K,s:K}", "mode",
         modes[G.mode], "active", G.seg_state != NULL ? Py_True : Py_False,
         "served", G.nserved, "missed", G.nmissed, "stale", G.nstale,
         "failed", G.nfailed, "modules",
@@ -755,7 +784,8 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         "segments_loaded", loaded, "segments_bad", bad, "relocated",
         G.seg_state != NULL && !cds_archive_at_base(&G.archive) ? Py_True
                                                                  : Py_False,
-        "warnings", G.warned);
+        "warnings", G.warned, "load_ns", (unsigned long long)G.load_ns,
+        "find_ns", (unsigned long long)G.find_ns);
 }
 
 static PyMethodDef cds_methods[] = {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Install what is missing, build, and run every test: against Debian's
+# /usr/bin/python3.11 (non-PIE) and, where it exists, pyenv's 3.11.7 (PIE
+# with a shared libpython); the unit tests also under ASan/UBSan.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+scripts/deps.sh
+jobs=$(nproc)
+status=0
+
+run() { # name python build-type
+    local dir="$top/build/test-$1"
+    echo "=== pycds tests: $1 ($2, $3)"
+    cmake -S "$top" -B "$dir" -DPYCDS_PYTHON="$2" -DCMAKE_BUILD_TYPE="$3" \
+        >/dev/null
+    cmake --build "$dir" -j "$jobs" >/dev/null
+    shift 3
+    (cd "$dir" && ctest --output-on-failure -j "$jobs" "$@") || status=1
+}
+
+run debian /usr/bin/python3.11 RelWithDebInfo
+pyenv_root=${PYENV_ROOT:-$HOME/.pyenv}
+pie="$pyenv_root/versions/3.11.7/bin/python3.11"
+if [ -x "$pie" ]; then
+    run pie "$pie" RelWithDebInfo
+else
+    echo "=== pycds tests: pie: skipped ($pie not found)"
+fi
+run asan /usr/bin/python3.11 Sanitize -L unit
+exit $status

@@ -1,0 +1,450 @@
+# SPDX-License-Identifier: MIT
+"""Shared helpers for the pycds integration tests.
+
+Every test script is run by CTest with the interpreter the build targets
+and the build's site directory:
+
+    python3.11 test_x.py --python /usr/bin/python3.11 --site BUILD/site
+
+A test creates a `Case`, which owns a fresh temporary directory and runs
+the target interpreter in it in four ways:
+
+  stock   no pycds at all (clean environment, no site dir on PYTHONPATH)
+  trace   PYCDSMODE=TRACE PYCDSLIST=...
+  dump    PYCDSMODE=DUMP PYCDSLIST=... PYCDSARCHIVE=...
+  share   PYCDSMODE=SHARE PYCDSARCHIVE=... (verbose by default)
+
+Results carry stdout, stderr and the exit status, the names the verbose
+lines say were served / missed / not served, and `_cds.stats()` when the
+program includes STATS_HOOK (which writes it to a file at exit, so that
+stdout stays comparable with the stock run).
+
+Checks never stop the test: each failure is printed with its details and
+counted, and `Case.finish()` exits 1 if any failed (0 otherwise, 77 for
+a skip: CTest's SKIP_RETURN_CODE).  The temporary directory is removed
+when the test passed and kept (its path printed) when it failed, or
+always with CDSTEST_KEEP=1.
+"""
+import ast
+import difflib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SKIP = 77
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORKLOADS = os.path.join(HERE, 'workloads')
+
+# Header layout (docs/format.md 2, cds/format.h).
+HEADER_SIZE = 1024
+HEADER_CHECKSUM = slice(24, 32)
+FINGERPRINT = (136, 424)
+ENTRY_SIZE = 136
+
+# Put at the top of a program: at exit, write _cds.stats() (when pycds is
+# active in this process) to $CDSTEST_STATS.  atexit is a builtin module,
+# so this changes nothing about which modules the program imports.
+STATS_HOOK = '''\
+import atexit as _cdstest_atexit
+
+
+def _cdstest_stats():
+    import os, sys
+    path = os.environ.get('CDSTEST_STATS')
+    cds = sys.modules.get('_cds')
+    if path and cds is not None:
+        with open(path, 'w') as f:
+            f.write(repr(cds.stats()))
+
+
+_cdstest_atexit.register(_cdstest_stats)
+'''
+
+# Variables of the caller's environment that would change what a child
+# interpreter does; everything PYCDS* goes too.  PYTHONDONTWRITEBYTECODE
+# is deliberately kept as inherited: tests must pass with and without it.
+_SCRUB = ('PYTHONPATH', 'PYTHONHOME', 'PYTHONSTARTUP', 'PYTHONINSPECT',
+          'PYTHONWARNINGS', 'PYTHONVERBOSE', 'PYTHONPROFILEIMPORTTIME',
+          'PYTHONNOUSERSITE', 'PYTHONSAFEPATH', 'PYTHONHASHSEED',
+          'PYTHONDEVMODE', 'PYTHONTRACEMALLOC', 'PYTHONOPTIMIZE',
+          'PYTHONUSERBASE', 'PYTHONEXECUTABLE', 'PYTHONPYCACHEPREFIX')
+
+
+def _config():
+    python = os.environ.get('CDSTEST_PYTHON')
+    site = os.environ.get('CDSTEST_SITE')
+    args = sys.argv[1:]
+    while args:
+        opt = args.pop(0)
+        if opt == '--python' and args:
+            python = args.pop(0)
+        elif opt == '--site' and args:
+            site = args.pop(0)
+        else:
+            sys.exit('usage: %s --python INTERPRETER --site BUILD/site'
+                     % sys.argv[0])
+    if not python or not site:
+        sys.exit('%s: need --python and --site (or CDSTEST_PYTHON and '
+                 'CDSTEST_SITE)' % sys.argv[0])
+    if not os.path.isdir(site) or not any(
+            n.startswith('_cds.') for n in os.listdir(site)):
+        sys.exit('%s: %s holds no _cds extension: build first'
+                 % (sys.argv[0], site))
+    return os.path.abspath(python), os.path.abspath(site)
+
+
+class Result:
+    """One finished interpreter run."""
+
+    def __init__(self, what, argv, rc, out, err, stats):
+        self.what = what
+        self.argv = argv
+        self.rc = rc
+        self.out = out
+        self.err = err
+        self.stats = stats
+
+    def __repr__(self):
+        return '<%s rc=%s>' % (self.what, self.rc)
+
+    @property
+    def err_lines(self):
+        return self.err.splitlines()
+
+    @property
+    def pycds_lines(self):
+        return [l for l in self.err_lines if l.startswith('pycds: ')]
+
+    @property
+    def program_err(self):
+        """stderr without pycds's own lines."""
+        return '\n'.join(l for l in self.err_lines
+                         if not l.startswith('pycds: '))
+
+    @property
+    def warnings(self):
+        return [l for l in self.err_lines if l.startswith('pycds: warning:')]
+
+    def _verbose(self):
+        served, missing, not_served = [], [], {}
+        for line in self.pycds_lines:
+            parts = line.split(': ', 2)
+            if len(parts) != 3 or parts[1] in ('warning', 'dump', 'archive'):
+                continue
+            name, what = parts[1], parts[2]
+            if what == 'served from archive':
+                served.append(name)
+            elif what == 'not in archive':
+                missing.append(name)
+            elif what.startswith('not served: '):
+                not_served[name] = what[len('not served: '):]
+        return served, missing, not_served
+
+    @property
+    def served_list(self):
+        """Names of 'served from archive' lines, in order (may repeat)."""
+        return self._verbose()[0]
+
+    @property
+    def served(self):
+        return set(self._verbose()[0])
+
+    @property
+    def not_in_archive(self):
+        return set(self._verbose()[1])
+
+    @property
+    def not_served(self):
+        return self._verbose()[2]
+
+    def describe(self, limit=4000):
+        def cut(s):
+            return s if len(s) <= limit else (
+                s[:limit // 2] + '\n[... %d chars ...]\n' % (len(s) - limit)
+                + s[-limit // 2:])
+        return ('    command: %s\n    exit status: %s\n'
+                '    --- stdout ---\n%s\n    --- stderr ---\n%s' %
+                (' '.join(self.argv), self.rc, cut(self.out), cut(self.err)))
+
+
+class Case:
+    """A test's temporary directory, interpreter runs and checks."""
+
+    def __init__(self, name):
+        self.name = name
+        self.python, self.site = _config()
+        self.dir = tempfile.mkdtemp(prefix='pycds-%s-' % name)
+        self.failures = 0
+        self.checks = 0
+        self._runs = 0
+        print('%s: interpreter %s, site %s, dir %s'
+              % (name, self.python, self.site, self.dir))
+
+    # --- files --------------------------------------------------------
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def write(self, rel, text, mode=0o644):
+        p = self.path(rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, 'w') as f:
+            f.write(text)
+        os.chmod(p, mode)
+        return p
+
+    def read(self, rel):
+        with open(self.path(rel)) as f:
+            return f.read()
+
+    def workload(self, name, rel=None, hook=True):
+        """Copy tests/integration/workloads/NAME into the case dir (with
+        STATS_HOOK prepended) and return its path."""
+        with open(os.path.join(WORKLOADS, name)) as f:
+            text = f.read()
+        return self.write(rel or name, (STATS_HOOK if hook else '') + text)
+
+    # --- runs ---------------------------------------------------------
+    def environ(self, extra=None):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith('PYCDS') and k not in _SCRUB}
+        env.pop('CDSTEST_STATS', None)
+        env['PYTHONIOENCODING'] = 'utf-8'
+        env['LC_ALL'] = 'C.UTF-8'
+        if extra:
+            for k, v in extra.items():
+                if v is None:
+                    env.pop(k, None)
+                else:
+                    env[k] = str(v)
+        return env
+
+    def run(self, args, what='run', pycds=True, env=None, cwd=None,
+            stdin=None, timeout=300):
+        """Run the target interpreter with args (a list, without the
+        interpreter); with pycds=True the build's site dir goes first on
+        PYTHONPATH.  Returns a Result; stats are read when the program
+        has STATS_HOOK."""
+        self._runs += 1
+        stats_path = self.path('.stats-%d' % self._runs)
+        extra = dict(env or {})
+        extra['CDSTEST_STATS'] = stats_path
+        if pycds:
+            extra['PYTHONPATH'] = self.site
+        argv = [self.python] + [str(a) for a in args]
+        try:
+            p = subprocess.run(argv, cwd=cwd or self.dir,
+                               env=self.environ(extra),
+                               input=stdin if stdin is not None else '',
+                               capture_output=True, text=True,
+                               errors='replace', timeout=timeout)
+            rc, out, err = p.returncode, p.stdout, p.stderr
+        except subprocess.TimeoutExpired as e:
+            rc = 'timeout after %ss' % timeout
+            out = e.stdout or ''
+            err = e.stderr or ''
+            out = out.decode(errors='replace') if isinstance(out, bytes) \
+                else out
+            err = err.decode(errors='replace') if isinstance(err, bytes) \
+                else err
+        stats = None
+        if os.path.exists(stats_path):
+            with open(stats_path) as f:
+                stats = ast.literal_eval(f.read())
+            os.unlink(stats_path)
+        env_desc = ' '.join('%s=%s' % (k, v) for k, v in sorted(extra.items())
+                            if k.startswith('PYCDS') or k == 'PYTHONPATH')
+        return Result(what, ([env_desc] if env_desc else []) + argv, rc, out,
+                      err, stats)
+
+    def stock(self, args, env=None, **kw):
+        return self.run(args, what='stock', pycds=False, env=env, **kw)
+
+    def trace(self, args, lst='heap.lst', env=None, **kw):
+        e = {'PYCDSMODE': 'TRACE', 'PYCDSLIST': self.path(lst)}
+        e.update(env or {})
+        return self.run(args, what='trace', env=e, **kw)
+
+    def dump(self, lst='heap.lst', archive='heap.img', args=(), env=None,
+             **kw):
+        e = {'PYCDSMODE': 'DUMP', 'PYCDSLIST': self.path(lst),
+             'PYCDSARCHIVE': self.path(archive)}
+        e.update(env or {})
+        return self.run(list(args), what='dump', env=e, **kw)
+
+    def share(self, args, archive='heap.img', verbose=True, relocate=False,
+              env=None, **kw):
+        e = {'PYCDSMODE': 'SHARE', 'PYCDSARCHIVE': self.path(archive)}
+        if verbose:
+            e['PYCDSVERBOSE'] = '1'
+        if relocate:
+            e['PYCDSRELOCATE'] = '1'
+        e.update(env or {})
+        return self.run(args, what='share', env=e, **kw)
+
+    def read_list(self, lst='heap.lst'):
+        names = []
+        for line in self.read(lst).splitlines():
+            line = line.split('#', 1)[0].strip()
+            if line:
+                names.append(line)
+        return names
+
+    def build(self, args, lst='heap.lst', archive='heap.img'):
+        """Trace args, dump the list (with the script, as the docs say),
+        and check both went well.  Returns (trace, dump) results."""
+        t = self.trace(args, lst=lst)
+        self.check(t.rc == 0 and not t.warnings,
+                   'trace run of %s succeeds without warnings' % args[-1], t)
+        self.check(os.path.exists(self.path(lst)) and self.read_list(lst),
+                   'trace wrote a non-empty list %s' % lst, t)
+        script = [a for a in args if str(a).endswith('.py')][:1]
+        d = self.dump(lst=lst, archive=archive, args=script)
+        self.check(d.rc == 0 and os.path.exists(self.path(archive)),
+                   'dump writes %s' % archive, d)
+        self.check(d.out == '', 'dump prints nothing on stdout', d)
+        return t, d
+
+    # --- checks -------------------------------------------------------
+    def check(self, cond, what, *details):
+        self.checks += 1
+        if cond:
+            print('ok: %s' % what)
+            return True
+        self.failures += 1
+        print('FAIL: %s' % what)
+        for d in details:
+            if isinstance(d, Result):
+                print(d.describe())
+            else:
+                print('    %s' % (d,))
+        return False
+
+    def check_equal(self, got, want, what, *details):
+        if got == want:
+            return self.check(True, what)
+        if isinstance(got, str) and isinstance(want, str):
+            diff = '\n'.join(difflib.unified_diff(
+                want.splitlines(), got.splitlines(), 'expected', 'actual',
+                lineterm='', n=2))
+            return self.check(False, what, 'diff (expected -> actual):\n'
+                              + diff[:6000], *details)
+        return self.check(False, what, 'expected: %r' % (want,),
+                          'actual:   %r' % (got,), *details)
+
+    def check_same(self, stock, res, what, stderr=True):
+        """res behaves as stock: same stdout, exit status and (unless
+        stderr=False) the same stderr once pycds's own lines are taken
+        out."""
+        ok = self.check_equal(res.out, stock.out,
+                              '%s: stdout same as stock' % what, res)
+        ok &= self.check_equal(res.rc, stock.rc,
+                               '%s: exit status same as stock' % what, res)
+        if stderr:
+            ok &= self.check_equal(res.program_err, stock.program_err,
+                                   '%s: stderr (without pycds lines) same '
+                                   'as stock' % what, res)
+        return ok
+
+    def check_one_warning(self, res, what):
+        """Exactly one stderr line is pycds's warning (and the only pycds
+        line: run non-verbose)."""
+        w = res.warnings
+        return self.check(len(w) == 1 and len(res.pycds_lines) == 1,
+                          '%s: exactly one "pycds: warning:" line' % what,
+                          'warning lines: %r' % (w,), res)
+
+    def skip(self, reason):
+        print('SKIP: %s' % reason)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        sys.exit(SKIP)
+
+    def has_modules(self, *names):
+        """Can the target interpreter import these (stock)?"""
+        r = self.stock(['-c', 'import ' + ', '.join(names)])
+        return r.rc == 0
+
+    def finish(self):
+        if self.checks == 0:
+            print('FAIL: %s made no checks' % self.name)
+            self.failures += 1
+        keep = os.environ.get('CDSTEST_KEEP') == '1' or self.failures
+        if keep:
+            print('kept %s' % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        print('%s: %d checks, %d failed' % (self.name, self.checks,
+                                            self.failures))
+        sys.exit(1 if self.failures else 0)
+
+
+# --- archive bytes ---------------------------------------------------------
+
+def u32(b, off):
+    return int.from_bytes(b[off:off + 4], 'little')
+
+
+def u64(b, off):
+    return int.from_bytes(b[off:off + 8], 'little')
+
+
+def header(data):
+    """The header fields the tests use (format.md 2)."""
+    return {
+        'file_size': u64(data, 16),
+        'header_checksum': u64(data, 24),
+        'segments_offset': u64(data, 48),
+        'segments_size': u64(data, 56),
+        'index_offset': u64(data, 64),
+        'index_size': u64(data, 72),
+        'nmodules': u32(data, 88),
+        'entries_offset': u64(data, 104),
+        'strings_offset': u64(data, 112),
+    }
+
+
+def modules(data):
+    """name -> (seg_offset, seg_size) from the module table (format.md
+    3.2)."""
+    h = header(data)
+    out = {}
+    for i in range(h['nmodules']):
+        e = h['entries_offset'] + i * ENTRY_SIZE
+        name_off, name_len = u32(data, e + 8), u32(data, e + 12)
+        s = h['strings_offset'] + name_off
+        name = data[s:s + name_len].decode()
+        out[name] = (u64(data, e + 56), u64(data, e + 64))
+    return out
+
+
+def xxh3_64():
+    """XXH3-64 (seed 0) as a function of bytes, or None: the xxhash module
+    if this interpreter has it, else libxxhash through ctypes (the
+    library the build links)."""
+    try:
+        import xxhash
+        return xxhash.xxh3_64_intdigest
+    except ImportError:
+        pass
+    try:
+        import ctypes
+        import ctypes.util
+        name = ctypes.util.find_library('xxhash') or 'libxxhash.so.0'
+        lib = ctypes.CDLL(name)
+        f = lib.XXH3_64bits
+        f.restype = ctypes.c_uint64
+        f.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        return lambda b: f(bytes(b), len(b))
+    except (OSError, AttributeError):
+        return None
+
+
+def reseal(data, hasher):
+    """Recompute the header checksum: XXH3-64 of the 1024-byte header with
+    bytes 24..31 zeroed."""
+    data = bytearray(data)
+    h = bytearray(data[:HEADER_SIZE])
+    h[HEADER_CHECKSUM] = bytes(8)
+    data[HEADER_CHECKSUM] = hasher(bytes(h)).to_bytes(8, 'little')
+    return data

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared declarations of the pycds command-line tool.
+ *
+ * The tool is three files: pycds.c (argument parsing, trace/dump/run,
+ * verify), inspect.c (the inspect report) and yamlio.c, the only includer
+ * of yaml.h, which wraps libyaml's emitter and reads pycds.yaml.  libyaml
+ * returns 1 for success; everything declared here returns 0 or -1, like
+ * the rest of pycds, and the conversion happens inside yamlio.c. */
+#ifndef PYCDS_TOOLS_CLI_H
+#define PYCDS_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit statuses of the tool itself (trace, run and dump pass on the
+ * program's own). */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1   /* the archive is bad, a file cannot be read */
+#define CLI_EXIT_USAGE 2  /* bad arguments or a bad pycds.yaml */
+
+/* ---------------------------------------------------------------------
+ * YAML output (yamlio.c)
+ *
+ * A thin layer over libyaml's emitter.  Errors are sticky, as with
+ * ferror(): after the first failure every call does nothing and returns
+ * -1, and cli_yaml_finish() reports it, so a report can be written as a
+ * straight sequence of calls with one check at the end. */
+
+typedef struct cli_yaml cli_yaml;
+
+/* Start a YAML stream with one document on f.  Returns NULL when out of
+ * memory. */
+cli_yaml *cli_yaml_create(FILE *f);
+
+/* End the document and the stream and flush f.  Returns 0, or -1 with a
+ * one-line message in msg.  Does not free y. */
+int cli_yaml_finish(cli_yaml *y, char *msg, size_t msgsize);
+
+/* Free y; accepts NULL. */
+void cli_yaml_destroy(cli_yaml *y);
+
+/* Block mappings and sequences.  Inside a mapping, keys and values
+ * alternate: cli_yaml_key() then one value (a scalar, a mapping or a
+ * sequence). */
+int cli_yaml_map_begin(cli_yaml *y);
+int cli_yaml_map_end(cli_yaml *y);
+int cli_yaml_seq_begin(cli_yaml *y);
+int cli_yaml_seq_end(cli_yaml *y);
+int cli_yaml_key(cli_yaml *y, const char *key);
+
+/* Scalars.  str() quotes whatever a YAML reader would take for something
+ * other than a string ("true", "1.5", "") and replaces bytes that are not
+ * UTF-8 with U+FFFD; strn() takes a fixed-size field that may lack its
+ * NUL.  u64() and hex() write plain integers, hex() as 0x and 16 digits;
+ * plain() writes text that is already a valid plain scalar (a
+ * timestamp). */
+int cli_yaml_str(cli_yaml *y, const char *s);
+int cli_yaml_strn(cli_yaml *y, const char *s, size_t maxlen);
+int cli_yaml_u64(cli_yaml *y, uint64_t v);
+int cli_yaml_i64(cli_yaml *y, int64_t v);
+int cli_yaml_hex(cli_yaml *y, uint64_t v);
+int cli_yaml_bool(cli_yaml *y, bool v);
+int cli_yaml_plain(cli_yaml *y, const char *text);
+
+/* ---------------------------------------------------------------------
+ * pycds.yaml (yamlio.c)
+ *
+ *   archive: heap.img        # default ARCHIVE of run, dump, inspect, verify
+ *   list: heap.lst           # default LIST of trace and dump
+ *   python: /usr/bin/python3.11   # default --python of dump
+ *   include: [myapp, myapp.*]     # dump keeps only names matching one
+ *   exclude: ["test.*", "*.tests.*"]   # ...and drops names matching one
+ *
+ * Relative paths are relative to the directory of the file. */
+
+struct cli_config {
+    char *path;      /* the file read, or NULL when there was none */
+    char *archive;   /* absolute or as given; NULL when unset */
+    char *list;
+    char *python;
+    char **include;  /* fnmatch(3) patterns on module names */
+    size_t ninclude;
+    char **exclude;
+    size_t nexclude;
+};
+
+/* Read path into c (zeroed first).  Returns 0, or -1 with a one-line
+ * message in msg ("pycds.yaml:3: unknown key 'arhive'").  c owns what it
+ * holds until cli_config_clear(), also on failure. */
+int cli_config_read(struct cli_config *c, const char *path, char *msg,
+                    size_t msgsize);
+
+/* Free what c holds and zero it; accepts a zeroed config. */
+void cli_config_clear(struct cli_config *c);
+
+/* ---------------------------------------------------------------------
+ * inspect (inspect.c) */
+
+struct cli_inspect_options {
+    bool modules;  /* include the per-module list */
+};
+
+/* Write the YAML report of the archive at path to stdout.  Returns an
+ * exit status; on a bad archive prints the one-line error. */
+int cli_inspect(const char *path, const struct cli_inspect_options *opt);
+
+/* Print "pycds: PATH: MESSAGE (STATUS NAME)" on stderr (pycds.c). */
+void cli_report_archive_error(const char *path, const char *message,
+                              int status);
+
+#endif /* PYCDS_TOOLS_CLI_H */
