@@ -176,7 +176,7 @@ load_header(cds_archive *a, const struct cds_disk_fingerprint *expect,
         char why[200];
         if (cds_fingerprint_diff(&h->fingerprint, expect, why, sizeof(why))) {
             return CDS_FAIL(err, CDS_EVERSION, 136,
-                            "built for another interpreter: %s", why);
+                            "fingerprint mismatch: %s", why);
         }
     }
     /* H8: reserved bytes are zero, so they can gain meaning later */

@@ -18,7 +18,6 @@ else:
     _cds._activate()
 
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _here]
-del sys.modules['sitecustomize']
 
 
 def _chain():
@@ -27,6 +26,8 @@ def _chain():
     if spec is not None and spec.loader is not None:
         from importlib.util import module_from_spec
         module = module_from_spec(spec)
+        # the import of this file ends by taking sys.modules['sitecustomize']
+        # as its result: make that the chained module
         sys.modules['sitecustomize'] = module
         spec.loader.exec_module(module)
 

@@ -179,6 +179,7 @@ class Case:
         self.failures = 0
         self.checks = 0
         self._runs = 0
+        self._described = set()
         print('%s: interpreter %s, site %s, dir %s'
               % (name, self.python, self.site, self.dir))
 
@@ -315,7 +316,10 @@ class Case:
         self.failures += 1
         print('FAIL: %s' % what)
         for d in details:
-            if isinstance(d, Result):
+            if isinstance(d, Result) and id(d) in self._described:
+                print('    (%s run: output shown above)' % d.what)
+            elif isinstance(d, Result):
+                self._described.add(id(d))
                 print(d.describe())
             else:
                 print('    %s' % (d,))

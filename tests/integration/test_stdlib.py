@@ -21,8 +21,9 @@ def check_served(t, share, listed, imports, what):
                                         for n in imports if n not in served})
     got = [n for n in listed if n in served]
     t.check(len(got) >= 0.9 * len(listed),
-            '%s: >= 90%% of the %d archived modules served (%d)'
-            % (what, len(listed), len(got)),
+            '%s: >= 90%% of the %d archived modules served (%d; not: %s)'
+            % (what, len(listed), len(got),
+               ' '.join(sorted(set(listed) - served)[:10])),
             'not served: %r' % sorted(set(listed) - served),
             'reasons: %r' % share.not_served)
     t.check(not set(share.not_served) - {'sitecustomize'},
@@ -64,14 +65,15 @@ def run(name, relocate):
     t.check(not [n for n in IMPORTS if n not in listed],
             'trace list has every module of the import list',
             'missing: %r' % [n for n in IMPORTS if n not in listed])
-    t.check(len(listed) == len(set(listed)), 'trace list has no duplicates')
-    t.check(len(listed) > 150, 'trace list is broad (%d modules)'
-            % len(listed))
+    # the subprocess child traces too (it inherits PYCDSMODE), appending
+    # its own names: dump takes each name once
+    listed = list(dict.fromkeys(listed))
     dumped = len(listed)
+    t.check(dumped > 150, 'trace list is broad (%d modules)' % dumped)
     summary = [l for l in dump.err_lines if l.startswith('pycds: dumped ')]
     t.check(summary and summary[0].startswith(
-        'pycds: dumped %d modules (0 skipped' % len(listed)),
-        'dump archives all %d listed modules' % len(listed), dump)
+        'pycds: dumped %d modules (0 skipped' % dumped),
+        'dump archives all %d listed modules' % dumped, dump)
 
     share = t.share([app], relocate=relocate)
     what = 'share (relocated)' if relocate else 'share'
