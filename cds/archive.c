@@ -491,13 +491,27 @@ cds_segment_prefault(const cds_archive *a, uint32_t index)
 #define MADV_POPULATE_WRITE 23
 #endif
     const struct cds_disk_module *m = &a->modules[index];
+    const uint32_t *objtab;
     uintptr_t page = 4096;
     uintptr_t start = (uintptr_t)(a->data + m->seg_offset) & ~(page - 1);
-    uintptr_t end = (uintptr_t)(a->data + m->seg_offset + m->objects_size);
+    uint32_t hot = m->objects_size, i;
 
     if (a->map_size == 0 || !a->writable) {
         return;
     }
+    /* Not validated yet: only bounds from the index (I8) are trusted, and
+     * a wrong table here costs at most a different madvise range.  The
+     * writer puts bytes objects last; they are only read, so leave them
+     * shared. */
+    objtab = (const void *)(a->data + m->seg_offset + m->objtab_off);
+    for (i = m->nobjects; i > 0 && CDS_OBJ_KIND(objtab[i - 1]) == CDS_OBJ_BYTES;
+         i--) {
+        hot = CDS_OBJ_OFFSET(objtab[i - 1]);
+    }
+    if (hot > m->objects_size) {
+        hot = m->objects_size;
+    }
+    uintptr_t end = (uintptr_t)(a->data + m->seg_offset + hot);
     end = (end + page - 1) & ~(page - 1);
     (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
 }

@@ -862,11 +862,17 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *out,
         goto out;
     }
     /* Layout (DESIGN.md cost model): code objects, which the interpreter
-     * writes while running, first; the data they only read after. */
-    for (int pass = 0; pass < 2; pass++) {
+     * writes while running, first; then the constants and names, which
+     * 3.11 writes too (reference counts, cached hashes, interning); bytes
+     * last: line and exception tables are only ever read, so their pages
+     * can stay shared with the file (cds_segment_prefault stops there). */
+    for (int pass = 0; pass < 3; pass++) {
         for (uint32_t i = 0; i < s.nnodes; i++) {
             struct node *n = &s.nodes[i];
-            if ((n->kind == CDS_OBJ_CODE) != (pass == 0)) {
+            int want = n->kind == CDS_OBJ_CODE ? 0
+                       : n->kind == CDS_OBJ_BYTES ? 2
+                                                  : 1;
+            if (want != pass) {
                 continue;
             }
             uint64_t gc = (n->kind == CDS_OBJ_TUPLE ||

@@ -452,3 +452,47 @@ def reseal(data, hasher):
     h[HEADER_CHECKSUM] = bytes(8)
     data[HEADER_CHECKSUM] = hasher(bytes(h)).to_bytes(8, 'little')
     return data
+
+
+def workload_case(name, workload, need, must_serve):
+    """Trace, dump and share workloads/WORKLOAD: output, exit status and
+    stderr as stock, no warning, every name in must_serve served from the
+    archive and at least 90% of the listed modules.  Skips when the
+    interpreter cannot import the modules in need."""
+    t = Case(name)
+    if not t.has_modules(*need):
+        t.skip('%s cannot import %s (Debian packages live in '
+               '/usr/lib/python3/dist-packages)' % (t.python, ', '.join(need)))
+    app = t.workload(workload, 'app.py')
+    stock = t.stock([app])
+    t.check(stock.rc == 0 and stock.out.endswith('done\n'),
+            'stock run succeeds', stock)
+    tr, _ = t.build([app])
+    t.check_same(stock, tr, 'trace')
+    listed = list(dict.fromkeys(t.read_list()))
+    t.check(not [n for n in must_serve if n not in listed],
+            'trace list has %s' % ' '.join(must_serve),
+            'missing: %r' % [n for n in must_serve if n not in listed])
+    share = t.share([app])
+    t.check_same(stock, share, 'share')
+    t.check(not share.warnings, 'share: no warnings', share)
+    served = share.served
+    t.check(not [n for n in must_serve if n not in served],
+            'share: %s served from the archive' % ' '.join(must_serve),
+            'not served: %r' % [n for n in must_serve if n not in served],
+            share.not_served)
+    got = [n for n in listed if n in served]
+    t.check(len(got) >= 0.9 * len(listed),
+            'share: >= 90%% of the %d archived modules served (%d)'
+            % (len(listed), len(got)),
+            'not served: %r' % sorted(set(listed) - served), share.not_served)
+    st = share.stats
+    t.check(st is not None and st['active'] and st['failed'] == 0
+            and st['segments_bad'] == 0 and st['stale'] == 0
+            and st['segments_loaded'] == len(served),
+            'share: stats active, nothing failed, bad or stale', st)
+    quiet = t.share([app], verbose=False)
+    t.check_same(stock, quiet, 'share (quiet)')
+    t.check_equal(quiet.err, stock.err, 'share (quiet): stderr identical',
+                  quiet)
+    return t
