@@ -516,6 +516,26 @@ cds_segment_prefault(const cds_archive *a, uint32_t index)
     (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
 }
 
+void
+cds_segment_release_lists(const cds_archive *a, uint32_t index)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    uintptr_t page = 4096;
+    uintptr_t start = (uintptr_t)(a->data + m->seg_offset + m->objects_size);
+    uintptr_t end = (uintptr_t)(a->data + m->seg_offset + m->seg_size);
+
+    if (a->map_size == 0) {
+        return;
+    }
+    start = (start + page - 1) & ~(page - 1); /* after the last object */
+    end &= ~(page - 1);                       /* before the next segment */
+    if (end > start) {
+        /* the lists are never written, so these pages are still the
+         * file's: dropping them loses nothing */
+        (void)madvise((void *)start, end - start, MADV_DONTNEED);
+    }
+}
+
 const char *
 cds_module_name(const cds_archive *a, uint32_t index)
 {

@@ -71,6 +71,12 @@ int cds_segment_validate(const cds_archive *a, uint32_t index,
  * kernels without the advice. */
 void cds_segment_prefault(const cds_archive *a, uint32_t index);
 
+/* After a segment is loaded: drop the pages that hold only its lists
+ * (object table, relocations, ...), which are never read again, so they
+ * stop counting in the process's resident set.  Only whole pages that
+ * no object of any segment shares; a no-op for unmapped images. */
+void cds_segment_release_lists(const cds_archive *a, uint32_t index);
+
 /* The module's name, origin and search directory (NUL-terminated,
  * inside the image). */
 const char *cds_module_name(const cds_archive *a, uint32_t index);

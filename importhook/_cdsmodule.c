@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 enum { MODE_OFF, MODE_TRACE, MODE_DUMP, MODE_SHARE };
-enum { SEG_UNLOADED = 0, SEG_LOADED, SEG_BAD };
+enum { SEG_UNLOADED = 0, SEG_LOADING, SEG_LOADED, SEG_BAD };
 
 static struct {
     int mode;
@@ -133,8 +133,13 @@ get_code(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
         VERBOSE(1, "pycds: %s: served from archive\n", name);
         return Py_NewRef(G.codes[ix]);
     case SEG_BAD:
+    case SEG_LOADING:
+        /* inv. 3: loading can allocate, so collect garbage, so run a
+         * finalizer that switches threads; another thread asking for the
+         * same segment then imports it normally */
         Py_RETURN_NONE;
     }
+    G.seg_state[ix] = SEG_LOADING;
     uint64_t t0 = now_ns();
     /* inv. 3: validate everything before the first write */
     if (G.prefault) {
@@ -143,6 +148,9 @@ get_code(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
     rc = cds_segment_validate(&G.archive, ix, &err);
     if (rc == 0) {
         rc = cds_heap_load(&G.archive, ix, &G.codes[ix], &err);
+    }
+    if (rc == 0) {
+        cds_segment_release_lists(&G.archive, ix);
     }
     G.load_ns += now_ns() - t0;
     if (rc < 0) {

@@ -1,0 +1,1010 @@
+/* SPDX-License-Identifier: MIT */
+/* pycds: the command-line tool (trace, dump, run, inspect, verify).
+ *
+ * trace, dump and run only arrange an environment and start a program:
+ * the work is done by the _cds extension inside the interpreter, which
+ * reads PYCDSMODE and friends (docs/usage.md).  inspect and verify read
+ * an archive with the format layer alone, without Python.
+ *
+ * Invariants:
+ *  1. trace and run exec the program: its exit status, its signals and
+ *     its pid are its own.  dump waits for the interpreter so that it can
+ *     remove its temporary list and check that an archive was written; it
+ *     exits with the interpreter's status (128 + N for signal N).
+ *  2. Paths put into the environment are absolute, so that they mean the
+ *     same in a program that changes directory or starts others.
+ *  3. A usage error exits 2 with one line saying what is wrong and a usage
+ *     line; a bad archive or an unreadable file exits 1 with one line.
+ *     Nothing else is printed unless asked (-v). */
+#include "cli.h"
+
+#include "archive.h"
+#include "cds.h"
+#include "format.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* from tools/CMakeLists.txt */
+#ifndef PYCDS_VERSION
+#error "PYCDS_VERSION must be defined by the build"
+#endif
+#ifndef PYCDS_DEFAULT_PYTHON
+#error "PYCDS_DEFAULT_PYTHON must be defined by the build"
+#endif
+#ifndef PYCDS_INSTALL_PREFIX
+#error "PYCDS_INSTALL_PREFIX must be defined by the build"
+#endif
+
+#define CONFIG_DEFAULT "pycds.yaml"
+
+/* What one command accepts. */
+enum {
+    OPT_OUTPUT = 1u << 0,   /* -o FILE */
+    OPT_VERBOSE = 1u << 1,  /* -v, -vv */
+    OPT_PYTHON = 1u << 2,   /* --python PY */
+    OPT_RELOCATE = 1u << 3, /* --relocate */
+    OPT_MODULES = 1u << 4,  /* --modules, --no-modules */
+    OPT_COMMAND = 1u << 5,  /* -- COMMAND [ARGS...] */
+};
+
+struct command {
+    const char *name;
+    int (*run)(const struct command *cmd, int argc, char **argv);
+    unsigned options;  /* OPT_* */
+    int npositional;   /* at most this many operands before -- */
+    const char *usage; /* after "pycds " */
+    const char *help;
+};
+
+/* The parsed command line of one command. */
+struct opts {
+    const char *output;
+    const char *python;
+    const char *config;
+    int verbose;
+    bool relocate;
+    bool modules;
+    const char *positional[1];
+    int npositional;
+    char **command; /* NULL-terminated, from argv */
+};
+
+/* --config given before the command name */
+static const char *global_config;
+
+/* ---------------------------------------------------------------------
+ * Messages */
+
+static void usage_line(FILE *f, const struct command *cmd);
+
+/* inv. 3: "pycds: CMD: what" and the command's usage line. */
+static int
+usage_error(const struct command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+usage_error(const struct command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "pycds: ");
+    if (cmd != NULL) {
+        fprintf(stderr, "%s: ", cmd->name);
+    }
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (cmd != NULL) {
+        usage_line(stderr, cmd);
+    }
+    else {
+        fprintf(stderr, "Try 'pycds --help' for more information.\n");
+    }
+    return CLI_EXIT_USAGE;
+}
+
+/* inv. 3: "pycds: what" for a failure that is not the user's syntax. */
+static int
+fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "pycds: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CLI_EXIT_FAIL;
+}
+
+void
+cli_report_archive_error(const char *path, const char *message, int status)
+{
+    fprintf(stderr, "pycds: %s: %s (%s)\n", path, message,
+            cds_status_name(status));
+}
+
+/* ---------------------------------------------------------------------
+ * Paths and the environment */
+
+/* inv. 2: path made absolute against the current directory (not
+ * resolved: symbolic links stay as the user named them).  Returns a
+ * malloc'd string or NULL. */
+static char *
+make_absolute(const char *path)
+{
+    char cwd[PATH_MAX];
+    char *out;
+    size_t n;
+
+    if (path[0] == '/') {
+        return strdup(path);
+    }
+    if (getcwd(cwd, sizeof(cwd)) == NULL) {
+        return NULL;
+    }
+    while (path[0] == '.' && path[1] == '/') {
+        path += 2;
+        while (path[0] == '/') {
+            path++;
+        }
+    }
+    n = strlen(cwd) + 1 + strlen(path) + 1;
+    if ((out = malloc(n)) != NULL) {
+        snprintf(out, n, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/",
+                 path);
+    }
+    return out;
+}
+
+static bool
+check_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static bool
+check_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The directory whose sitecustomize.py activates pycds where it is not
+ * installed (importhook/sitecustomize.py): the build tree's
+ * <builddir>/site next to <builddir>/tools/pycds, else the installed
+ * <prefix>/share/pycds/site.  NULL when neither exists, and then the
+ * installed pycds.pth activates.  Returns a malloc'd string. */
+static char *
+find_activation_dir(void)
+{
+    static const char installed[] = PYCDS_INSTALL_PREFIX "/share/pycds/site";
+    char exe[PATH_MAX], site[PATH_MAX + 32], probe[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char *slash;
+
+    if (n > 0) {
+        exe[n] = '\0';
+        if ((slash = strrchr(exe, '/')) != NULL) {
+            *slash = '\0';
+            snprintf(site, sizeof(site), "%s/../site", exe);
+            snprintf(probe, sizeof(probe), "%s/sitecustomize.py", site);
+            if (check_file(probe)) {
+                char *real = realpath(site, NULL);
+                return real != NULL ? real : strdup(site);
+            }
+        }
+    }
+    if (check_dir(installed)) {
+        return strdup(installed);
+    }
+    return NULL;
+}
+
+static void
+put_env(const char *name, const char *value, int verbose)
+{
+    if (setenv(name, value, 1) != 0) {
+        /* only ENOMEM is possible with these names */
+        fail("cannot set %s: %s", name, strerror(errno));
+        exit(CLI_EXIT_FAIL);
+    }
+    if (verbose >= 1) {
+        fprintf(stderr, "pycds: env %s=%s\n", name, value);
+    }
+}
+
+/* Put the activation directory first on PYTHONPATH, keeping what was
+ * there after it (once: a pycds run inside a pycds run adds nothing). */
+static void
+activate(int verbose)
+{
+    char *dir = find_activation_dir();
+    const char *old = getenv("PYTHONPATH");
+    size_t dlen, n;
+    char *path;
+
+    if (dir == NULL) {
+        if (verbose >= 1) {
+            fprintf(stderr, "pycds: no activation directory; relying on "
+                            "an installed pycds.pth\n");
+        }
+        return;
+    }
+    dlen = strlen(dir);
+    if (old != NULL && strncmp(old, dir, dlen) == 0 &&
+        (old[dlen] == '\0' || old[dlen] == ':')) {
+        free(dir);
+        return;
+    }
+    n = dlen + 1 + (old != NULL ? strlen(old) : 0) + 1;
+    if ((path = malloc(n)) == NULL) {
+        free(dir);
+        fail("out of memory");
+        exit(CLI_EXIT_FAIL);
+    }
+    if (old != NULL && old[0] != '\0') {
+        snprintf(path, n, "%s:%s", dir, old);
+    }
+    else {
+        snprintf(path, n, "%s", dir);
+    }
+    put_env("PYTHONPATH", path, verbose);
+    free(path);
+    free(dir);
+}
+
+static void
+put_verbose(int verbose)
+{
+    char buf[16];
+    if (verbose > 0) {
+        snprintf(buf, sizeof(buf), "%d", verbose);
+        put_env("PYCDSVERBOSE", buf, verbose);
+    }
+}
+
+/* inv. 1: become the program.  Returns only on failure, with the status
+ * a shell would give: 127 not found, 126 found but not runnable. */
+static int
+exec_command(char **command)
+{
+    execvp(command[0], command);
+    int e = errno;
+    fail("%s: %s", command[0], strerror(e));
+    return e == ENOENT ? 127 : 126;
+}
+
+/* ---------------------------------------------------------------------
+ * Arguments */
+
+/* The value of an option that takes one: "--name=V", "-oV", or the next
+ * argument.  NULL (after a usage message) when there is none. */
+static const char *
+option_value(const struct command *cmd, const char *opt, size_t optlen,
+             char **argv, int argc, int *i)
+{
+    const char *a = argv[*i];
+
+    if (a[optlen] == '=' && a[1] == '-') {
+        return a + optlen + 1;
+    }
+    if (a[optlen] != '\0' && a[1] != '-') {
+        return a + optlen;
+    }
+    if (a[optlen] != '\0' || *i + 1 >= argc) {
+        usage_error(cmd, "option %s needs a value", opt);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+/* Does argument a name option opt, alone or as opt=value (long) or
+ * optVALUE (short)? */
+static bool
+check_option(const char *a, const char *opt)
+{
+    size_t n = strlen(opt);
+    if (strncmp(a, opt, n) != 0) {
+        return false;
+    }
+    if (opt[1] == '-') {
+        return a[n] == '\0' || a[n] == '=';
+    }
+    return true;
+}
+
+/* Parse argv (argv[0] is the command name) into o.  Returns -1 after
+ * printing help (exit 0), CLI_EXIT_USAGE after a usage message, or 0. */
+static int
+parse_args(const struct command *cmd, int argc, char **argv, struct opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->modules = true;
+    o->config = global_config;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        unsigned allow = cmd->options;
+
+        if (strcmp(a, "--") == 0) {
+            if (!(allow & OPT_COMMAND)) {
+                return usage_error(cmd, "unexpected '--'");
+            }
+            o->command = argv + i + 1;
+            break;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            if (o->npositional >= cmd->npositional) {
+                return usage_error(cmd, "unexpected argument '%s'%s", a,
+                                   (allow & OPT_COMMAND)
+                                       ? " (put the command after --)"
+                                       : "");
+            }
+            o->positional[o->npositional++] = a;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage_line(stdout, cmd);
+            printf("\n%s", cmd->help);
+            return -1;
+        }
+        if ((allow & OPT_OUTPUT) &&
+            (check_option(a, "-o") || check_option(a, "--output"))) {
+            if ((o->output = option_value(cmd, a[1] == '-' ? "--output" : "-o",
+                                          a[1] == '-' ? 8 : 2, argv, argc,
+                                          &i)) == NULL) {
+                return CLI_EXIT_USAGE;
+            }
+        }
+        else if ((allow & OPT_PYTHON) && check_option(a, "--python")) {
+            if ((o->python = option_value(cmd, "--python", 8, argv, argc,
+                                          &i)) == NULL) {
+                return CLI_EXIT_USAGE;
+            }
+        }
+        else if (check_option(a, "--config")) {
+            if ((o->config = option_value(cmd, "--config", 8, argv, argc,
+                                          &i)) == NULL) {
+                return CLI_EXIT_USAGE;
+            }
+        }
+        else if ((allow & OPT_VERBOSE) && strcmp(a, "--verbose") == 0) {
+            o->verbose++;
+        }
+        else if ((allow & OPT_VERBOSE) && a[1] == 'v' &&
+                 strspn(a + 1, "v") == strlen(a + 1)) {
+            o->verbose += (int)strlen(a + 1);
+        }
+        else if ((allow & OPT_RELOCATE) && strcmp(a, "--relocate") == 0) {
+            o->relocate = true;
+        }
+        else if ((allow & OPT_MODULES) && strcmp(a, "--modules") == 0) {
+            o->modules = true;
+        }
+        else if ((allow & OPT_MODULES) && strcmp(a, "--no-modules") == 0) {
+            o->modules = false;
+        }
+        else {
+            return usage_error(cmd, "unknown option '%s'", a);
+        }
+    }
+    if ((cmd->options & OPT_COMMAND) &&
+        (o->command == NULL || o->command[0] == NULL)) {
+        return usage_error(cmd, "missing COMMAND after --");
+    }
+    return 0;
+}
+
+/* Read --config FILE, or ./pycds.yaml if there is one.  Returns 0 or an
+ * exit status after a message. */
+static int
+read_config(const struct command *cmd, const struct opts *o,
+            struct cli_config *c)
+{
+    char msg[512];
+    const char *path = o->config;
+
+    memset(c, 0, sizeof(*c));
+    if (path == NULL) {
+        if (!check_file(CONFIG_DEFAULT)) {
+            return 0;
+        }
+        path = CONFIG_DEFAULT;
+    }
+    if (cli_config_read(c, path, msg, sizeof(msg)) < 0) {
+        cli_config_clear(c);
+        fprintf(stderr, "pycds: %s: %s\n", cmd->name, msg);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* The operand, else the config's value, made absolute; or a usage error
+ * naming what is missing.  *out is malloc'd. */
+static int
+resolve_path(const struct command *cmd, const char *given,
+             const char *configured, const char *what, char **out)
+{
+    const char *p = given != NULL ? given : configured;
+
+    *out = NULL;
+    if (p == NULL) {
+        return usage_error(cmd, "missing %s", what);
+    }
+    if (p[0] == '\0') {
+        return usage_error(cmd, "empty %s", what);
+    }
+    if ((*out = make_absolute(p)) == NULL) {
+        return fail("%s: %s", p, strerror(errno != 0 ? errno : ENOMEM));
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------
+ * trace */
+
+static int
+run_trace(const struct command *cmd, int argc, char **argv)
+{
+    struct opts o;
+    struct cli_config cfg;
+    char *list = NULL;
+    int rc, fd;
+
+    if ((rc = parse_args(cmd, argc, argv, &o)) != 0) {
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    }
+    if ((rc = read_config(cmd, &o, &cfg)) != 0) {
+        return rc;
+    }
+    rc = resolve_path(cmd, o.output, cfg.list, "-o LIST", &list);
+    cli_config_clear(&cfg);
+    if (rc != 0) {
+        return rc;
+    }
+    /* the hook appends to the list (O_APPEND): create it now so that a
+     * bad path is reported here, not as a warning from inside the
+     * program, and so that a program that imports nothing leaves an
+     * empty list rather than none */
+    fd = open(list, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        rc = fail("%s: cannot open: %s", list, strerror(errno));
+        free(list);
+        return rc;
+    }
+    close(fd);
+    put_env("PYCDSMODE", "TRACE", o.verbose);
+    put_env("PYCDSLIST", list, o.verbose);
+    put_verbose(o.verbose);
+    activate(o.verbose);
+    free(list);
+    return exec_command(o.command);
+}
+
+/* ---------------------------------------------------------------------
+ * dump */
+
+/* Write the names of list that pass include and exclude to a temporary
+ * file; *tmp is its malloc'd path.  Lines are read as the hook reads
+ * them: '#' starts a comment, blanks are ignored. */
+static int
+filter_list(const char *list, const struct cli_config *cfg, int verbose,
+            char **tmp)
+{
+    const char *dir = getenv("TMPDIR");
+    FILE *in = NULL, *out = NULL;
+    char *line = NULL;
+    size_t cap = 0, nin = 0, nout = 0;
+    int fd = -1, rc = CLI_EXIT_FAIL;
+    size_t n;
+
+    n = strlen(dir != NULL && dir[0] != '\0' ? dir : "/tmp") + 32;
+    if ((*tmp = malloc(n)) == NULL) {
+        return fail("out of memory");
+    }
+    snprintf(*tmp, n, "%s/pycds-list.XXXXXX",
+             dir != NULL && dir[0] != '\0' ? dir : "/tmp");
+    if ((in = fopen(list, "r")) == NULL) {
+        fail("%s: cannot open: %s", list, strerror(errno));
+        free(*tmp);
+        *tmp = NULL;
+        goto out;
+    }
+    if ((fd = mkstemp(*tmp)) < 0 || (out = fdopen(fd, "w")) == NULL) {
+        fail("%s: cannot create: %s", *tmp, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(*tmp);
+        }
+        free(*tmp);
+        *tmp = NULL;
+        goto out;
+    }
+    while (getline(&line, &cap, in) >= 0) {
+        char *p = line, *end, *hash = strchr(line, '#');
+        bool keep;
+
+        if (hash != NULL) {
+            *hash = '\0';
+        }
+        p += strspn(p, " \t");
+        end = p + strlen(p);
+        while (end > p && strchr(" \t\r\n", end[-1]) != NULL) {
+            *--end = '\0';
+        }
+        if (*p == '\0') {
+            continue;
+        }
+        nin++;
+        keep = cfg->ninclude == 0;
+        for (size_t i = 0; !keep && i < cfg->ninclude; i++) {
+            keep = fnmatch(cfg->include[i], p, 0) == 0;
+        }
+        for (size_t i = 0; keep && i < cfg->nexclude; i++) {
+            keep = fnmatch(cfg->exclude[i], p, 0) != 0;
+        }
+        if (keep) {
+            fprintf(out, "%s\n", p);
+            nout++;
+        }
+        else if (verbose >= 2) {
+            fprintf(stderr, "pycds: dump: leaving out %s\n", p);
+        }
+    }
+    if (ferror(in)) {
+        fail("%s: cannot read: %s", list, strerror(errno));
+        goto out;
+    }
+    if (fflush(out) != 0 || ferror(out)) {
+        fail("%s: cannot write: %s", *tmp, strerror(errno));
+        goto out;
+    }
+    if (verbose >= 1) {
+        fprintf(stderr,
+                "pycds: dump: %zu of %zu names after include/exclude of %s\n",
+                nout, nin, cfg->path);
+    }
+    rc = 0;
+out:
+    free(line);
+    if (in != NULL) {
+        fclose(in);
+    }
+    if (out != NULL && fclose(out) != 0 && rc == 0) {
+        rc = fail("%s: cannot write: %s", *tmp, strerror(errno));
+    }
+    if (rc != 0 && *tmp != NULL) {
+        unlink(*tmp);
+        free(*tmp);
+        *tmp = NULL;
+    }
+    return rc;
+}
+
+/* Did the file at path change since before (st_ino 0: it did not exist)?
+ * The writer renames a new file into place, so its inode changes. */
+static bool
+check_written(const char *path, const struct stat *before)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return false;
+    }
+    return before->st_ino == 0 || st.st_ino != before->st_ino ||
+           st.st_dev != before->st_dev ||
+           st.st_mtim.tv_sec != before->st_mtim.tv_sec ||
+           st.st_mtim.tv_nsec != before->st_mtim.tv_nsec;
+}
+
+/* Run python with stdin from /dev/null and wait for it.  Returns its
+ * exit status (inv. 1). */
+static int
+spawn_python(const char *python)
+{
+    struct sigaction ign = {.sa_handler = SIG_IGN}, oldint, oldquit;
+    int status;
+    pid_t pid;
+
+    /* as system(3): ^C reaches the interpreter, which decides; we wait
+     * for it so that the temporary list is removed either way */
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &ign, &oldint);
+    sigaction(SIGQUIT, &ign, &oldquit);
+    pid = fork();
+    if (pid < 0) {
+        sigaction(SIGINT, &oldint, NULL);
+        sigaction(SIGQUIT, &oldquit, NULL);
+        return fail("cannot start %s: %s", python, strerror(errno));
+    }
+    if (pid == 0) {
+        char *argv[] = {(char *)(uintptr_t)python, NULL};
+        int fd = open("/dev/null", O_RDONLY);
+        sigaction(SIGINT, &oldint, NULL);
+        sigaction(SIGQUIT, &oldquit, NULL);
+        if (fd < 0 || dup2(fd, STDIN_FILENO) < 0) {
+            fail("cannot open /dev/null: %s", strerror(errno));
+            _exit(126);
+        }
+        if (fd != STDIN_FILENO) {
+            close(fd);
+        }
+        _exit(exec_command(argv));
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            status = -1;
+            break;
+        }
+    }
+    sigaction(SIGINT, &oldint, NULL);
+    sigaction(SIGQUIT, &oldquit, NULL);
+    if (status == -1) {
+        return fail("cannot wait for %s: %s", python, strerror(errno));
+    }
+    if (WIFSIGNALED(status)) {
+        fail("dump: %s killed by signal %d", python, WTERMSIG(status));
+        return 128 + WTERMSIG(status);
+    }
+    return WEXITSTATUS(status);
+}
+
+static int
+run_dump(const struct command *cmd, int argc, char **argv)
+{
+    struct opts o;
+    struct cli_config cfg;
+    struct stat before = {0};
+    char *list = NULL, *archive = NULL, *tmp = NULL;
+    const char *python;
+    int rc;
+
+    if ((rc = parse_args(cmd, argc, argv, &o)) != 0) {
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    }
+    if ((rc = read_config(cmd, &o, &cfg)) != 0) {
+        return rc;
+    }
+    if ((rc = resolve_path(cmd, o.npositional ? o.positional[0] : NULL,
+                           cfg.list, "LIST", &list)) != 0 ||
+        (rc = resolve_path(cmd, o.output, cfg.archive, "-o ARCHIVE",
+                           &archive)) != 0) {
+        goto out;
+    }
+    python = o.python != NULL   ? o.python
+             : cfg.python != NULL ? cfg.python
+                                  : PYCDS_DEFAULT_PYTHON;
+    if (cfg.ninclude != 0 || cfg.nexclude != 0) {
+        if ((rc = filter_list(list, &cfg, o.verbose, &tmp)) != 0) {
+            goto out;
+        }
+    }
+    else if (access(list, R_OK) != 0) {
+        rc = fail("%s: cannot open: %s", list, strerror(errno));
+        goto out;
+    }
+    if (stat(archive, &before) != 0) {
+        memset(&before, 0, sizeof(before));
+    }
+    put_env("PYCDSMODE", "DUMP", o.verbose);
+    put_env("PYCDSLIST", tmp != NULL ? tmp : list, o.verbose);
+    put_env("PYCDSARCHIVE", archive, o.verbose);
+    put_verbose(o.verbose);
+    activate(o.verbose);
+    fflush(NULL);
+    rc = spawn_python(python);
+    if (rc == 0 && !check_written(archive, &before)) {
+        /* the interpreter ran but nothing dumped: no _cds for it */
+        rc = fail("dump: %s exited 0 but did not write %s (is pycds "
+                  "available to this interpreter?)",
+                  python, archive);
+    }
+out:
+    if (tmp != NULL) {
+        unlink(tmp);
+    }
+    free(tmp);
+    free(list);
+    free(archive);
+    cli_config_clear(&cfg);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------
+ * run */
+
+static int
+run_run(const struct command *cmd, int argc, char **argv)
+{
+    struct opts o;
+    struct cli_config cfg;
+    char *archive = NULL;
+    int rc;
+
+    if ((rc = parse_args(cmd, argc, argv, &o)) != 0) {
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    }
+    if ((rc = read_config(cmd, &o, &cfg)) != 0) {
+        return rc;
+    }
+    rc = resolve_path(cmd, o.npositional ? o.positional[0] : NULL,
+                      cfg.archive, "ARCHIVE", &archive);
+    cli_config_clear(&cfg);
+    if (rc != 0) {
+        return rc;
+    }
+    /* a missing or bad archive is not an error here: the hook warns once
+     * and the program runs without it (the archive is a cache) */
+    put_env("PYCDSMODE", "SHARE", o.verbose);
+    put_env("PYCDSARCHIVE", archive, o.verbose);
+    if (o.relocate) {
+        put_env("PYCDSRELOCATE", "1", o.verbose);
+    }
+    put_verbose(o.verbose);
+    activate(o.verbose);
+    free(archive);
+    return exec_command(o.command);
+}
+
+/* ---------------------------------------------------------------------
+ * inspect, verify */
+
+/* The ARCHIVE operand or the config's.  *out is malloc'd. */
+static int
+archive_operand(const struct command *cmd, const struct opts *o,
+                char **out)
+{
+    struct cli_config cfg;
+    int rc;
+
+    *out = NULL;
+    if ((rc = read_config(cmd, o, &cfg)) != 0) {
+        return rc;
+    }
+    if (o->npositional > 0) {
+        *out = strdup(o->positional[0]);
+    }
+    else if (cfg.archive != NULL) {
+        *out = strdup(cfg.archive);
+    }
+    else {
+        cli_config_clear(&cfg);
+        return usage_error(cmd, "missing ARCHIVE");
+    }
+    cli_config_clear(&cfg);
+    return *out == NULL ? fail("out of memory") : 0;
+}
+
+static int
+run_inspect(const struct command *cmd, int argc, char **argv)
+{
+    struct opts o;
+    char *archive;
+    int rc;
+
+    if ((rc = parse_args(cmd, argc, argv, &o)) != 0) {
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    }
+    if ((rc = archive_operand(cmd, &o, &archive)) != 0) {
+        return rc;
+    }
+    struct cli_inspect_options opt = {.modules = o.modules};
+    rc = cli_inspect(archive, &opt);
+    free(archive);
+    return rc;
+}
+
+static int
+run_verify(const struct command *cmd, int argc, char **argv)
+{
+    struct opts o;
+    cds_archive a;
+    cds_error err;
+    char *archive;
+    int rc;
+
+    if ((rc = parse_args(cmd, argc, argv, &o)) != 0) {
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    }
+    if ((rc = archive_operand(cmd, &o, &archive)) != 0) {
+        return rc;
+    }
+    /* the header and index (H1..H12, I1..I8), then every segment
+     * (S1..S8): everything the loader checks except the fingerprint,
+     * which needs the interpreter */
+    rc = cds_archive_open(&a, archive, 0, NULL, &err);
+    for (uint32_t i = 0; rc == 0 && i < a.header->nmodules; i++) {
+        rc = cds_segment_validate(&a, i, &err);
+        if (rc == 0 && o.verbose >= 1) {
+            printf("ok: %s\n", cds_module_name(&a, i));
+        }
+    }
+    if (rc < 0) {
+        cli_report_archive_error(archive, err.message, rc);
+        cds_archive_close(&a);
+        free(archive);
+        return CLI_EXIT_FAIL;
+    }
+    printf("ok: %u modules, %zu bytes\n", a.header->nmodules, a.size);
+    cds_archive_close(&a);
+    free(archive);
+    return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+/* ---------------------------------------------------------------------
+ * help */
+
+static int run_help(const struct command *cmd, int argc, char **argv);
+
+static const struct command commands[] = {
+    {"trace", run_trace, OPT_OUTPUT | OPT_VERBOSE | OPT_COMMAND, 0,
+     "trace -o LIST [-v|-vv] -- COMMAND [ARGS...]",
+     "Run COMMAND with PYCDSMODE=TRACE: every module it imports from a .py\n"
+     "file is appended to LIST, one name a line, in first-import order.\n"
+     "LIST is created if needed and appended to, never truncated, so that\n"
+     "several runs add up; remove it to start afresh.\n"
+     "\n"
+     "  -o, --output LIST  the module list (default: 'list' in pycds.yaml)\n"
+     "  -v, -vv            show what is set; -vv also each traced module\n"},
+    {"dump", run_dump, OPT_OUTPUT | OPT_VERBOSE | OPT_PYTHON, 1,
+     "dump LIST -o ARCHIVE [--python PY] [-v|-vv]",
+     "Run PY with PYCDSMODE=DUMP and no script, stdin from /dev/null: it\n"
+     "compiles the modules named in LIST and writes ARCHIVE (to a\n"
+     "temporary file renamed into place).  Exits with PY's status.\n"
+     "include/exclude patterns in pycds.yaml filter LIST first.\n"
+     "\n"
+     "  -o, --output ARCHIVE  the archive to write (default: 'archive' in\n"
+     "                        pycds.yaml)\n"
+     "  --python PY           interpreter (default: 'python' in pycds.yaml,\n"
+     "                        else " PYCDS_DEFAULT_PYTHON ")\n"
+     "  -v, -vv               show what is set and each module dumped\n"},
+    {"run", run_run, OPT_VERBOSE | OPT_RELOCATE | OPT_COMMAND, 1,
+     "run ARCHIVE [--relocate] [-v|-vv] -- COMMAND [ARGS...]",
+     "Run COMMAND with PYCDSMODE=SHARE: Python imports the modules that\n"
+     "ARCHIVE holds from it.  COMMAND replaces pycds (exec): its exit\n"
+     "status and signals are its own.  A missing, stale or bad archive\n"
+     "costs one warning and the program runs as without pycds.\n"
+     "\n"
+     "  --relocate  never map at the archive's preferred address (testing)\n"
+     "  -v, -vv     PYCDSVERBOSE=1 or 2: where each import came from\n"},
+    {"inspect", run_inspect, OPT_MODULES, 1,
+     "inspect ARCHIVE [--no-modules]",
+     "Describe ARCHIVE as YAML on stdout: header, build fingerprint, totals\n"
+     "(objects by kind, relocations, sizes) and one entry per module.\n"
+     "Segments are not checked; use verify for that.\n"
+     "\n"
+     "  --no-modules  leave out the per-module list (--modules: keep it)\n"},
+    {"verify", run_verify, OPT_VERBOSE, 1, "verify ARCHIVE [-v]",
+     "Check ARCHIVE completely without running Python: header, index,\n"
+     "checksums and every module's segment.  Prints 'ok: N modules, M\n"
+     "bytes' and exits 0, or names the first problem and exits 1.  The\n"
+     "build fingerprint is not compared: an interpreter does that at load.\n"
+     "\n"
+     "  -v  also print each module as it passes\n"},
+    {"help", run_help, 0, 1, "help [COMMAND]",
+     "Show the help of pycds or of one command.\n"},
+    {NULL, NULL, 0, 0, NULL, NULL},
+};
+
+static const struct command *
+find_command(const char *name)
+{
+    for (const struct command *c = commands; c->name != NULL; c++) {
+        if (strcmp(c->name, name) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void
+usage_line(FILE *f, const struct command *cmd)
+{
+    fprintf(f, "usage: pycds %s\n", cmd->usage);
+}
+
+static void
+print_help(FILE *f)
+{
+    fprintf(f,
+            "usage: pycds [--config FILE] COMMAND [ARGS...]\n"
+            "\n"
+            "Start CPython faster by serving code objects from a "
+            "memory-mapped archive.\n"
+            "\n"
+            "Commands:\n");
+    for (const struct command *c = commands; c->name != NULL; c++) {
+        fprintf(f, "  pycds %s\n", c->usage);
+    }
+    fprintf(f,
+            "\n"
+            "Typical use:\n"
+            "  pycds trace -o heap.lst -- python3.11 app.py\n"
+            "  pycds dump heap.lst -o heap.img\n"
+            "  pycds run heap.img -- python3.11 app.py\n"
+            "\n"
+            "Options for every command:\n"
+            "  --config FILE  settings (archive, list, python, include, "
+            "exclude);\n"
+            "                 default ./" CONFIG_DEFAULT " if present\n"
+            "  -h, --help     help of the command\n"
+            "\n"
+            "  pycds --version | --help | help COMMAND\n"
+            "\n"
+            "Environment (what trace, dump and run set): PYCDSMODE, "
+            "PYCDSLIST,\n"
+            "PYCDSARCHIVE, PYCDSRELOCATE, PYCDSVERBOSE; see docs/usage.md.\n");
+}
+
+static int
+run_help(const struct command *cmd, int argc, char **argv)
+{
+    const struct command *about;
+    struct opts o;
+    int rc;
+
+    if ((rc = parse_args(cmd, argc, argv, &o)) != 0) {
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    }
+    if (o.npositional == 0) {
+        print_help(stdout);
+        return CLI_EXIT_OK;
+    }
+    if ((about = find_command(o.positional[0])) == NULL) {
+        return usage_error(cmd, "unknown command '%s'", o.positional[0]);
+    }
+    usage_line(stdout, about);
+    printf("\n%s", about->help);
+    return CLI_EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+    const struct command *cmd;
+    int i = 1;
+
+    /* options before the command name */
+    while (i < argc && argv[i][0] == '-') {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            print_help(stdout);
+            return CLI_EXIT_OK;
+        }
+        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("pycds %s (archive format %u)\n", PYCDS_VERSION,
+                   CDS_FORMAT_VERSION);
+            return CLI_EXIT_OK;
+        }
+        if (check_option(a, "--config")) {
+            if ((global_config = option_value(NULL, "--config", 8, argv,
+                                              argc, &i)) == NULL) {
+                return CLI_EXIT_USAGE;
+            }
+            i++;
+            continue;
+        }
+        return usage_error(NULL, "unknown option '%s'", a);
+    }
+    if (i >= argc) {
+        return usage_error(NULL, "missing command");
+    }
+    if ((cmd = find_command(argv[i])) == NULL) {
+        return usage_error(NULL, "unknown command '%s'", argv[i]);
+    }
+    return cmd->run(cmd, argc - i, argv + i);
+}
