@@ -866,12 +866,14 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *out,
      * 3.11 writes too (reference counts, cached hashes, interning); bytes
      * last: line and exception tables are only ever read, so their pages
      * can stay shared with the file (cds_segment_prefault stops there). */
-    for (int pass = 0; pass < 3; pass++) {
+    for (int pass = 0; pass < 4; pass++) {
         for (uint32_t i = 0; i < s.nnodes; i++) {
             struct node *n = &s.nodes[i];
             int want = n->kind == CDS_OBJ_CODE ? 0
-                       : n->kind == CDS_OBJ_BYTES ? 2
-                                                  : 1;
+                       : n->kind == CDS_OBJ_BYTES ? 3
+                       : n->kind == CDS_OBJ_TUPLE || n->kind == CDS_OBJ_FROZEN
+                           ? 2
+                           : 1;
             if (want != pass) {
                 continue;
             }

@@ -230,13 +230,13 @@ find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     const struct cds_disk_module *m = &G.archive.modules[ix];
     const char *origin = cds_module_origin(&G.archive, ix);
     /* never stale: the same stat the path finder's loader would make */
-    if (stat(origin, &st) != 0 || (uint64_t)st.st_size != m->source_size ||
+    int gone = stat(origin, &st) != 0;
+    if (gone || (uint64_t)st.st_size != m->source_size ||
         (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
             m->source_mtime_ns) {
         G.nstale++;
         VERBOSE(1, "pycds: %s: not served: source %s %s since the dump\n",
-                name, origin,
-                errno == ENOENT ? "removed" : "changed");
+                name, origin, gone ? "gone" : "changed");
         Py_RETURN_NONE;
     }
     PyObject *a[4];

@@ -37,7 +37,10 @@ def spec_for(name, path, origin, search):
             if type(finder) is FileFinder and (
                     finder.path == search or finder.path.rstrip('/') == search):
                 break
-            if finder.find_spec(name) is not None:
+            spec = finder.find_spec(name)
+            # a namespace portion (no loader) does not shadow: PathFinder
+            # keeps looking for a regular module or package
+            if spec is not None and spec.loader is not None:
                 return 'shadowed by sys.path entry %r' % (entry,)
         else:
             return 'directory %s is not on sys.path' % search

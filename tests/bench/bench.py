@@ -198,7 +198,24 @@ def machine_info(python, runner, env):
     info['python'] = python
     info['python_version'] = r['stdout'].strip()
     info['loadavg_start'] = os.getloadavg()
+    info['source'] = source_revision(runner, env)
     return info
+
+
+def source_revision(runner, env):
+    """The commit of the pycds checkout, and whether it has changes (the
+    build directory may of course be older than either)."""
+    git = shutil.which('git')
+    if not git:
+        return 'unknown'
+    r = runner.run([git, '-C', REPO, 'rev-parse', '--short', 'HEAD'], env,
+                   check=False)
+    if r['rc'] != 0:
+        return 'unknown'
+    rev = r['stdout'].strip()
+    r = runner.run([git, '-C', REPO, 'status', '--porcelain',
+                    '--untracked-files=no'], env, check=False)
+    return rev + ('+changes' if r['stdout'].strip() else '')
 
 
 class Workload:
@@ -235,12 +252,15 @@ def prepare(w, python, site, runner, env_stock, log):
     w.info['pyc_files'] = int(kv['pyc_files'])
     w.info['pyc_bytes'] = int(kv['pyc_bytes'])
     missing = [m for m in kv['pyc_missing'].split(',') if m != '-']
+    stale = [m for m in kv['pyc_stale'].split(',') if m != '-']
     w.info['pyc_missing'] = missing
+    w.info['pyc_stale'] = stale
     w.info['archive_bytes'] = os.path.getsize(w.img)
-    if missing:
-        log('warning: %s: %d traced modules have no .pyc cache (stock pays '
-            'compilation for them): %s' % (w.name, len(missing),
-                                           ', '.join(missing[:10])))
+    if missing or stale:
+        log('warning: %s: %d traced modules have no .pyc cache and %d an '
+            'out-of-date one (stock pays compilation for them): %s'
+            % (w.name, len(missing), len(stale),
+               ', '.join((missing + stale)[:10])))
 
 
 def check_share(w, arm, r):
@@ -316,7 +336,7 @@ def report(results, startup, info, args, out):
     w = out.write
     w('\npycds benchmark\n')
     w('  python   %s (%s)\n' % (info['python'], info['python_version']))
-    w('  build    %s\n' % args.build)
+    w('  build    %s (source %s)\n' % (args.build, info['source']))
     w('  machine  %s CPUs (%s usable), %s, %s\n'
       % (info['nproc'], info.get('cpus_usable', '?'), info.get('cpu', '?'),
          info['kernel']))
@@ -343,11 +363,14 @@ def report(results, startup, info, args, out):
                      fmt(m['ratio'], 3),
                      '' if t is None else '<=%.2f' % t, met))
         i = res['info']
-        w('%-7s   %s; archive: %d modules, %s served/%s missed in a SHARE '
-          'run; %d traced, %d with a .pyc\n'
-          % ('', res['desc'], int(i.get('archive_modules', 0)),
-             i.get('served', '?'), i.get('missed', '?'), i['listed'],
-             i['pyc_files']))
+        w('%-7s   %s: %d modules traced, %d with a valid .pyc; archive of '
+          '%s modules; a SHARE run: %s served, %s missed; limit: %s '
+          'preloaded, %s served\n'
+          % ('', res['desc'], i['listed'],
+             i['pyc_files'] - len(i['pyc_stale']),
+             i.get('archive_modules', '?'), i.get('served', '?'),
+             i.get('missed', '?'), i.get('limit_preloaded', '-'),
+             i.get('limit_served', '-')))
     w('  (ratio: pycds/stock of medians; "limit" = every code object '
       'already in memory, only module bodies run)\n')
     w('  (peak RSS: the harness itself peaked at %.1f MB; a child\'s peak '
@@ -560,6 +583,7 @@ def run_all(args, names, python, site, so, tmp, log):
         w.info['served'] = kv.get('served')
         w.info['missed'] = kv.get('missed')
         if 'limit' in s:
+            w.info['limit_preloaded'] = s['limit'][0]['kv']['limit_preloaded']
             w.info['limit_served'] = s['limit'][0]['kv']['limit_served']
         results[name] = {'desc': desc, 'info': w.info, 'samples': s,
                          'metrics': workload_metrics(name, s, w.info),

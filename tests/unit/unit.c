@@ -214,3 +214,12 @@ unit_writer_add(cds_writer *w, uint64_t base,
     unit_segment_init(&u, base + cds_writer_next_offset(w), variant);
     return cds_writer_add(w, m, &u.seg, err);
 }
+
+void
+unit_check_error(const cds_error *err, int rc)
+{
+    assert_status(err->status, rc);
+    assert_true(err->line > 0);
+    assert_true(err->message[0] != '\0');
+    assert_null(strchr(err->message, '\n'));
+}

@@ -25,6 +25,22 @@
 
 #define UNIT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Fail with both statuses named, not as two unsigned hex numbers. */
+#define assert_status(rc, want)                                             \
+    do {                                                                    \
+        int rc_ = (rc), want_ = (want);                                     \
+        if (rc_ != want_) {                                                 \
+            print_error("status %d (%s), expected %d (%s)\n", rc_,          \
+                        cds_status_name(rc_), want_,                        \
+                        cds_status_name(want_));                            \
+            fail();                                                         \
+        }                                                                   \
+    } while (0)
+
+/* A failed call filled err consistently: the status it returned, the
+ * line that reported it, a one-line message. */
+void unit_check_error(const cds_error *err, int rc);
+
 /* A preferred base for test archives.  Not CDS_DEFAULT_BASE: under
  * AddressSanitizer that address lies in ASan's shadow memory (x86-64
  * shadow is [0x02008fff7000, 0x10007fff7fff]), so MAP_FIXED_NOREPLACE at

@@ -14,7 +14,9 @@
 #   _bench_helper.py pycsizes LIST
 #       For each module in LIST: the spec's origin and
 #       cache_from_source(origin); print the total size of the .pyc files
-#       that exist and the names of modules that have none.
+#       that exist, the names of modules that have none and of those whose
+#       (timestamp-based) .pyc does not match the source, so that the
+#       interpreter would not use it.
 #
 # Neither mode imports anything beyond what the interpreter has already
 # loaded at startup: module specs are found the way importlib finds them,
@@ -105,19 +107,33 @@ def limit(list_path, script):
 
 def pycsizes(list_path):
     names = read_list(list_path)
+    from _frozen_importlib_external import _path_stat
     total = 0
     found = 0
     missing = []
+    stale = []
     for name, spec in source_specs(names):
         try:
             cached = cache_from_source(spec.origin)
             with open(cached, 'rb') as f:
+                header = f.read(16)
                 total += f.seek(0, 2)
             found += 1
         except OSError:
             missing.append(name)
-    print('pycds-bench listed=%d pyc_files=%d pyc_bytes=%d pyc_missing=%s'
-          % (len(names), found, total, ','.join(missing) or '-'))
+            continue
+        # A timestamp-based .pyc (flags 0) is used only if it records the
+        # source's mtime and size; otherwise the stock run recompiles.
+        if int.from_bytes(header[4:8], 'little') == 0:
+            st = _path_stat(spec.origin)
+            if (int.from_bytes(header[8:12], 'little')
+                    != int(st.st_mtime) & 0xFFFFFFFF
+                    or int.from_bytes(header[12:16], 'little')
+                    != st.st_size & 0xFFFFFFFF):
+                stale.append(name)
+    print('pycds-bench listed=%d pyc_files=%d pyc_bytes=%d pyc_missing=%s '
+          'pyc_stale=%s' % (len(names), found, total,
+                            ','.join(missing) or '-', ','.join(stale) or '-'))
 
 
 if __name__ == '__main__':
