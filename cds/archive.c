@@ -180,7 +180,7 @@ load_header(cds_archive *a, const struct cds_disk_fingerprint *expect,
         }
     }
     /* H8: reserved bytes are zero, so they can gain meaning later */
-    if (h->reserved0 != 0 || h->flags != 0 ||
+    if (h->reserved0 != 0 || h->flags != 0 || h->reserved1 != 0 ||
         !check_zero(h->reserved, sizeof(h->reserved))) {
         return CDS_CORRUPT(err, 128, "reserved header bytes are not zero");
     }
@@ -202,6 +202,32 @@ load_header(cds_archive *a, const struct cds_disk_fingerprint *expect,
         return CDS_CORRUPT(err, 64, "index [0x%llx, +0x%llx) outside file",
                            (unsigned long long)h->index_offset,
                            (unsigned long long)h->index_size);
+    }
+    /* H11: the string pool between segments and index (format.md 4.1) */
+    uint64_t seg_end = h->segments_offset + h->segments_size;
+    if (h->pool_block_size != CDS_POOL_BLOCK ||
+        h->pool_offset < seg_end || h->pool_offset % CDS_SEGMENT_ALIGN ||
+        !check_range(h->pool_offset, h->pool_size, h->index_offset)) {
+        return CDS_CORRUPT(err, 424, "string pool [0x%llx, +0x%llx) outside "
+                           "its place",
+                           (unsigned long long)h->pool_offset,
+                           (unsigned long long)h->pool_size);
+    }
+    if (h->pool_count == 0) {
+        if (h->pool_size != 0 || h->pool_objects_size != 0 ||
+            h->pool_table_off != 0 || h->pool_sums_off != 0 ||
+            h->pool_sums_checksum != 0) {
+            return CDS_CORRUPT(err, 448, "empty string pool with contents");
+        }
+        return 0;
+    }
+    uint64_t covered = (uint64_t)h->pool_objects_size + 4ull * h->pool_count;
+    uint64_t nblocks = (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
+    if (h->pool_objects_size % CDS_OBJECT_ALIGN != 0 ||
+        h->pool_table_off != h->pool_objects_size ||
+        h->pool_sums_off != (covered + 7) / 8 * 8 ||
+        h->pool_size != (uint64_t)h->pool_sums_off + 8 * nblocks) {
+        return CDS_CORRUPT(err, 448, "string pool layout inconsistent");
     }
     return 0;
 }
@@ -244,6 +270,13 @@ load_index(cds_archive *a, cds_error *err)
         h->index_checksum) {
         return CDS_FAIL(err, CDS_ECHECKSUM, h->index_offset,
                         "index checksum mismatch");
+    }
+    /* I3b: the pool's block checksums (its blocks are checked on use) */
+    if (h->pool_count != 0 &&
+        cds_hash(a->data + h->pool_offset + h->pool_sums_off,
+                 h->pool_size - h->pool_sums_off) != h->pool_sums_checksum) {
+        return CDS_FAIL(err, CDS_ECHECKSUM, h->pool_offset + h->pool_sums_off,
+                        "string pool checksums mismatch");
     }
     a->slots = (const uint32_t *)(const void *)(a->data + h->slots_offset);
     a->modules =
@@ -308,6 +341,12 @@ load_index(cds_archive *a, cds_error *err)
             !check_range(m->objtab_off, n, s) || m->reserved != 0) {
             return CDS_CORRUPT(err, at + 128, "entry %u: bad object table",
                                i);
+        }
+        check_mul(m->nshared, sizeof(struct cds_disk_shared), &n);
+        if (m->shared_off % 4 || m->shared_off < m->objects_size ||
+            !check_range(m->shared_off, n, s)) {
+            return CDS_CORRUPT(err, at + 132, "entry %u: bad pool reference "
+                               "list", i);
         }
         check_mul(m->nreloc, 4, &n);
         if (m->reloc_off % 4 || m->reloc_off < m->objects_size ||
@@ -482,6 +521,83 @@ cds_archive_find(const cds_archive *a, const char *name, size_t len,
         }
     }
     return CDS_ENOTFOUND;
+}
+
+/* Check pool block b once (P2). */
+static int
+check_pool_block(const cds_archive *a, uint64_t b, uint8_t *block_ok,
+                 cds_error *err)
+{
+    const struct cds_disk_header *h = a->header;
+    const uint8_t *pool = a->data + h->pool_offset;
+    uint64_t covered = (uint64_t)h->pool_objects_size + 4ull * h->pool_count;
+    uint64_t start = b * CDS_POOL_BLOCK, sum;
+
+    if (block_ok[b]) {
+        return 0;
+    }
+    uint64_t len = covered - start < CDS_POOL_BLOCK ? covered - start
+                                                     : CDS_POOL_BLOCK;
+    memcpy(&sum, pool + h->pool_sums_off + 8 * b, 8);
+    if (cds_hash(pool + start, len) != sum) {
+        return CDS_FAIL(err, CDS_ECHECKSUM, h->pool_offset + start,
+                        "string pool block %llu checksum mismatch",
+                        (unsigned long long)b);
+    }
+    block_ok[b] = 1;
+    return 0;
+}
+
+int
+cds_pool_find(const cds_archive *a, uint32_t index, uint8_t *block_ok,
+              uint32_t *off, uint32_t *extent, cds_error *err)
+{
+    const struct cds_disk_header *h = a->header;
+    const uint8_t *pool = a->data + h->pool_offset;
+    uint64_t t = (uint64_t)h->pool_table_off + 4ull * index;
+    uint32_t start, end;
+    int rc;
+
+    /* P1: the index names a string */
+    if (index >= h->pool_count) {
+        return CDS_CORRUPT(err, h->pool_offset, "pool index %u of %u", index,
+                           h->pool_count);
+    }
+    /* P2: the table entries and the string's bytes are the ones written */
+    if ((rc = check_pool_block(a, t / CDS_POOL_BLOCK, block_ok, err)) < 0 ||
+        (index + 1 < h->pool_count &&
+         (rc = check_pool_block(a, (t + 4) / CDS_POOL_BLOCK, block_ok,
+                                err)) < 0)) {
+        return rc;
+    }
+    memcpy(&start, pool + t, 4);
+    end = h->pool_objects_size;
+    if (index + 1 < h->pool_count) {
+        memcpy(&end, pool + t + 4, 4);
+    }
+    /* P3: strings are in table order, aligned, inside the region */
+    if (start % CDS_OBJECT_ALIGN != 0 || start >= end ||
+        end > h->pool_objects_size) {
+        return CDS_CORRUPT(err, h->pool_offset + t,
+                           "pool string %u at 0x%x..0x%x", index, start, end);
+    }
+    for (uint64_t b = start / CDS_POOL_BLOCK; b <= (end - 1) / CDS_POOL_BLOCK;
+         b++) {
+        if ((rc = check_pool_block(a, b, block_ok, err)) < 0) {
+            return rc;
+        }
+    }
+    *off = start;
+    *extent = end - start;
+    return 0;
+}
+
+uint64_t
+cds_pool_nblocks(const cds_archive *a)
+{
+    const struct cds_disk_header *h = a->header;
+    uint64_t covered = (uint64_t)h->pool_objects_size + 4ull * h->pool_count;
+    return (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
 }
 
 void
@@ -708,6 +824,20 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
         }
     }
     free(kinds);
+    /* S7: pool references: slots hold 0 until loading (format.md 5.5) */
+    const struct cds_disk_shared *sh = (const void *)(seg + m->shared_off);
+    for (uint32_t i = 0; i < m->nshared; i++) {
+        uint64_t v = 1;
+        if (check_slot(sh[i].slot, m->objects_size)) {
+            memcpy(&v, seg + sh[i].slot, 8);
+        }
+        if (v != 0 || sh[i].index >= a->header->pool_count) {
+            return CDS_CORRUPT(err, m->seg_offset + m->shared_off + 8ull * i,
+                               "module %s: pool reference %u: slot 0x%x "
+                               "index %u",
+                               name, i, sh[i].slot, sh[i].index);
+        }
+    }
     /* S6: frozenset slots */
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
     for (uint32_t i = 0; i < m->nfrozen; i++) {

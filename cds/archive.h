@@ -63,6 +63,17 @@ int cds_archive_find(const cds_archive *a, const char *name, size_t len,
 int cds_segment_validate(const cds_archive *a, uint32_t index,
                          cds_error *err);
 
+/* Find pool string index (format.md 4.1, checks P1..P3): its object's
+ * offset from the pool start in *off and the bytes up to the next string
+ * in *extent.  Every pool block it reads is checked against its checksum
+ * the first time (block_ok: one byte per block, cds_pool_nblocks(), zeroed
+ * by the caller, kept for the archive's life). */
+int cds_pool_find(const cds_archive *a, uint32_t index, uint8_t *block_ok,
+                  uint32_t *off, uint32_t *extent, cds_error *err);
+
+/* Number of checksum blocks of the pool. */
+uint64_t cds_pool_nblocks(const cds_archive *a);
+
 /* Fault in, writable, the pages of module index's object region in one
  * system call (MADV_POPULATE_WRITE), before loading writes to them: on
  * 3.11 nearly every page of a loaded segment is written anyway (reference

@@ -75,12 +75,27 @@ struct cds_disk_header {
     uint32_t flags;                /* 128: CDS_ARCHIVE_* */
     uint32_t reserved0;            /* 132: zero */
     struct cds_disk_fingerprint fingerprint; /* 136 */
-    uint8_t reserved[CDS_HEADER_SIZE - 136 - 288]; /* 424: zero */
+    /* format.md 4.1: the pool of interned strings shared by all modules */
+    uint64_t pool_offset;          /* 424: pool block, file offset */
+    uint64_t pool_size;            /* 432: bytes of the block */
+    uint64_t pool_sums_checksum;   /* 440: XXH3 of the block checksums */
+    uint32_t pool_count;           /* 448: strings in the pool */
+    uint32_t pool_objects_size;    /* 452: their object region */
+    uint32_t pool_table_off;       /* 456: uint32_t[pool_count] offsets */
+    uint32_t pool_sums_off;        /* 460: uint64_t[nblocks] checksums */
+    uint32_t pool_block_size;      /* 464: CDS_POOL_BLOCK */
+    uint32_t reserved1;            /* 468: zero */
+    uint8_t reserved[CDS_HEADER_SIZE - 472]; /* 472: zero */
 };
+/* format.md 4.1: pool bytes are checked in blocks of this size, each on
+ * first use, so a large pool costs nothing until its strings are used */
+#define CDS_POOL_BLOCK 16384u
 static_assert(sizeof(struct cds_disk_header) == CDS_HEADER_SIZE, "header");
 static_assert(offsetof(struct cds_disk_header, header_checksum) == 24, "hc");
 static_assert(offsetof(struct cds_disk_header, nmodules) == 88, "nm");
 static_assert(offsetof(struct cds_disk_header, fingerprint) == 136, "fp");
+static_assert(offsetof(struct cds_disk_header, pool_offset) == 424, "pool");
+static_assert(offsetof(struct cds_disk_header, reserved) == 472, "rsv");
 
 /* format.md 3.2: one module.  Offsets named *_off are relative to the
  * start of the module's segment block; name/origin/search offsets are
@@ -113,10 +128,20 @@ struct cds_disk_module {
     uint32_t frozen_off;     /* 120: uint32_t[nfrozen] frozenset slots */
     uint32_t nfrozen;        /* 124 */
     uint32_t objtab_off;     /* 128: uint32_t[nobjects] object table */
-    uint32_t reserved;       /* 132: zero */
+    uint32_t shared_off;     /* 132: cds_disk_shared[nshared] */
+    uint32_t nshared;        /* 136: slots that point into the pool */
+    uint32_t reserved;       /* 140: zero */
 };
 #define CDS_MODULE_PACKAGE 0x1u
-static_assert(sizeof(struct cds_disk_module) == 136, "module entry");
+static_assert(sizeof(struct cds_disk_module) == 144, "module entry");
+
+/* format.md 5.5: a slot that must point to pool string index (after that
+ * string is interned).  The file holds 0 in the slot. */
+struct cds_disk_shared {
+    uint32_t slot;
+    uint32_t index;
+};
+static_assert(sizeof(struct cds_disk_shared) == 8, "shared");
 
 /* format.md 5.1: the object table, one uint32_t per object in offset
  * order: the object's offset in the region with its kind in the low

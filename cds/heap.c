@@ -300,6 +300,95 @@ cds_heap_check_runtime(cds_error *err)
 /* ---------------------------------------------------------------------
  * Serializing (format.md 5) */
 
+/* The dump-side string pool (format.md 4.1): every interned string of
+ * every module, once.  Shared across calls to cds_heap_serialize(). */
+struct cds_heap_pool {
+    PyObject *index;   /* str -> int: pool index (equal strings share) */
+    uint8_t *objects;
+    uint32_t size, cap;
+    uint32_t *table;
+    uint32_t count, cap_table;
+};
+
+int
+cds_heap_pool_create(cds_heap_pool **out, cds_error *err)
+{
+    cds_heap_pool *p = calloc(1, sizeof(*p));
+    *out = NULL;
+    if (p == NULL || (p->index = PyDict_New()) == NULL) {
+        PyErr_Clear();
+        free(p);
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    *out = p;
+    return 0;
+}
+
+void
+cds_heap_pool_destroy(cds_heap_pool *p)
+{
+    if (p != NULL) {
+        Py_XDECREF(p->index);
+        free(p->objects);
+        free(p->table);
+        free(p);
+    }
+}
+
+void
+cds_heap_pool_view(const cds_heap_pool *p, struct cds_pool *out)
+{
+    out->objects = p->objects;
+    out->objects_size = p->size;
+    out->table = p->table;
+    out->count = p->count;
+}
+
+static int grow(void **p, uint32_t *cap, uint32_t need, size_t elem,
+                cds_error *err);
+static uint64_t object_size(PyObject *o, int kind, PyObject *items);
+static void write_str_image(uint8_t *p, PyObject *o);
+
+/* The pool index of str o, adding it if new. */
+static int
+pool_add(cds_heap_pool *p, PyObject *o, uint32_t *index, cds_error *err)
+{
+    PyObject *v = PyDict_GetItemWithError(p->index, o);
+    int rc;
+
+    if (v != NULL) {
+        *index = (uint32_t)PyLong_AsUnsignedLong(v);
+        return 0;
+    }
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "pool lookup failed");
+    }
+    uint64_t size = ALIGN8(object_size(o, CDS_OBJ_STR, NULL));
+    if ((uint64_t)p->size + size > UINT32_MAX / 2) {
+        return CDS_FAIL(err, CDS_EUNSUPPORTED, UINT64_MAX, "pool too large");
+    }
+    if ((rc = grow((void **)&p->objects, &p->cap, p->size + (uint32_t)size,
+                   1, err)) < 0 ||
+        (rc = grow((void **)&p->table, &p->cap_table, p->count + 1,
+                   sizeof(*p->table), err)) < 0) {
+        return rc;
+    }
+    memset(p->objects + p->size, 0, size);
+    write_str_image(p->objects + p->size, o);
+    v = PyLong_FromUnsignedLong(p->count);
+    if (v == NULL || PyDict_SetItem(p->index, o, v) < 0) {
+        Py_XDECREF(v);
+        PyErr_Clear();
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    Py_DECREF(v);
+    p->table[p->count] = p->size;
+    *index = p->count++;
+    p->size += (uint32_t)size;
+    return 0;
+}
+
 struct node {
     PyObject *obj;    /* borrowed; the caller keeps the graph alive */
     PyObject *items;  /* frozenset: new reference to its items tuple */
@@ -324,8 +413,18 @@ struct ser {
     /* (node, slot) pairs for interned strings, sorted into refs later */
     uint32_t *pend;
     uint32_t npend, cap_pend;
+    cds_heap_pool *pool; /* NULL: interned strings stay in the segment */
+    uint32_t cap_shared;
     cds_error *err;
 };
+
+/* Does o go to the pool rather than into the segment? */
+static int
+pooled(const struct ser *s, PyObject *o)
+{
+    return s->pool != NULL && PyUnicode_CheckExact(o) &&
+           PyUnicode_CHECK_INTERNED(o) && ext_index(o) < 0;
+}
 
 static int
 grow(void **p, uint32_t *cap, uint32_t need, size_t elem, cds_error *err)
@@ -472,7 +571,7 @@ visit(struct ser *s, PyObject *o, int depth)
         return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
                         "constants nested too deeply");
     }
-    if (ext_index(o) >= 0 || memo_find(s, o) != 0) {
+    if (ext_index(o) >= 0 || memo_find(s, o) != 0 || pooled(s, o)) {
         return 0;
     }
     if (PyCode_Check(o) && Py_IS_TYPE(o, &PyCode_Type)) {
@@ -603,6 +702,23 @@ emit_ref(struct ser *s, uint32_t slot, PyObject *target)
     if (ix >= 0) {
         return emit_ext(s, slot, ix);
     }
+    if (pooled(s, target)) {
+        uint32_t index = 0;
+        if ((rc = pool_add(s->pool, target, &index, s->err)) < 0 ||
+            (rc = grow((void **)&out->shared, &s->cap_shared,
+                       out->seg.nshared + 1, sizeof(*out->shared),
+                       s->err)) < 0) {
+            return rc;
+        }
+        out->shared[out->seg.nshared].slot = slot;
+        out->shared[out->seg.nshared].index = index;
+        out->seg.nshared++;
+        /* the slot holds 0 in the file (format.md 5.5); emit_code copied
+         * this process's pointer into it */
+        value = 0;
+        memcpy(out->objects + slot, &value, 8);
+        return 0;
+    }
     uint32_t v = memo_find(s, target);
     if (v == 0) {
         return CDS_FAIL(s->err, CDS_ECORRUPT, UINT64_MAX,
@@ -657,14 +773,16 @@ emit_head(struct ser *s, const struct node *n, Py_ssize_t size)
     return 0;
 }
 
-static int
-emit_str(struct ser *s, const struct node *n)
+/* Write the compact str image of o at p (zeroed, large enough: see
+ * object_size): head, state, data, NUL. */
+static void
+write_str_image(uint8_t *p, PyObject *o)
 {
-    PyObject *o = n->obj;
-    uint8_t *p = s->out->objects + n->off;
     Py_ssize_t len = PyUnicode_GET_LENGTH(o);
     int kind = PyUnicode_KIND(o);
     PyCompactUnicodeObject u;
+    Py_ssize_t refcnt = CDS_REFCNT;
+    PyTypeObject *type = &PyUnicode_Type;
     size_t head;
 
     memset(&u, 0, sizeof(u));
@@ -684,9 +802,17 @@ emit_str(struct ser *s, const struct node *n)
     /* copy the fields after the object head */
     memcpy(p + sizeof(PyObject), (uint8_t *)&u + sizeof(PyObject),
            head - sizeof(PyObject));
+    memcpy(p + offsetof(PyObject, ob_refcnt), &refcnt, sizeof(refcnt));
+    memcpy(p + offsetof(PyObject, ob_type), &type, sizeof(type));
     /* data and its terminating NUL (the buffer is zeroed) */
     memcpy(p + head, PyUnicode_DATA(o), (size_t)len * (size_t)kind);
-    return emit_head(s, n, -1);
+}
+
+static int
+emit_str(struct ser *s, const struct node *n)
+{
+    write_str_image(s->out->objects + n->off, n->obj);
+    return 0;
 }
 
 static int
@@ -832,6 +958,13 @@ int
 cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *out,
                    cds_error *err)
 {
+    return cds_heap_serialize_pooled(code, addr, NULL, out, err);
+}
+
+int
+cds_heap_serialize_pooled(PyObject *code, uint64_t addr, cds_heap_pool *pool,
+                          cds_heap_segment *out, cds_error *err)
+{
     struct ser s;
     uint64_t off = 0;
     uint32_t ntab = 0;
@@ -840,6 +973,7 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *out,
     memset(out, 0, sizeof(*out));
     memset(&s, 0, sizeof(s));
     s.addr = addr;
+    s.pool = pool;
     s.out = out;
     s.err = err;
     s.mask = 1023;
@@ -916,6 +1050,7 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *out,
     out->seg.intern = out->intern;
     out->seg.refs = out->refs;
     out->seg.frozen = out->frozen;
+    out->seg.shared = out->shared;
     rc = 0;
 out:
     for (uint32_t i = 0; i < s.nnodes; i++) {
@@ -944,6 +1079,7 @@ cds_heap_segment_clear(cds_heap_segment *seg)
     free(seg->intern);
     free(seg->refs);
     free(seg->frozen);
+    free(seg->shared);
     memset(seg, 0, sizeof(*seg));
 }
 
@@ -960,6 +1096,105 @@ check_object(PyObject *o, PyTypeObject *type, const char *what,
                         what, type->tp_name);
     }
     return 0;
+}
+
+/* Load-side pool state: for the one archive of the process, each pool
+ * string's interned object once resolved, and which pool blocks passed
+ * their checksum.  Kept for ever, like the objects (inv. 1). */
+static struct {
+    const cds_archive *archive;
+    PyObject **resolved;
+    uint8_t *block_ok;
+} pool_state;
+
+/* Is the str image at p, with extent bytes before the next object, one
+ * that CPython's str functions can read safely? (format.md 5.1) */
+static int
+check_str_image(const uint8_t *p, uint32_t extent)
+{
+    PyASCIIObject a;
+    uint64_t need;
+
+    if (extent < sizeof(PyASCIIObject)) {
+        return 0;
+    }
+    memcpy(&a, p, sizeof(a));
+    if (a.length < 1 || !a.state.compact || !a.state.ready ||
+        a.state.interned != 0 || a.wstr != NULL ||
+        (a.state.kind != 1 && a.state.kind != 2 && a.state.kind != 4) ||
+        (a.state.ascii && a.state.kind != 1)) {
+        return 0;
+    }
+    need = (a.state.ascii ? sizeof(PyASCIIObject)
+                          : sizeof(PyCompactUnicodeObject)) +
+           ((uint64_t)a.length + 1) * a.state.kind;
+    if (need > extent) {
+        return 0;
+    }
+    if (!a.state.ascii) {
+        PyCompactUnicodeObject c;
+        memcpy(&c, p, sizeof(c));
+        if (c.utf8 != NULL || c.utf8_length != 0 || c.wstr_length != 0) {
+            return 0;
+        }
+    }
+    /* the terminating NUL of its kind */
+    for (unsigned i = 0; i < a.state.kind; i++) {
+        if (p[need - 1 - i] != 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The interned object for pool string index, resolving it on first use:
+ * checks, type, interning (inv. 6).  Borrowed; NULL on error. */
+static PyObject *
+pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
+{
+    uint32_t off, extent;
+    uint8_t *p;
+    PyTypeObject *type = &PyUnicode_Type;
+
+    if (pool_state.archive != a) {
+        uint64_t nblocks = cds_pool_nblocks(a);
+        PyObject **resolved = calloc(a->header->pool_count ? a->header->pool_count : 1,
+                                     sizeof(PyObject *));
+        uint8_t *ok = calloc(nblocks ? nblocks : 1, 1);
+        if (resolved == NULL || ok == NULL) {
+            free(resolved);
+            free(ok);
+            CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+            return NULL;
+        }
+        /* a previous archive's state is abandoned, not freed: its
+         * strings may still be in use */
+        pool_state.archive = a;
+        pool_state.resolved = resolved;
+        pool_state.block_ok = ok;
+    }
+    if (index < a->header->pool_count && pool_state.resolved[index] != NULL) {
+        return pool_state.resolved[index];
+    }
+    if (cds_pool_find(a, index, pool_state.block_ok, &off, &extent, err) < 0) {
+        return NULL;
+    }
+    p = a->data + a->header->pool_offset + off;
+    if (!check_str_image(p, extent)) {
+        CDS_CORRUPT(err, a->header->pool_offset + off,
+                    "pool string %u is not a valid str", index);
+        return NULL;
+    }
+    PyObject *s = (PyObject *)p, *t;
+    if (Py_TYPE(s) != type) {
+        memcpy(p + offsetof(PyObject, ob_type), &type, sizeof(type));
+    }
+    t = s;
+    /* the archived string becomes the interned one unless the interpreter
+     * has an equal one already; either way we keep the reference */
+    PyUnicode_InternInPlace(&t);
+    pool_state.resolved[index] = t;
+    return t;
 }
 
 int
@@ -1032,7 +1267,17 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             }
         }
     }
-    /* 5. frozensets from their item tuples (inv. 7) */
+    /* 5. pool strings: interned once per process, then shared by every
+     * segment that refers to them (format.md 5.5) */
+    const struct cds_disk_shared *sh = (const void *)(seg + m->shared_off);
+    for (uint32_t i = 0; i < m->nshared; i++) {
+        PyObject *t = pool_resolve(a, sh[i].index, err);
+        if (t == NULL) {
+            return err->status;
+        }
+        memcpy(seg + sh[i].slot, &t, sizeof(t));
+    }
+    /* 6. frozensets from their item tuples (inv. 7) */
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
     for (uint32_t i = 0; i < m->nfrozen; i++) {
         PyObject *items, *fs;

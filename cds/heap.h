@@ -27,6 +27,7 @@ typedef struct cds_heap_segment {
     uint32_t *refs;
     uint32_t *frozen;
     uint32_t *objtab;
+    struct cds_disk_shared *shared;
     /* objects by kind (enum cds_obj_kind), for reports */
     uint32_t counts[CDS_OBJ_NKINDS];
     uint32_t nfrozensets;
@@ -49,6 +50,22 @@ int cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *seg,
                        cds_error *err);
 
 void cds_heap_segment_clear(cds_heap_segment *seg);
+
+/* The archive-wide pool of interned strings (format.md 4.1).  With a pool,
+ * serializing puts every interned string there, once for the whole
+ * archive, and the segment refers to it by index; loading interns each at
+ * most once per process. */
+typedef struct cds_heap_pool cds_heap_pool;
+
+int cds_heap_pool_create(cds_heap_pool **pool, cds_error *err);
+void cds_heap_pool_destroy(cds_heap_pool *pool);
+/* A view for cds_writer_set_pool(), valid until the pool changes. */
+void cds_heap_pool_view(const cds_heap_pool *pool, struct cds_pool *out);
+
+/* cds_heap_serialize() with a pool (NULL: none). */
+int cds_heap_serialize_pooled(PyObject *code, uint64_t addr,
+                              cds_heap_pool *pool, cds_heap_segment *seg,
+                              cds_error *err);
 
 /* Make module index's segment usable and return a new reference to its
  * code object in *code.  The segment must have passed

@@ -33,6 +33,7 @@ struct cds_writer {
     uint32_t nmodules, cap_modules;
     char *strings;
     uint64_t strings_size, strings_cap;
+    const struct cds_pool *pool;
 };
 
 static int
@@ -177,6 +178,8 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     off += 4ull * seg->nrefs;
     e->frozen_off = (uint32_t)off;
     off += 4ull * seg->nfrozen;
+    e->shared_off = (uint32_t)off;
+    off += sizeof(struct cds_disk_shared) * (uint64_t)seg->nshared;
     if (off > UINT32_MAX) {
         return CDS_FAIL(err, CDS_ENOMEM, w->offset,
                         "module %s: segment over 4 GiB",
@@ -193,6 +196,7 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     memcpy(block + e->intern_off, seg->intern, 12ull * seg->nintern);
     memcpy(block + e->refs_off, seg->refs, 4ull * seg->nrefs);
     memcpy(block + e->frozen_off, seg->frozen, 4ull * seg->nfrozen);
+    memcpy(block + e->shared_off, seg->shared, 8ull * seg->nshared);
     e->objects_size = seg->objects_size;
     e->nobjects = seg->nobjects;
     e->root_off = seg->root_off;
@@ -201,6 +205,7 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     e->nintern = seg->nintern;
     e->nrefs = seg->nrefs;
     e->nfrozen = seg->nfrozen;
+    e->nshared = seg->nshared;
     e->seg_size = off;
     e->seg_checksum = cds_hash(block, off);
     rc = write_pad(w, CDS_SEGMENT_ALIGN, err);
@@ -258,6 +263,68 @@ cds_writer_add(cds_writer *w, const struct cds_writer_module *m,
     return 0;
 }
 
+/* format.md 4.1: objects, offset table, then one checksum per block of
+ * [objects, table). */
+static int
+write_pool(cds_writer *w, const struct cds_pool *pool, cds_error *err)
+{
+    struct cds_disk_header *h = &w->header;
+    uint64_t covered, nblocks, *sums = NULL;
+    uint8_t *block = NULL;
+    int rc;
+
+    if ((rc = write_pad(w, CDS_SEGMENT_ALIGN, err)) < 0) {
+        return rc;
+    }
+    h->pool_offset = w->offset;
+    h->pool_block_size = CDS_POOL_BLOCK;
+    if (pool == NULL || pool->count == 0) {
+        return 0; /* an empty pool: all its fields zero but the block size */
+    }
+    if (pool->objects_size % CDS_OBJECT_ALIGN != 0) {
+        return CDS_FAIL(err, CDS_ECORRUPT, UINT64_MAX, "malformed pool");
+    }
+    covered = (uint64_t)pool->objects_size + 4ull * pool->count;
+    nblocks = (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
+    uint64_t sums_off = (covered + 7) / 8 * 8;
+    if (sums_off + 8 * nblocks > UINT32_MAX) {
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "pool over 4 GiB");
+    }
+    block = calloc(1, sums_off);
+    sums = calloc(nblocks, sizeof(*sums));
+    if (block == NULL || sums == NULL) {
+        rc = CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+        goto out;
+    }
+    memcpy(block, pool->objects, pool->objects_size);
+    memcpy(block + pool->objects_size, pool->table, 4ull * pool->count);
+    for (uint64_t i = 0; i < nblocks; i++) {
+        uint64_t start = i * CDS_POOL_BLOCK;
+        uint64_t len = covered - start < CDS_POOL_BLOCK ? covered - start
+                                                         : CDS_POOL_BLOCK;
+        sums[i] = cds_hash(block + start, len);
+    }
+    h->pool_count = pool->count;
+    h->pool_objects_size = pool->objects_size;
+    h->pool_table_off = pool->objects_size;
+    h->pool_sums_off = (uint32_t)sums_off;
+    h->pool_size = sums_off + 8 * nblocks;
+    h->pool_sums_checksum = cds_hash(sums, 8 * nblocks);
+    if ((rc = write_all(w, block, sums_off, err)) == 0) {
+        rc = write_all(w, sums, 8 * nblocks, err);
+    }
+out:
+    free(block);
+    free(sums);
+    return rc;
+}
+
+void
+cds_writer_set_pool(cds_writer *w, const struct cds_pool *pool)
+{
+    w->pool = pool;
+}
+
 int
 cds_writer_finish(cds_writer *w, cds_error *err)
 {
@@ -273,6 +340,10 @@ cds_writer_finish(cds_writer *w, cds_error *err)
         return rc;
     }
     h->segments_size = w->offset - h->segments_offset;
+    if ((rc = write_pool(w, w->pool, err)) < 0 ||
+        (rc = write_pad(w, CDS_SEGMENT_ALIGN, err)) < 0) {
+        return rc;
+    }
     /* load factor at most 1/2: short probe sequences */
     while (nslots < 2 * (uint64_t)w->nmodules) {
         nslots *= 2;

@@ -38,6 +38,17 @@ struct cds_segment {
     uint32_t nrefs;
     const uint32_t *frozen;
     uint32_t nfrozen;
+    const struct cds_disk_shared *shared;
+    uint32_t nshared;
+};
+
+/* The shared string pool (format.md 4.1): objects_size bytes of str
+ * objects and the offset of each, by pool index. */
+struct cds_pool {
+    const uint8_t *objects;
+    uint32_t objects_size; /* multiple of CDS_OBJECT_ALIGN */
+    const uint32_t *table;
+    uint32_t count;
 };
 
 /* Start an archive at path (written as path.tmp.XXXXXX until finished).
@@ -55,7 +66,12 @@ uint64_t cds_writer_next_offset(const cds_writer *w);
 int cds_writer_add(cds_writer *w, const struct cds_writer_module *m,
                    const struct cds_segment *seg, cds_error *err);
 
-/* Write the index and header, fsync, rename over the destination. */
+/* Give the string pool to write at finish (none by default).  pool must
+ * stay valid until cds_writer_finish(). */
+void cds_writer_set_pool(cds_writer *w, const struct cds_pool *pool);
+
+/* Write the pool, the index and the header, fsync, rename over the
+ * destination. */
 int cds_writer_finish(cds_writer *w, cds_error *err);
 
 /* Free w; removes the temporary file unless finished.  Accepts NULL. */

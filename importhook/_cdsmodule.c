@@ -583,6 +583,8 @@ dump(const char *list, const char *archive)
 {
     struct cds_disk_fingerprint fp;
     cds_writer *w = NULL;
+    cds_heap_pool *pool = NULL;
+    struct cds_pool pool_view;
     cds_error err;
     PyObject *names = NULL, *info_fn, *result = NULL;
     Py_ssize_t ndumped = 0, nskipped = 0;
@@ -599,6 +601,10 @@ dump(const char *list, const char *archive)
     }
     if ((names = read_list(list)) == NULL) {
         return NULL;
+    }
+    if ((rc = cds_heap_pool_create(&pool, &err)) < 0) {
+        PyErr_NoMemory();
+        goto out;
     }
     if ((rc = cds_writer_create(&w, archive, base_from_env(), &fp, &err)) <
         0) {
@@ -637,7 +643,7 @@ dump(const char *list, const char *archive)
         }
         cds_heap_segment seg;
         uint64_t addr = base_from_env() + cds_writer_next_offset(w);
-        rc = cds_heap_serialize(code, addr, &seg, &err);
+        rc = cds_heap_serialize_pooled(code, addr, pool, &seg, &err);
         if (rc == CDS_EUNSUPPORTED) {
             PySys_WriteStderr("pycds: dump: skipping %s: %s\n", cname,
                               err.message);
@@ -659,6 +665,8 @@ dump(const char *list, const char *archive)
         ndumped++;
         VERBOSE(1, "pycds: dump: %s\n", cname);
     }
+    cds_heap_pool_view(pool, &pool_view);
+    cds_writer_set_pool(w, &pool_view);
     if ((rc = cds_writer_finish(w, &err)) < 0) {
         PyErr_Format(PyExc_OSError, "pycds: %s", err.message);
         goto out;
@@ -668,6 +676,7 @@ dump(const char *list, const char *archive)
                            (unsigned long long)objects);
 out:
     cds_writer_destroy(w);
+    cds_heap_pool_destroy(pool);
     Py_XDECREF(names);
     return result;
 }
