@@ -239,14 +239,15 @@ find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
                 name, origin, gone ? "gone" : "changed");
         Py_RETURN_NONE;
     }
-    PyObject *a[4];
+    PyObject *a[5];
     a[0] = args[0];
     a[1] = path;
     a[2] = PyUnicode_DecodeFSDefault(origin);
     a[3] = PyUnicode_DecodeFSDefault(cds_module_search(&G.archive, ix));
+    a[4] = (m->flags & CDS_MODULE_PACKAGE) ? Py_True : Py_False;
     PyObject *spec = NULL;
     if (a[2] != NULL && a[3] != NULL) {
-        spec = PyObject_Vectorcall(G.spec_for, a, 4, NULL);
+        spec = PyObject_Vectorcall(G.spec_for, a, 5, NULL);
     }
     Py_XDECREF(a[2]);
     Py_XDECREF(a[3]);

@@ -24,7 +24,7 @@ class ArchiveLoader(SourceFileLoader):
         return code
 
 
-def spec_for(name, path, origin, search):
+def spec_for(name, path, origin, search, is_package):
     """The spec PathFinder would return for name, if it would find the
     archived file; otherwise a str saying why not."""
     if path is None:
@@ -46,8 +46,12 @@ def spec_for(name, path, origin, search):
             return 'directory %s is not on sys.path' % search
     elif search not in path:
         return 'directory %s is not in the parent package path' % search
-    return spec_from_file_location(name, origin,
-                                   loader=ArchiveLoader(name, origin))
+    # what FileFinder would build; the package flag comes from the archive
+    # (the same test on the file name that SourceFileLoader.is_package does)
+    return spec_from_file_location(
+        name, origin, loader=ArchiveLoader(name, origin),
+        submodule_search_locations=[origin.rpartition('/')[0]]
+        if is_package else None)
 
 
 def install_trace(record):
