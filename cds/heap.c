@@ -233,10 +233,24 @@ cds_heap_fingerprint(struct cds_disk_fingerprint *fp, cds_error *err)
 #endif
     fp->layout_hash = cds_hash(layout_table, sizeof(layout_table));
     copy_field(fp->cache_tag, sizeof(fp->cache_tag), PyImport_GetMagicTag());
-    copy_field(fp->soabi, sizeof(fp->soabi), PyImport_GetMagicTag());
-#ifdef SOABI
-    copy_field(fp->soabi, sizeof(fp->soabi), SOABI);
-#endif
+    /* the extension suffix names the ABI (".cpython-311-x86_64-linux-gnu
+     * .so"): the headers do not carry SOABI, the running import system
+     * does */
+    PyObject *imp = PyImport_ImportModule("_imp");
+    PyObject *sfx = imp ? PyObject_CallMethod(imp, "extension_suffixes", NULL)
+                        : NULL;
+    Py_XDECREF(imp);
+    if (sfx == NULL || !PyList_Check(sfx) || PyList_GET_SIZE(sfx) == 0 ||
+        !PyUnicode_Check(PyList_GET_ITEM(sfx, 0))) {
+        Py_XDECREF(sfx);
+        PyErr_Clear();
+        return CDS_FAIL(err, CDS_EVERSION, UINT64_MAX,
+                        "cannot read the extension suffix");
+    }
+    copy_field(fp->soabi, sizeof(fp->soabi),
+               PyUnicode_AsUTF8(PyList_GET_ITEM(sfx, 0)));
+    Py_DECREF(sfx);
+    PyErr_Clear();
     copy_field(fp->build_info, sizeof(fp->build_info), Py_GetBuildInfo());
     copy_field(fp->compiler, sizeof(fp->compiler), Py_GetCompiler());
     snprintf(runtime, sizeof(runtime), "%s|%s|%s", Py_GetVersion(),
