@@ -180,9 +180,12 @@ load_header(cds_archive *a, const struct cds_disk_fingerprint *expect,
         }
     }
     /* H8: reserved bytes are zero, so they can gain meaning later */
-    if (h->reserved0 != 0 || h->flags != 0 || h->reserved1 != 0 ||
+    if (h->flags != 0 || h->reserved1 != 0 ||
         !check_zero(h->reserved, sizeof(h->reserved))) {
         return CDS_CORRUPT(err, 128, "reserved header bytes are not zero");
+    }
+    if (h->optimize > 2) {
+        return CDS_CORRUPT(err, 132, "optimization level %u", h->optimize);
     }
     /* H9: base address page aligned (it is handed to mmap) */
     if (h->base_address % 4096 != 0) {
@@ -250,6 +253,10 @@ load_index(cds_archive *a, cds_error *err)
                            h->nslots, h->nmodules);
     }
     /* I2: the three tables inside the index, in order, aligned */
+    if (h->index_offset % 8 != 0) {
+        return CDS_CORRUPT(err, 64, "index offset 0x%llx not aligned",
+                           (unsigned long long)h->index_offset);
+    }
     check_mul(h->nslots, sizeof(uint32_t), &slots_bytes);
     check_mul(h->nmodules, sizeof(struct cds_disk_module), &entries_bytes);
     if (h->slots_offset != h->index_offset ||
@@ -318,7 +325,7 @@ load_index(cds_archive *a, cds_error *err)
         }
         /* I7: segments in entry order, aligned, not overlapping */
         if (m->seg_offset % CDS_SEGMENT_ALIGN != 0 ||
-            m->seg_offset < prev_end ||
+            m->seg_size > UINT32_MAX || m->seg_offset < prev_end ||
             !check_range(m->seg_offset, m->seg_size, seg_end)) {
             return CDS_CORRUPT(err, at + 56,
                                "entry %u: segment 0x%llx+0x%llx outside "
@@ -385,14 +392,10 @@ cds_archive_load(cds_archive *a, const void *data, size_t size,
                  const struct cds_disk_fingerprint *expect, cds_error *err)
 {
     int rc;
-    size_t map_size = a->map_size;
-    bool writable = a->writable;
 
     memset(a, 0, sizeof(*a));
     a->data = (uint8_t *)(uintptr_t)data;
     a->size = size;
-    a->map_size = map_size;
-    a->writable = writable;
     if ((rc = load_header(a, expect, err)) < 0) {
         return rc;
     }
@@ -471,12 +474,14 @@ cds_archive_open(cds_archive *a, const char *path, unsigned flags,
                       (long long)st.st_size, strerror(errno));
         goto out;
     }
-    a->map_size = (size_t)st.st_size;
-    a->writable = (prot & PROT_WRITE) != 0;
     rc = cds_archive_load(a, map, (size_t)st.st_size, expect, err);
     if (rc < 0) {
         munmap(map, (size_t)st.st_size);
         memset(a, 0, sizeof(*a));
+    }
+    else {
+        a->map_size = (size_t)st.st_size;
+        a->writable = (prot & PROT_WRITE) != 0;
     }
 out:
     if (fd >= 0) {
@@ -685,27 +690,25 @@ check_ext_index(uint32_t index)
            (index >= CDS_EXT_LATIN1 && index < CDS_EXT_COUNT);
 }
 
-/* Is there an object of this kind at off?  (binary search: the table is
- * sorted, S2) */
+
+/* One byte per 8-byte unit of a segment's objects, built while
+ * validating: the kind (+1) of an object that starts there, and how the
+ * unit is listed as a pointer slot. */
+#define MAP_KIND(b) ((b) & 0x0f)
+#define MAP_SLOT(b) ((b) >> 4)
+enum { SLOT_NONE, SLOT_RELOC, SLOT_REF, SLOT_EXT, SLOT_SHARED };
+
+/* Mark slot as used by list `use`; false when it is out of bounds,
+ * misaligned or already listed (S3: every slot in exactly one list, so
+ * nothing is patched twice). */
 static bool
-check_object_at(const uint32_t *objtab, uint32_t n, uint32_t off,
-                unsigned kind)
+claim_slot(uint8_t *map, uint32_t slot, uint32_t objects_size, unsigned use)
 {
-    uint32_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        uint32_t o = CDS_OBJ_OFFSET(objtab[mid]);
-        if (o == off) {
-            return CDS_OBJ_KIND(objtab[mid]) == kind;
-        }
-        if (o < off) {
-            lo = mid + 1;
-        }
-        else {
-            hi = mid;
-        }
+    if (!check_slot(slot, objects_size) || MAP_SLOT(map[slot / 8]) != 0) {
+        return false;
     }
-    return false;
+    map[slot / 8] |= (uint8_t)(use << 4);
+    return true;
 }
 
 int
@@ -714,17 +717,26 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
     const struct cds_disk_module *m = &a->modules[index];
     const uint8_t *seg = a->data + m->seg_offset; /* inv. 1: I7 */
     uint64_t base = a->header->base_address + m->seg_offset;
+    uint64_t at_list;
     const char *name = cds_module_name(a, index);
+    uint8_t *map = NULL;
+    int rc = 0;
 
     /* S1: the bytes are the ones written */
     if (cds_hash(seg, m->seg_size) != m->seg_checksum) {
         return CDS_FAIL(err, CDS_ECHECKSUM, m->seg_offset,
                         "module %s: segment checksum mismatch", name);
     }
+    map = calloc(m->objects_size / CDS_OBJECT_ALIGN + 1, 1);
+    if (map == NULL) {
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
     /* S2: the object table: sorted, inside the region, known kinds, room
-     * for each object's head (and a tuple's GC head before it) */
+     * for each object's head (and a tuple's GC head before it); the root
+     * is a code object */
     const uint32_t *objtab = (const void *)(seg + m->objtab_off);
     uint64_t prev_end = 0;
+    at_list = m->seg_offset + m->objtab_off;
     for (uint32_t i = 0; i < m->nobjects; i++) {
         uint32_t off = CDS_OBJ_OFFSET(objtab[i]);
         unsigned kind = CDS_OBJ_KIND(objtab[i]);
@@ -734,58 +746,56 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
         if (kind >= CDS_OBJ_NKINDS || off < prev_end ||
             (kind == CDS_OBJ_TUPLE && off < CDS_GC_HEAD_SIZE) ||
             start < prev_end || !check_range(off, 24, m->objects_size)) {
-            return CDS_CORRUPT(err, m->seg_offset + m->objtab_off + 4ull * i,
-                               "module %s: object %u: offset 0x%x kind %u",
-                               name, i, off, kind);
+            rc = CDS_CORRUPT(err, at_list + 4ull * i,
+                             "module %s: object %u: offset 0x%x kind %u",
+                             name, i, off, kind);
+            goto out;
         }
         prev_end = (uint64_t)off + 24; /* at least a PyVarObject head */
+        map[off / CDS_OBJECT_ALIGN] = (uint8_t)(kind + 1);
     }
-    if (!check_object_at(objtab, m->nobjects, m->root_off, CDS_OBJ_CODE)) {
-        return CDS_CORRUPT(err, m->seg_offset + m->root_off,
-                           "module %s: root 0x%x is not a code object", name,
-                           m->root_off);
+    if (m->root_off % CDS_OBJECT_ALIGN != 0 ||
+        MAP_KIND(map[m->root_off / CDS_OBJECT_ALIGN]) != CDS_OBJ_CODE + 1) {
+        rc = CDS_CORRUPT(err, m->seg_offset + m->root_off,
+                         "module %s: root 0x%x is not a code object", name,
+                         m->root_off);
+        goto out;
     }
-    /* S3: every relocated slot holds a pointer to the start of an object
-     * of this segment, at the writer's base (format.md 5.2).  A map of
-     * object starts (kind + 1 per 8-byte unit) keeps every later check
-     * O(1). */
-    uint8_t *kinds = calloc(m->objects_size / CDS_OBJECT_ALIGN + 1, 1);
-    if (kinds == NULL) {
-        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
-    }
-    for (uint32_t i = 0; i < m->nobjects; i++) {
-        kinds[CDS_OBJ_OFFSET(objtab[i]) / CDS_OBJECT_ALIGN] =
-            (uint8_t)(CDS_OBJ_KIND(objtab[i]) + 1);
-    }
+    /* S3: every relocated slot is listed once and holds a pointer to the
+     * start of an object of this segment, at the writer's base (format.md
+     * 5.2) */
     const uint32_t *reloc = (const void *)(seg + m->reloc_off);
+    at_list = m->seg_offset + m->reloc_off;
     for (uint32_t i = 0; i < m->nreloc; i++) {
         uint64_t v;
-        if (!check_slot(reloc[i], m->objects_size)) {
-            free(kinds);
-            return CDS_CORRUPT(err, m->seg_offset + m->reloc_off + 4ull * i,
-                               "module %s: relocation %u: slot 0x%x outside "
-                               "objects",
-                               name, i, reloc[i]);
+        if (!claim_slot(map, reloc[i], m->objects_size, SLOT_RELOC)) {
+            rc = CDS_CORRUPT(err, at_list + 4ull * i,
+                             "module %s: relocation %u: bad or repeated "
+                             "slot 0x%x",
+                             name, i, reloc[i]);
+            goto out;
         }
         memcpy(&v, seg + reloc[i], 8);
         if (v < base || v - base >= m->objects_size ||
             (v - base) % CDS_OBJECT_ALIGN != 0 ||
-            kinds[(v - base) / CDS_OBJECT_ALIGN] == 0) {
-            free(kinds);
-            return CDS_CORRUPT(err, m->seg_offset + reloc[i],
-                               "module %s: pointer 0x%llx outside segment",
-                               name, (unsigned long long)v);
+            MAP_KIND(map[(v - base) / CDS_OBJECT_ALIGN]) == 0) {
+            rc = CDS_CORRUPT(err, m->seg_offset + reloc[i],
+                             "module %s: pointer 0x%llx is not an object of "
+                             "the segment",
+                             name, (unsigned long long)v);
+            goto out;
         }
     }
     /* S4: external slots and their indices */
     const struct cds_disk_ext *ext = (const void *)(seg + m->ext_off);
+    at_list = m->seg_offset + m->ext_off;
     for (uint32_t i = 0; i < m->next; i++) {
-        if (!check_slot(ext[i].slot, m->objects_size) ||
-            !check_ext_index(ext[i].index)) {
-            free(kinds);
-            return CDS_CORRUPT(err, m->seg_offset + m->ext_off + 8ull * i,
-                               "module %s: external %u: slot 0x%x index %u",
-                               name, i, ext[i].slot, ext[i].index);
+        if (!check_ext_index(ext[i].index) ||
+            !claim_slot(map, ext[i].slot, m->objects_size, SLOT_EXT)) {
+            rc = CDS_CORRUPT(err, at_list + 8ull * i,
+                             "module %s: external %u: slot 0x%x index %u",
+                             name, i, ext[i].slot, ext[i].index);
+            goto out;
         }
     }
     /* S5: interned strings are str objects; the slots that refer to them
@@ -793,59 +803,90 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
      * 5.4) */
     const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
     const uint32_t *refs = (const void *)(seg + m->refs_off);
+    at_list = m->seg_offset + m->intern_off;
     for (uint32_t i = 0; i < m->nintern; i++) {
         if (in[i].object % CDS_OBJECT_ALIGN != 0 ||
             in[i].object >= m->objects_size ||
-            kinds[in[i].object / CDS_OBJECT_ALIGN] != CDS_OBJ_STR + 1 ||
+            MAP_KIND(map[in[i].object / CDS_OBJECT_ALIGN]) !=
+                CDS_OBJ_STR + 1 ||
             !check_range(in[i].first_ref, in[i].nrefs, m->nrefs)) {
-            free(kinds);
-            return CDS_CORRUPT(err, m->seg_offset + m->intern_off + 12ull * i,
-                               "module %s: intern %u out of range", name, i);
+            rc = CDS_CORRUPT(err, at_list + 12ull * i,
+                             "module %s: intern %u out of range", name, i);
+            goto out;
         }
         for (uint32_t j = 0; j < in[i].nrefs; j++) {
             uint32_t slot = refs[in[i].first_ref + j];
             uint64_t v;
-            if (!check_slot(slot, m->objects_size)) {
-                free(kinds);
-                return CDS_CORRUPT(err,
-                                   m->seg_offset + m->refs_off +
-                                       4ull * (in[i].first_ref + j),
-                                   "module %s: reference %u outside objects",
-                                   name, in[i].first_ref + j);
+            if (!claim_slot(map, slot, m->objects_size, SLOT_REF)) {
+                rc = CDS_CORRUPT(err,
+                                 m->seg_offset + m->refs_off +
+                                     4ull * (in[i].first_ref + j),
+                                 "module %s: reference %u: bad or repeated "
+                                 "slot",
+                                 name, in[i].first_ref + j);
+                goto out;
             }
             memcpy(&v, seg + slot, 8);
             if (v != base + in[i].object) {
-                free(kinds);
-                return CDS_CORRUPT(err, m->seg_offset + slot,
-                                   "module %s: reference to 0x%llx, not its "
-                                   "string",
-                                   name, (unsigned long long)v);
+                rc = CDS_CORRUPT(err, m->seg_offset + slot,
+                                 "module %s: reference to 0x%llx, not its "
+                                 "string",
+                                 name, (unsigned long long)v);
+                goto out;
             }
         }
     }
-    free(kinds);
-    /* S7: pool references: slots hold 0 until loading (format.md 5.5) */
+    /* S6: pool references: slots hold 0 until loading (format.md 5.5) */
     const struct cds_disk_shared *sh = (const void *)(seg + m->shared_off);
+    at_list = m->seg_offset + m->shared_off;
     for (uint32_t i = 0; i < m->nshared; i++) {
         uint64_t v = 1;
-        if (check_slot(sh[i].slot, m->objects_size)) {
+        if (sh[i].index < a->header->pool_count &&
+            claim_slot(map, sh[i].slot, m->objects_size, SLOT_SHARED)) {
             memcpy(&v, seg + sh[i].slot, 8);
         }
-        if (v != 0 || sh[i].index >= a->header->pool_count) {
-            return CDS_CORRUPT(err, m->seg_offset + m->shared_off + 8ull * i,
-                               "module %s: pool reference %u: slot 0x%x "
-                               "index %u",
-                               name, i, sh[i].slot, sh[i].index);
+        if (v != 0) {
+            rc = CDS_CORRUPT(err, at_list + 8ull * i,
+                             "module %s: pool reference %u: slot 0x%x "
+                             "index %u",
+                             name, i, sh[i].slot, sh[i].index);
+            goto out;
         }
     }
-    /* S6: frozenset slots */
+    /* S7: a frozenset slot is a relocated pointer to a tuple of the
+     * segment, or the external empty tuple (format.md 5.4): loading
+     * follows it */
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
+    at_list = m->seg_offset + m->frozen_off;
     for (uint32_t i = 0; i < m->nfrozen; i++) {
-        if (!check_slot(frozen[i], m->objects_size)) {
-            return CDS_CORRUPT(err, m->seg_offset + m->frozen_off + 4ull * i,
-                               "module %s: frozenset %u outside objects",
-                               name, i);
+        uint32_t slot = frozen[i];
+        bool ok = false;
+        if (check_slot(slot, m->objects_size)) {
+            uint64_t v;
+            memcpy(&v, seg + slot, 8);
+            if (MAP_SLOT(map[slot / 8]) == SLOT_RELOC) {
+                /* S3 checked v is an object start of the segment */
+                ok = MAP_KIND(map[(v - base) / CDS_OBJECT_ALIGN]) ==
+                     CDS_OBJ_TUPLE + 1;
+            }
+            else if (MAP_SLOT(map[slot / 8]) == SLOT_EXT) {
+                for (uint32_t j = 0; j < m->next; j++) {
+                    if (ext[j].slot == slot) {
+                        ok = ext[j].index == CDS_EXT_EMPTY_TUPLE;
+                        break;
+                    }
+                }
+            }
+        }
+        if (!ok) {
+            rc = CDS_CORRUPT(err, at_list + 4ull * i,
+                             "module %s: frozenset %u: slot 0x%x is not a "
+                             "tuple pointer",
+                             name, i, slot);
+            goto out;
         }
     }
-    return 0;
+out:
+    free(map);
+    return rc;
 }

@@ -14,13 +14,14 @@
 #include <stdint.h>
 
 /* format.md 2: the magic.  The writer stores CDS_MAGIC_INCOMPLETE first
- * and rewrites the last byte once the file is whole (as Emacs's pdumper
- * does), so a half-written archive says so.  The \r\n and \x1a catch
- * text-mode mangling as PNG's and Lua's magics do. */
+ * and rewrites the header with the complete magic once the file is whole
+ * (as Emacs's pdumper does), so a half-written archive says so.  The
+ * non-ASCII first byte and the \r\n catch text-mode mangling as PNG's
+ * magic does. */
 #define CDS_MAGIC "\x93PYCDS\r\n"
 #define CDS_MAGIC_INCOMPLETE "\x93PYCDS\r!"
 #define CDS_MAGIC_SIZE 8
-#define CDS_FORMAT_VERSION 1u
+#define CDS_FORMAT_VERSION 2u
 
 #define CDS_HEADER_SIZE 1024u   /* format.md 2: header occupies [0, 1024) */
 #define CDS_SEGMENT_ALIGN 64u   /* format.md 4: segment blocks start here */
@@ -28,8 +29,9 @@
 #define CDS_MAX_MODULES (1u << 24)
 #define CDS_MAX_NAME 1024u      /* longest module name accepted */
 
-/* format.md 2.1: build fingerprint.  Compared byte for byte with the one
- * the loading interpreter computes; any difference is CDS_EVERSION. */
+/* format.md 2.1: build fingerprint.  Compared field by field with the one
+ * the loading interpreter computes (strings up to their NUL, the PIE bit
+ * ignored); any difference is CDS_EVERSION. */
 struct cds_disk_fingerprint {
     uint32_t py_version_hex;  /* PY_VERSION_HEX of the headers built with */
     uint32_t pyc_magic;       /* importlib.util.MAGIC_NUMBER, little end. */
@@ -72,8 +74,8 @@ struct cds_disk_header {
     uint64_t entries_offset;       /* 104: cds_disk_module[nmodules] */
     uint64_t strings_offset;       /* 112: NUL-terminated names, paths */
     uint64_t strings_size;         /* 120 */
-    uint32_t flags;                /* 128: CDS_ARCHIVE_* */
-    uint32_t reserved0;            /* 132: zero */
+    uint32_t flags;                /* 128: zero (none defined yet) */
+    uint32_t optimize;             /* 132: sys.flags.optimize at dump, 0..2 */
     struct cds_disk_fingerprint fingerprint; /* 136 */
     /* format.md 4.1: the pool of interned strings shared by all modules */
     uint64_t pool_offset;          /* 424: pool block, file offset */

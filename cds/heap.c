@@ -88,7 +88,13 @@ ext_object(uint32_t index)
                                 CDS_SMALL_INT_MIN);
         }
         else if (index >= CDS_EXT_LATIN1 && index < CDS_EXT_BYTE) {
+            /* the interned 1-character string: on 3.11 the latin-1
+             * singleton is not always the interned one, and names must be
+             * (heap.c inv. 6) */
             o = PyUnicode_FromOrdinal((int)(index - CDS_EXT_LATIN1));
+            if (o != NULL) {
+                PyUnicode_InternInPlace(&o);
+            }
         }
         else if (index >= CDS_EXT_BYTE && index < CDS_EXT_COUNT) {
             char c = (char)(index - CDS_EXT_BYTE);
@@ -407,7 +413,7 @@ struct node {
     PyObject *obj;    /* borrowed; the caller keeps the graph alive */
     PyObject *items;  /* frozenset: new reference to its items tuple */
     uint32_t off;     /* object offset in the region (after any GC head) */
-    uint32_t size;    /* bytes, GC head included, 16-aligned */
+    uint32_t size;    /* bytes, GC head included, 8-aligned */
     uint8_t kind;
     uint8_t interned;
     uint32_t nrefs;   /* interned str: slots that point to it */
@@ -768,8 +774,12 @@ emit_ref(struct ser *s, uint32_t slot, PyObject *target)
     return 0;
 }
 
-/* The common object head: refcount (inv. 1), type, ob_size when size >=
- * 0.  The type is this process's; loading rewrites it only if it moved
+/* No ob_size: float, complex. */
+#define NOT_VAR PY_SSIZE_T_MIN
+
+/* The common object head: refcount (inv. 1), type, and ob_size unless
+ * size is NOT_VAR (an int's ob_size is negative for negative values).
+ * The type is this process's; loading rewrites it only if it moved
  * (format.md 5.1). */
 static int
 emit_head(struct ser *s, const struct node *n, Py_ssize_t size)
@@ -781,7 +791,7 @@ emit_head(struct ser *s, const struct node *n, Py_ssize_t size)
 
     memcpy(p + offsetof(PyObject, ob_refcnt), &refcnt, sizeof(refcnt));
     memcpy(p + offsetof(PyObject, ob_type), &type, sizeof(type));
-    if (size >= 0) {
+    if (size != NOT_VAR) {
         memcpy(p + offsetof(PyVarObject, ob_size), &size, sizeof(size));
     }
     return 0;
@@ -838,7 +848,20 @@ emit_code(struct ser *s, const struct node *n)
     PyObject *bytecode;
     int rc;
 
-    memcpy(p, co, offsetof(PyCodeObject, co_code_adaptive));
+    /* field by field, so that no padding byte of the dumping process's
+     * heap reaches the file (the region is zeroed) */
+    img->co_flags = co->co_flags;
+    img->co_argcount = co->co_argcount;
+    img->co_posonlyargcount = co->co_posonlyargcount;
+    img->co_kwonlyargcount = co->co_kwonlyargcount;
+    img->co_stacksize = co->co_stacksize;
+    img->co_firstlineno = co->co_firstlineno;
+    img->co_nlocalsplus = co->co_nlocalsplus;
+    img->co_nlocals = co->co_nlocals;
+    img->co_nplaincellvars = co->co_nplaincellvars;
+    img->co_ncellvars = co->co_ncellvars;
+    img->co_nfreevars = co->co_nfreevars;
+    img->_co_firsttraceable = co->_co_firsttraceable;
     /* inv. 5: the deoptimised, never-executed form */
     bytecode = PyCode_GetCode(co);
     if (bytecode == NULL) {
@@ -920,11 +943,11 @@ emit_node(struct ser *s, const struct node *n)
     case CDS_OBJ_FLOAT:
         memcpy(p + offsetof(PyFloatObject, ob_fval),
                &((PyFloatObject *)o)->ob_fval, sizeof(double));
-        return emit_head(s, n, -1);
+        return emit_head(s, n, NOT_VAR);
     case CDS_OBJ_COMPLEX:
         memcpy(p + offsetof(PyComplexObject, cval),
                &((PyComplexObject *)o)->cval, sizeof(Py_complex));
-        return emit_head(s, n, -1);
+        return emit_head(s, n, NOT_VAR);
     case CDS_OBJ_TUPLE:
         return emit_tuple(s, n, o);
     case CDS_OBJ_FROZEN:
@@ -1116,7 +1139,7 @@ check_object(PyObject *o, PyTypeObject *type, const char *what,
  * string's interned object once resolved, and which pool blocks passed
  * their checksum.  Kept for ever, like the objects (inv. 1). */
 static struct {
-    const cds_archive *archive;
+    const uint8_t *image; /* the archive's data: its identity */
     PyObject **resolved;
     uint8_t *block_ok;
 } pool_state;
@@ -1133,7 +1156,8 @@ check_str_image(const uint8_t *p, uint32_t extent)
         return 0;
     }
     memcpy(&a, p, sizeof(a));
-    if (a.length < 1 || !a.state.compact || !a.state.ready ||
+    if (a.length < 1 || (uint64_t)a.length >= extent || !a.state.compact ||
+        !a.state.ready ||
         a.state.interned != 0 || a.wstr != NULL ||
         (a.state.kind != 1 && a.state.kind != 2 && a.state.kind != 4) ||
         (a.state.ascii && a.state.kind != 1)) {
@@ -1170,7 +1194,7 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
     uint8_t *p;
     PyTypeObject *type = &PyUnicode_Type;
 
-    if (pool_state.archive != a) {
+    if (pool_state.image != a->data) {
         uint64_t nblocks = cds_pool_nblocks(a);
         PyObject **resolved = calloc(a->header->pool_count ? a->header->pool_count : 1,
                                      sizeof(PyObject *));
@@ -1183,7 +1207,7 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
         }
         /* a previous archive's state is abandoned, not freed: its
          * strings may still be in use */
-        pool_state.archive = a;
+        pool_state.image = a->data;
         pool_state.resolved = resolved;
         pool_state.block_ok = ok;
     }

@@ -156,6 +156,15 @@ cds_writer_next_offset(const cds_writer *w)
            CDS_SEGMENT_ALIGN;
 }
 
+/* memcpy that accepts an empty list given as NULL */
+static void
+copy_list(uint8_t *dst, const void *src, uint64_t len)
+{
+    if (len != 0) {
+        memcpy(dst, src, len);
+    }
+}
+
 /* Lay out the lists after the objects (format.md 4) and write the block,
  * filling the entry's offsets, sizes and checksum. */
 static int
@@ -189,14 +198,14 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     if (block == NULL) {
         return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
     }
-    memcpy(block, seg->objects, seg->objects_size);
-    memcpy(block + e->objtab_off, seg->objtab, 4ull * seg->nobjects);
-    memcpy(block + e->reloc_off, seg->reloc, 4ull * seg->nreloc);
-    memcpy(block + e->ext_off, seg->ext, 8ull * seg->next);
-    memcpy(block + e->intern_off, seg->intern, 12ull * seg->nintern);
-    memcpy(block + e->refs_off, seg->refs, 4ull * seg->nrefs);
-    memcpy(block + e->frozen_off, seg->frozen, 4ull * seg->nfrozen);
-    memcpy(block + e->shared_off, seg->shared, 8ull * seg->nshared);
+    copy_list(block, seg->objects, seg->objects_size);
+    copy_list(block + e->objtab_off, seg->objtab, 4ull * seg->nobjects);
+    copy_list(block + e->reloc_off, seg->reloc, 4ull * seg->nreloc);
+    copy_list(block + e->ext_off, seg->ext, 8ull * seg->next);
+    copy_list(block + e->intern_off, seg->intern, 12ull * seg->nintern);
+    copy_list(block + e->refs_off, seg->refs, 4ull * seg->nrefs);
+    copy_list(block + e->frozen_off, seg->frozen, 4ull * seg->nfrozen);
+    copy_list(block + e->shared_off, seg->shared, 8ull * seg->nshared);
     e->objects_size = seg->objects_size;
     e->nobjects = seg->nobjects;
     e->root_off = seg->root_off;
@@ -279,7 +288,7 @@ write_pool(cds_writer *w, const struct cds_pool *pool, cds_error *err)
     h->pool_offset = w->offset;
     h->pool_block_size = CDS_POOL_BLOCK;
     if (pool == NULL || pool->count == 0) {
-        return 0; /* an empty pool: all its fields zero but the block size */
+        return 0; /* empty: count, sizes and checksum stay zero */
     }
     if (pool->objects_size % CDS_OBJECT_ALIGN != 0) {
         return CDS_FAIL(err, CDS_ECORRUPT, UINT64_MAX, "malformed pool");
@@ -317,6 +326,12 @@ out:
     free(block);
     free(sums);
     return rc;
+}
+
+void
+cds_writer_set_optimize(cds_writer *w, unsigned level)
+{
+    w->header.optimize = level;
 }
 
 void
@@ -422,6 +437,20 @@ cds_writer_finish(cds_writer *w, cds_error *err)
         goto out;
     }
     w->finished = 1;
+    /* make the rename itself durable */
+    char *slash = strrchr(w->path, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+    }
+    int dfd = open(slash != NULL ? (w->path[0] ? w->path : "/") : ".",
+                   O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (slash != NULL) {
+        *slash = '/';
+    }
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
     rc = 0;
 out:
     free(slots);

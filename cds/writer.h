@@ -57,12 +57,16 @@ struct cds_pool {
 int cds_writer_create(cds_writer **w, const char *path, uint64_t base,
                       const struct cds_disk_fingerprint *fp, cds_error *err);
 
+/* Record the optimization level (sys.flags.optimize, 0..2) the code was
+ * compiled for; 0 by default. */
+void cds_writer_set_optimize(cds_writer *w, unsigned level);
+
 /* The file offset at which the next segment will be written: its objects
  * live at base + this offset when mapped at the preferred base. */
 uint64_t cds_writer_next_offset(const cds_writer *w);
 
-/* Append one module.  Strings in m are copied.  A name added twice is
- * CDS_ECORRUPT. */
+/* Append one module.  Strings in m are copied.  A name added twice makes
+ * cds_writer_finish() fail with CDS_ECORRUPT. */
 int cds_writer_add(cds_writer *w, const struct cds_writer_module *m,
                    const struct cds_segment *seg, cds_error *err);
 

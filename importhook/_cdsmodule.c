@@ -142,11 +142,11 @@ get_code(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
     G.seg_state[ix] = SEG_LOADING;
     uint64_t t0 = now_ns();
     /* inv. 3: validate everything before the first write */
-    if (G.prefault) {
-        cds_segment_prefault(&G.archive, ix);
-    }
     rc = cds_segment_validate(&G.archive, ix, &err);
     if (rc == 0) {
+        if (G.prefault) {
+            cds_segment_prefault(&G.archive, ix);
+        }
         rc = cds_heap_load(&G.archive, ix, &G.codes[ix], &err);
     }
     if (rc == 0) {
@@ -400,6 +400,16 @@ activate_share(void)
                   G.archive_path, err.message, cds_status_name(rc));
         return;
     }
+    /* -O and -OO select other .pyc files: code compiled with another
+     * level must not be served (asserts, __debug__, docstrings) */
+    if (G.archive.header->optimize != (uint32_t)Py_OptimizeFlag) {
+        warn_once("archive %s: written for optimization level %u, running "
+                  "at %d; using the normal import system",
+                  G.archive_path, G.archive.header->optimize,
+                  Py_OptimizeFlag);
+        cds_archive_close(&G.archive);
+        return;
+    }
     uint32_t n = G.archive.header->nmodules;
     G.seg_state = calloc(n ? n : 1, 1);
     G.codes = calloc(n ? n : 1, sizeof(PyObject *));
@@ -612,11 +622,14 @@ dump(const char *list, const char *archive)
         PyErr_Format(PyExc_OSError, "pycds: %s", err.message);
         goto out;
     }
+    /* the loaders below compile for this level (-O, -OO, PYTHONOPTIMIZE) */
+    cds_writer_set_optimize(w, (unsigned)Py_OptimizeFlag);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
         PyObject *name = PyList_GET_ITEM(names, i);
         PyObject *info = PyObject_CallOneArg(info_fn, name);
         const char *cname = PyUnicode_AsUTF8(name);
-        if (info == NULL) {
+        if (info == NULL || cname == NULL) {
+            Py_XDECREF(info);
             goto out;
         }
         if (PyUnicode_Check(info)) {
@@ -639,8 +652,13 @@ dump(const char *list, const char *archive)
                 PyTuple_GET_ITEM(info, 5)),
         };
         if (m.origin == NULL || m.search == NULL || PyErr_Occurred()) {
+            /* a path that is not UTF-8 cannot be stored: skip the module */
+            PyErr_Clear();
+            PySys_WriteStderr("pycds: dump: skipping %s: path not "
+                              "representable in UTF-8\n", cname);
+            nskipped++;
             Py_DECREF(info);
-            goto out;
+            continue;
         }
         cds_heap_segment seg;
         uint64_t addr = base_from_env() + cds_writer_next_offset(w);

@@ -54,6 +54,12 @@ def spec_for(name, path, origin, search, is_package):
         if is_package else None)
 
 
+# Imported by site before any program code, from whatever directory is
+# first on sys.path at that time (pycds's own activation directory, when
+# the CLI runs a build tree): never archived.
+NOT_ARCHIVED = frozenset(('sitecustomize', 'usercustomize'))
+
+
 def install_trace(record):
     """TRACE: record every module whose code comes from a source file or
     its cached .pyc, once it has been loaded."""
@@ -61,7 +67,8 @@ def install_trace(record):
 
     def get_code(self, fullname):
         code = original(self, fullname)
-        record(fullname)
+        if fullname not in NOT_ARCHIVED:
+            record(fullname)
         return code
 
     get_code.__qualname__ = 'SourceFileLoader.get_code'
@@ -72,7 +79,12 @@ def dump_prepare():
     """DUMP runs before sys.path[0] is set: add the script's directory,
     as the traced run had it."""
     import os
-    if sys.argv and sys.argv[0] and os.path.isfile(sys.argv[0]):
+    if not sys.argv or not sys.argv[0]:
+        return
+    if sys.argv[0] in ('-c', '-m'):
+        # python -c / -m put the current directory first
+        sys.path.insert(0, os.getcwd())
+    elif os.path.isfile(sys.argv[0]):
         sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
 
 
@@ -81,6 +93,8 @@ def dump_info(name):
     its parents' specs) and return (code, origin, search, is_package,
     mtime_ns, size), or a str saying why it cannot be archived."""
     import os
+    if name in NOT_ARCHIVED:
+        return 'not archived: site runs it before pycds is active'
     parts = name.split('.')
     path = None
     spec = None

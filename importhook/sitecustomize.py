@@ -21,10 +21,12 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != _here]
 
 
 def _chain():
-    from importlib.machinery import PathFinder
+    # importlib's frozen halves are loaded already; importlib.util would
+    # pull in a dozen modules before the program starts
+    from _frozen_importlib import module_from_spec
+    from _frozen_importlib_external import PathFinder
     spec = PathFinder.find_spec('sitecustomize', sys.path)
     if spec is not None and spec.loader is not None:
-        from importlib.util import module_from_spec
         module = module_from_spec(spec)
         # the import of this file ends by taking sys.modules['sitecustomize']
         # as its result: make that the chained module

@@ -103,10 +103,11 @@ struct cli_inspect_options {
 
 /* Write the YAML report of the archive at path to stdout.  Returns an
  * exit status; on a bad archive prints the one-line error. */
-int cli_inspect(const char *path, const struct cli_inspect_options *opt);
+int cli_inspect_write(const char *path,
+                      const struct cli_inspect_options *opt);
 
 /* Print "pycds: PATH: MESSAGE (STATUS NAME)" on stderr (pycds.c). */
-void cli_report_archive_error(const char *path, const char *message,
-                              int status);
+void cli_archive_error_write(const char *path, const char *message,
+                             int status);
 
 #endif /* PYCDS_TOOLS_CLI_H */

@@ -127,6 +127,27 @@ emit_header(cli_yaml *y, const cds_archive *a)
     emit_range(y, "slots", h->slots_offset, "count", h->nslots);
     emit_range(y, "entries", h->entries_offset, "count", h->nmodules);
     emit_range(y, "strings", h->strings_offset, "size", h->strings_size);
+    /* format.md 4.1: interned strings shared by all modules; offsets in
+     * it are from its start */
+    cli_yaml_key(y, "pool");
+    cli_yaml_map_begin(y);
+    cli_yaml_key(y, "offset");
+    cli_yaml_u64(y, h->pool_offset);
+    cli_yaml_key(y, "size");
+    cli_yaml_u64(y, h->pool_size);
+    cli_yaml_key(y, "strings");
+    cli_yaml_u64(y, h->pool_count);
+    cli_yaml_key(y, "object_bytes");
+    cli_yaml_u64(y, h->pool_objects_size);
+    cli_yaml_key(y, "table_offset");
+    cli_yaml_u64(y, h->pool_table_off);
+    cli_yaml_key(y, "sums_offset");
+    cli_yaml_u64(y, h->pool_sums_off);
+    cli_yaml_key(y, "block_size");
+    cli_yaml_u64(y, h->pool_block_size);
+    cli_yaml_key(y, "sums_checksum");
+    cli_yaml_hex(y, h->pool_sums_checksum);
+    cli_yaml_map_end(y);
     cli_yaml_key(y, "flags");
     cli_yaml_u64(y, h->flags);
     cli_yaml_map_end(y);
@@ -221,7 +242,7 @@ emit_totals(cli_yaml *y, const cds_archive *a)
     const struct cds_disk_header *h = a->header;
     struct kind_counts kc = {{0}};
     uint64_t objects = 0, object_bytes = 0, reloc = 0, ext = 0, intern = 0;
-    uint64_t refs = 0, frozen = 0, seg_bytes = 0, packages = 0;
+    uint64_t refs = 0, frozen = 0, shared = 0, seg_bytes = 0, packages = 0;
 
     for (uint32_t i = 0; i < h->nmodules; i++) {
         const struct cds_disk_module *m = &a->modules[i];
@@ -233,6 +254,7 @@ emit_totals(cli_yaml *y, const cds_archive *a)
         intern += m->nintern;
         refs += m->nrefs;
         frozen += m->nfrozen;
+        shared += m->nshared;
         seg_bytes += m->seg_size;
         packages += (m->flags & CDS_MODULE_PACKAGE) != 0;
     }
@@ -256,10 +278,16 @@ emit_totals(cli_yaml *y, const cds_archive *a)
     cli_yaml_u64(y, refs);
     cli_yaml_key(y, "frozensets");
     cli_yaml_u64(y, frozen);
+    cli_yaml_key(y, "pool_refs");
+    cli_yaml_u64(y, shared);
+    cli_yaml_key(y, "pool_strings");
+    cli_yaml_u64(y, h->pool_count);
     cli_yaml_key(y, "object_bytes");
     cli_yaml_u64(y, object_bytes);
     cli_yaml_key(y, "segment_bytes");
     cli_yaml_u64(y, seg_bytes);
+    cli_yaml_key(y, "pool_bytes");
+    cli_yaml_u64(y, h->pool_size);
     cli_yaml_key(y, "index_bytes");
     cli_yaml_u64(y, h->index_size);
     cli_yaml_map_end(y);
@@ -302,11 +330,13 @@ emit_module(cli_yaml *y, const cds_archive *a, uint32_t i)
     cli_yaml_u64(y, m->next);
     cli_yaml_key(y, "interned");
     cli_yaml_u64(y, m->nintern);
+    cli_yaml_key(y, "pool_refs");
+    cli_yaml_u64(y, m->nshared);
     cli_yaml_map_end(y);
 }
 
 int
-cli_inspect(const char *path, const struct cli_inspect_options *opt)
+cli_inspect_write(const char *path, const struct cli_inspect_options *opt)
 {
     cds_archive a;
     cds_error err;
@@ -317,11 +347,11 @@ cli_inspect(const char *path, const struct cli_inspect_options *opt)
     /* read-only, no fingerprint expected: inspect any interpreter's */
     rc = cds_archive_open(&a, path, 0, NULL, &err);
     if (rc < 0) {
-        cli_report_archive_error(path, err.message, rc);
+        cli_archive_error_write(path, err.message, rc);
         return CLI_EXIT_FAIL;
     }
     if ((y = cli_yaml_create(stdout)) == NULL) {
-        cli_report_archive_error(path, "out of memory", CDS_ENOMEM);
+        cli_archive_error_write(path, "out of memory", CDS_ENOMEM);
         goto out;
     }
     cli_yaml_map_begin(y);

@@ -14,14 +14,16 @@
  *  2. Paths put into the environment are absolute, so that they mean the
  *     same in a program that changes directory or starts others.
  *  3. A usage error exits 2 with one line saying what is wrong and a usage
- *     line; a bad archive or an unreadable file exits 1 with one line.
- *     Nothing else is printed unless asked (-v). */
+ *     line (a bad pycds.yaml: the one line, with file and line number); a
+ *     bad archive or an unreadable file exits 1 with one line.  Nothing
+ *     else is printed unless asked (-v). */
 #include "cli.h"
 
 #include "archive.h"
 #include "cds.h"
 #include "format.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -85,15 +87,22 @@ static const char *global_config;
 /* ---------------------------------------------------------------------
  * Messages */
 
-static void usage_line(FILE *f, const struct command *cmd);
+static void print_usage(FILE *f, const struct command *cmd);
+
+/* inv. 3: print, and give the exit status, in one expression, so that
+ * `return USAGE_ERROR(cmd, ...)` reads like cds/'s CDS_CORRUPT and a
+ * static analyser sees the status. */
+#define USAGE_ERROR(cmd, ...)                                               \
+    (print_usage_error((cmd), __VA_ARGS__), CLI_EXIT_USAGE)
+#define FAIL(...) (print_error(__VA_ARGS__), CLI_EXIT_FAIL)
 
 /* inv. 3: "pycds: CMD: what" and the command's usage line. */
-static int
-usage_error(const struct command *cmd, const char *fmt, ...)
+static void
+print_usage_error(const struct command *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static int
-usage_error(const struct command *cmd, const char *fmt, ...)
+static void
+print_usage_error(const struct command *cmd, const char *fmt, ...)
 {
     va_list ap;
 
@@ -106,20 +115,19 @@ usage_error(const struct command *cmd, const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     if (cmd != NULL) {
-        usage_line(stderr, cmd);
+        print_usage(stderr, cmd);
     }
     else {
         fprintf(stderr, "Try 'pycds --help' for more information.\n");
     }
-    return CLI_EXIT_USAGE;
 }
 
 /* inv. 3: "pycds: what" for a failure that is not the user's syntax. */
-static int
-fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void
+print_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static int
-fail(const char *fmt, ...)
+static void
+print_error(const char *fmt, ...)
 {
     va_list ap;
 
@@ -128,11 +136,10 @@ fail(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    return CLI_EXIT_FAIL;
 }
 
 void
-cli_report_archive_error(const char *path, const char *message, int status)
+cli_archive_error_write(const char *path, const char *message, int status)
 {
     fprintf(stderr, "pycds: %s: %s (%s)\n", path, message,
             cds_status_name(status));
@@ -219,9 +226,10 @@ find_activation_dir(void)
 static void
 put_env(const char *name, const char *value, int verbose)
 {
+    assert(value != NULL);
     if (setenv(name, value, 1) != 0) {
         /* only ENOMEM is possible with these names */
-        fail("cannot set %s: %s", name, strerror(errno));
+        print_error("cannot set %s: %s", name, strerror(errno));
         exit(CLI_EXIT_FAIL);
     }
     if (verbose >= 1) {
@@ -255,7 +263,7 @@ activate(int verbose)
     n = dlen + 1 + (old != NULL ? strlen(old) : 0) + 1;
     if ((path = malloc(n)) == NULL) {
         free(dir);
-        fail("out of memory");
+        print_error("out of memory");
         exit(CLI_EXIT_FAIL);
     }
     if (old != NULL && old[0] != '\0') {
@@ -284,9 +292,14 @@ put_verbose(int verbose)
 static int
 exec_command(char **command)
 {
+    /* parse_args() guarantees a command; handled for the analyser */
+    assert(command != NULL && command[0] != NULL);
+    if (command == NULL || command[0] == NULL) {
+        return CLI_EXIT_USAGE;
+    }
     execvp(command[0], command);
     int e = errno;
-    fail("%s: %s", command[0], strerror(e));
+    print_error("%s: %s", command[0], strerror(e));
     return e == ENOENT ? 127 : 126;
 }
 
@@ -296,19 +309,20 @@ exec_command(char **command)
 /* The value of an option that takes one: "--name=V", "-oV", or the next
  * argument.  NULL (after a usage message) when there is none. */
 static const char *
-option_value(const struct command *cmd, const char *opt, size_t optlen,
-             char **argv, int argc, int *i)
+take_option_value(const struct command *cmd, const char *opt, char **argv,
+                  int argc, int *i)
 {
     const char *a = argv[*i];
+    size_t n = strlen(opt);
 
-    if (a[optlen] == '=' && a[1] == '-') {
-        return a + optlen + 1;
+    if (a[n] == '=' && opt[1] == '-') {
+        return a + n + 1;
     }
-    if (a[optlen] != '\0' && a[1] != '-') {
-        return a + optlen;
+    if (a[n] != '\0' && opt[1] != '-') {
+        return a + n;
     }
-    if (a[optlen] != '\0' || *i + 1 >= argc) {
-        usage_error(cmd, "option %s needs a value", opt);
+    if (a[n] != '\0' || *i + 1 >= argc) {
+        print_usage_error(cmd, "option %s needs a value", opt);
         return NULL;
     }
     return argv[++*i];
@@ -343,14 +357,16 @@ parse_args(const struct command *cmd, int argc, char **argv, struct opts *o)
 
         if (strcmp(a, "--") == 0) {
             if (!(allow & OPT_COMMAND)) {
-                return usage_error(cmd, "unexpected '--'");
+                return USAGE_ERROR(cmd, "unexpected '--'");
             }
             o->command = argv + i + 1;
             break;
         }
         if (a[0] != '-' || a[1] == '\0') {
-            if (o->npositional >= cmd->npositional) {
-                return usage_error(cmd, "unexpected argument '%s'%s", a,
+            if (o->npositional >= cmd->npositional ||
+                o->npositional >= (int)(sizeof(o->positional) /
+                                        sizeof(o->positional[0]))) {
+                return USAGE_ERROR(cmd, "unexpected argument '%s'%s", a,
                                    (allow & OPT_COMMAND)
                                        ? " (put the command after --)"
                                        : "");
@@ -359,27 +375,27 @@ parse_args(const struct command *cmd, int argc, char **argv, struct opts *o)
             continue;
         }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage_line(stdout, cmd);
+            print_usage(stdout, cmd);
             printf("\n%s", cmd->help);
             return -1;
         }
         if ((allow & OPT_OUTPUT) &&
             (check_option(a, "-o") || check_option(a, "--output"))) {
-            if ((o->output = option_value(cmd, a[1] == '-' ? "--output" : "-o",
-                                          a[1] == '-' ? 8 : 2, argv, argc,
-                                          &i)) == NULL) {
+            const char *name = a[1] == '-' ? "--output" : "-o";
+            if ((o->output = take_option_value(cmd, name, argv, argc, &i)) ==
+                NULL) {
                 return CLI_EXIT_USAGE;
             }
         }
         else if ((allow & OPT_PYTHON) && check_option(a, "--python")) {
-            if ((o->python = option_value(cmd, "--python", 8, argv, argc,
-                                          &i)) == NULL) {
+            if ((o->python = take_option_value(cmd, "--python", argv, argc,
+                                               &i)) == NULL) {
                 return CLI_EXIT_USAGE;
             }
         }
         else if (check_option(a, "--config")) {
-            if ((o->config = option_value(cmd, "--config", 8, argv, argc,
-                                          &i)) == NULL) {
+            if ((o->config = take_option_value(cmd, "--config", argv, argc,
+                                               &i)) == NULL) {
                 return CLI_EXIT_USAGE;
             }
         }
@@ -400,12 +416,12 @@ parse_args(const struct command *cmd, int argc, char **argv, struct opts *o)
             o->modules = false;
         }
         else {
-            return usage_error(cmd, "unknown option '%s'", a);
+            return USAGE_ERROR(cmd, "unknown option '%s'", a);
         }
     }
     if ((cmd->options & OPT_COMMAND) &&
         (o->command == NULL || o->command[0] == NULL)) {
-        return usage_error(cmd, "missing COMMAND after --");
+        return USAGE_ERROR(cmd, "missing COMMAND after --");
     }
     return 0;
 }
@@ -444,13 +460,13 @@ resolve_path(const struct command *cmd, const char *given,
 
     *out = NULL;
     if (p == NULL) {
-        return usage_error(cmd, "missing %s", what);
+        return USAGE_ERROR(cmd, "missing %s", what);
     }
     if (p[0] == '\0') {
-        return usage_error(cmd, "empty %s", what);
+        return USAGE_ERROR(cmd, "empty %s", what);
     }
     if ((*out = make_absolute(p)) == NULL) {
-        return fail("%s: %s", p, strerror(errno != 0 ? errno : ENOMEM));
+        return FAIL("%s: %s", p, strerror(errno != 0 ? errno : ENOMEM));
     }
     return 0;
 }
@@ -483,7 +499,7 @@ run_trace(const struct command *cmd, int argc, char **argv)
      * empty list rather than none */
     fd = open(list, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
     if (fd < 0) {
-        rc = fail("%s: cannot open: %s", list, strerror(errno));
+        rc = FAIL("%s: cannot open: %s", list, strerror(errno));
         free(list);
         return rc;
     }
@@ -515,18 +531,18 @@ filter_list(const char *list, const struct cli_config *cfg, int verbose,
 
     n = strlen(dir != NULL && dir[0] != '\0' ? dir : "/tmp") + 32;
     if ((*tmp = malloc(n)) == NULL) {
-        return fail("out of memory");
+        return FAIL("out of memory");
     }
     snprintf(*tmp, n, "%s/pycds-list.XXXXXX",
              dir != NULL && dir[0] != '\0' ? dir : "/tmp");
     if ((in = fopen(list, "r")) == NULL) {
-        fail("%s: cannot open: %s", list, strerror(errno));
+        print_error("%s: cannot open: %s", list, strerror(errno));
         free(*tmp);
         *tmp = NULL;
         goto out;
     }
     if ((fd = mkstemp(*tmp)) < 0 || (out = fdopen(fd, "w")) == NULL) {
-        fail("%s: cannot create: %s", *tmp, strerror(errno));
+        print_error("%s: cannot create: %s", *tmp, strerror(errno));
         if (fd >= 0) {
             close(fd);
             unlink(*tmp);
@@ -567,11 +583,11 @@ filter_list(const char *list, const struct cli_config *cfg, int verbose,
         }
     }
     if (ferror(in)) {
-        fail("%s: cannot read: %s", list, strerror(errno));
+        print_error("%s: cannot read: %s", list, strerror(errno));
         goto out;
     }
     if (fflush(out) != 0 || ferror(out)) {
-        fail("%s: cannot write: %s", *tmp, strerror(errno));
+        print_error("%s: cannot write: %s", *tmp, strerror(errno));
         goto out;
     }
     if (verbose >= 1) {
@@ -586,7 +602,7 @@ out:
         fclose(in);
     }
     if (out != NULL && fclose(out) != 0 && rc == 0) {
-        rc = fail("%s: cannot write: %s", *tmp, strerror(errno));
+        rc = FAIL("%s: cannot write: %s", *tmp, strerror(errno));
     }
     if (rc != 0 && *tmp != NULL) {
         unlink(*tmp);
@@ -629,7 +645,7 @@ spawn_python(const char *python)
     if (pid < 0) {
         sigaction(SIGINT, &oldint, NULL);
         sigaction(SIGQUIT, &oldquit, NULL);
-        return fail("cannot start %s: %s", python, strerror(errno));
+        return FAIL("cannot start %s: %s", python, strerror(errno));
     }
     if (pid == 0) {
         char *argv[] = {(char *)(uintptr_t)python, NULL};
@@ -637,7 +653,7 @@ spawn_python(const char *python)
         sigaction(SIGINT, &oldint, NULL);
         sigaction(SIGQUIT, &oldquit, NULL);
         if (fd < 0 || dup2(fd, STDIN_FILENO) < 0) {
-            fail("cannot open /dev/null: %s", strerror(errno));
+            print_error("cannot open /dev/null: %s", strerror(errno));
             _exit(126);
         }
         if (fd != STDIN_FILENO) {
@@ -654,10 +670,10 @@ spawn_python(const char *python)
     sigaction(SIGINT, &oldint, NULL);
     sigaction(SIGQUIT, &oldquit, NULL);
     if (status == -1) {
-        return fail("cannot wait for %s: %s", python, strerror(errno));
+        return FAIL("cannot wait for %s: %s", python, strerror(errno));
     }
     if (WIFSIGNALED(status)) {
-        fail("dump: %s killed by signal %d", python, WTERMSIG(status));
+        print_error("dump: %s killed by signal %d", python, WTERMSIG(status));
         return 128 + WTERMSIG(status);
     }
     return WEXITSTATUS(status);
@@ -694,7 +710,7 @@ run_dump(const struct command *cmd, int argc, char **argv)
         }
     }
     else if (access(list, R_OK) != 0) {
-        rc = fail("%s: cannot open: %s", list, strerror(errno));
+        rc = FAIL("%s: cannot open: %s", list, strerror(errno));
         goto out;
     }
     if (stat(archive, &before) != 0) {
@@ -709,7 +725,7 @@ run_dump(const struct command *cmd, int argc, char **argv)
     rc = spawn_python(python);
     if (rc == 0 && !check_written(archive, &before)) {
         /* the interpreter ran but nothing dumped: no _cds for it */
-        rc = fail("dump: %s exited 0 but did not write %s (is pycds "
+        rc = FAIL("dump: %s exited 0 but did not write %s (is pycds "
                   "available to this interpreter?)",
                   python, archive);
     }
@@ -765,8 +781,7 @@ run_run(const struct command *cmd, int argc, char **argv)
 
 /* The ARCHIVE operand or the config's.  *out is malloc'd. */
 static int
-archive_operand(const struct command *cmd, const struct opts *o,
-                char **out)
+resolve_archive(const struct command *cmd, const struct opts *o, char **out)
 {
     struct cli_config cfg;
     int rc;
@@ -783,10 +798,10 @@ archive_operand(const struct command *cmd, const struct opts *o,
     }
     else {
         cli_config_clear(&cfg);
-        return usage_error(cmd, "missing ARCHIVE");
+        return USAGE_ERROR(cmd, "missing ARCHIVE");
     }
     cli_config_clear(&cfg);
-    return *out == NULL ? fail("out of memory") : 0;
+    return *out == NULL ? FAIL("out of memory") : 0;
 }
 
 static int
@@ -799,12 +814,37 @@ run_inspect(const struct command *cmd, int argc, char **argv)
     if ((rc = parse_args(cmd, argc, argv, &o)) != 0) {
         return rc < 0 ? CLI_EXIT_OK : rc;
     }
-    if ((rc = archive_operand(cmd, &o, &archive)) != 0) {
+    if ((rc = resolve_archive(cmd, &o, &archive)) != 0) {
         return rc;
     }
     struct cli_inspect_options opt = {.modules = o.modules};
-    rc = cli_inspect(archive, &opt);
+    rc = cli_inspect_write(archive, &opt);
     free(archive);
+    return rc;
+}
+
+/* The shared string pool (format.md 4.1): every table entry and every
+ * block a string lies in, against the block checksums (P1..P3).  The
+ * loader checks blocks on first use; verify uses every string. */
+static int
+validate_pool(const cds_archive *a, cds_error *err)
+{
+    const struct cds_disk_header *h = a->header;
+    uint32_t off, extent;
+    uint8_t *block_ok;
+    int rc = 0;
+
+    if (h->pool_count == 0) {
+        return 0;
+    }
+    block_ok = calloc(cds_pool_nblocks(a), 1); /* H11 bounds nblocks */
+    if (block_ok == NULL) {
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    for (uint32_t i = 0; rc == 0 && i < h->pool_count; i++) {
+        rc = cds_pool_find(a, i, block_ok, &off, &extent, err);
+    }
+    free(block_ok);
     return rc;
 }
 
@@ -820,13 +860,19 @@ run_verify(const struct command *cmd, int argc, char **argv)
     if ((rc = parse_args(cmd, argc, argv, &o)) != 0) {
         return rc < 0 ? CLI_EXIT_OK : rc;
     }
-    if ((rc = archive_operand(cmd, &o, &archive)) != 0) {
+    if ((rc = resolve_archive(cmd, &o, &archive)) != 0) {
         return rc;
     }
-    /* the header and index (H1..H12, I1..I8), then every segment
-     * (S1..S8): everything the loader checks except the fingerprint,
-     * which needs the interpreter */
+    /* the header and index (H1..H11, I1..I8), the string pool (P1..P3),
+     * then every segment (S1..S7): everything the loader checks except
+     * the fingerprint, which needs the interpreter */
     rc = cds_archive_open(&a, archive, 0, NULL, &err);
+    if (rc == 0) {
+        rc = validate_pool(&a, &err);
+        if (rc == 0 && o.verbose >= 1) {
+            printf("ok: string pool of %u strings\n", a.header->pool_count);
+        }
+    }
     for (uint32_t i = 0; rc == 0 && i < a.header->nmodules; i++) {
         rc = cds_segment_validate(&a, i, &err);
         if (rc == 0 && o.verbose >= 1) {
@@ -834,7 +880,7 @@ run_verify(const struct command *cmd, int argc, char **argv)
         }
     }
     if (rc < 0) {
-        cli_report_archive_error(archive, err.message, rc);
+        cli_archive_error_write(archive, err.message, rc);
         cds_archive_close(&a);
         free(archive);
         return CLI_EXIT_FAIL;
@@ -890,11 +936,12 @@ static const struct command commands[] = {
      "  --no-modules  leave out the per-module list (--modules: keep it)\n"},
     {"verify", run_verify, OPT_VERBOSE, 1, "verify ARCHIVE [-v]",
      "Check ARCHIVE completely without running Python: header, index,\n"
-     "checksums and every module's segment.  Prints 'ok: N modules, M\n"
-     "bytes' and exits 0, or names the first problem and exits 1.  The\n"
-     "build fingerprint is not compared: an interpreter does that at load.\n"
+     "string pool, checksums and every module's segment.  Prints 'ok: N\n"
+     "modules, M bytes' and exits 0, or names the first problem and exits\n"
+     "1.  The build fingerprint is not compared: an interpreter does that\n"
+     "at load.\n"
      "\n"
-     "  -v  also print each module as it passes\n"},
+     "  -v  also print the pool and each module as they pass\n"},
     {"help", run_help, 0, 1, "help [COMMAND]",
      "Show the help of pycds or of one command.\n"},
     {NULL, NULL, 0, 0, NULL, NULL},
@@ -912,7 +959,7 @@ find_command(const char *name)
 }
 
 static void
-usage_line(FILE *f, const struct command *cmd)
+print_usage(FILE *f, const struct command *cmd)
 {
     fprintf(f, "usage: pycds %s\n", cmd->usage);
 }
@@ -965,9 +1012,9 @@ run_help(const struct command *cmd, int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if ((about = find_command(o.positional[0])) == NULL) {
-        return usage_error(cmd, "unknown command '%s'", o.positional[0]);
+        return USAGE_ERROR(cmd, "unknown command '%s'", o.positional[0]);
     }
-    usage_line(stdout, about);
+    print_usage(stdout, about);
     printf("\n%s", about->help);
     return CLI_EXIT_OK;
 }
@@ -991,20 +1038,20 @@ main(int argc, char **argv)
             return CLI_EXIT_OK;
         }
         if (check_option(a, "--config")) {
-            if ((global_config = option_value(NULL, "--config", 8, argv,
-                                              argc, &i)) == NULL) {
+            if ((global_config = take_option_value(NULL, "--config", argv,
+                                                   argc, &i)) == NULL) {
                 return CLI_EXIT_USAGE;
             }
             i++;
             continue;
         }
-        return usage_error(NULL, "unknown option '%s'", a);
+        return USAGE_ERROR(NULL, "unknown option '%s'", a);
     }
     if (i >= argc) {
-        return usage_error(NULL, "missing command");
+        return USAGE_ERROR(NULL, "missing command");
     }
     if ((cmd = find_command(argv[i])) == NULL) {
-        return usage_error(NULL, "unknown command '%s'", argv[i]);
+        return USAGE_ERROR(NULL, "unknown command '%s'", argv[i]);
     }
     return cmd->run(cmd, argc - i, argv + i);
 }

@@ -333,8 +333,8 @@ struct config_reader {
 };
 
 static int
-config_error(struct config_reader *r, const yaml_node_t *node,
-             const char *what, const char *key)
+fail_config(struct config_reader *r, const yaml_node_t *node,
+            const char *what, const char *key)
 {
     if (node != NULL) {
         snprintf(r->msg, r->msgsize, "%s:%zu: %s%s%s%s", r->path,
@@ -348,7 +348,7 @@ config_error(struct config_reader *r, const yaml_node_t *node,
 }
 
 static const char *
-node_scalar(const yaml_node_t *node)
+find_scalar(const yaml_node_t *node)
 {
     return node->type == YAML_SCALAR_NODE
                ? (const char *)node->data.scalar.value
@@ -358,44 +358,43 @@ node_scalar(const yaml_node_t *node)
 /* A path value: relative ones are taken from the config's directory.
  * A python without a slash stays a name for execvp's PATH search. */
 static int
-store_path(struct config_reader *r, const yaml_node_t *node,
-           const char *key, bool command, char **out)
+set_path(struct config_reader *r, const yaml_node_t *node, const char *key,
+         bool command, char **out)
 {
-    const char *v = node_scalar(node);
-    size_t n;
+    const char *v = find_scalar(node);
 
     if (*out != NULL) {
-        return config_error(r, node, "duplicate key", key);
+        return fail_config(r, node, "duplicate key", key);
     }
     if (v == NULL || v[0] == '\0') {
-        return config_error(r, node, "expected a path for", key);
+        return fail_config(r, node, "expected a path for", key);
     }
     if (v[0] == '/' || (command && strchr(v, '/') == NULL)) {
         *out = strdup(v);
     }
     else {
-        n = strlen(r->dir) + 1 + strlen(v) + 1;
+        size_t n = strlen(r->dir) + 1 + strlen(v) + 1;
         if ((*out = malloc(n)) != NULL) {
             snprintf(*out, n, "%s/%s", r->dir, v);
         }
     }
     if (*out == NULL) {
-        return config_error(r, NULL, "out of memory", NULL);
+        return fail_config(r, NULL, "out of memory", NULL);
     }
     return 0;
 }
 
 /* A list of patterns: a sequence of scalars, a single scalar, or null. */
 static int
-store_patterns(struct config_reader *r, const yaml_node_t *node,
-               const char *key, char ***out, size_t *nout)
+set_patterns(struct config_reader *r, const yaml_node_t *node,
+             const char *key, char ***out, size_t *nout)
 {
     const yaml_node_item_t *items = NULL;
     size_t n = 0;
     yaml_node_item_t one;
 
     if (*out != NULL) {
-        return config_error(r, node, "duplicate key", key);
+        return fail_config(r, node, "duplicate key", key);
     }
     if (node->type == YAML_SEQUENCE_NODE) {
         items = node->data.sequence.items.start;
@@ -415,22 +414,21 @@ store_patterns(struct config_reader *r, const yaml_node_t *node,
         }
     }
     else {
-        return config_error(r, node, "expected a list of patterns for",
-                            key);
+        return fail_config(r, node, "expected a list of patterns for", key);
     }
     *out = calloc(n + 1, sizeof(char *));
     if (*out == NULL) {
-        return config_error(r, NULL, "out of memory", NULL);
+        return fail_config(r, NULL, "out of memory", NULL);
     }
     for (size_t i = 0; i < n; i++) {
         const yaml_node_t *item = yaml_document_get_node(r->doc, items[i]);
-        const char *v = item != NULL ? node_scalar(item) : NULL;
+        const char *v = item != NULL ? find_scalar(item) : NULL;
         if (v == NULL || v[0] == '\0') {
-            return config_error(r, item != NULL ? item : node,
-                                "expected a pattern in", key);
+            return fail_config(r, item != NULL ? item : node,
+                               "expected a pattern in", key);
         }
         if (((*out)[i] = strdup(v)) == NULL) {
-            return config_error(r, NULL, "out of memory", NULL);
+            return fail_config(r, NULL, "out of memory", NULL);
         }
         *nout = i + 1;
     }
@@ -447,37 +445,36 @@ load_config(struct config_reader *r, struct cli_config *c)
         return 0; /* an empty file: no settings */
     }
     if (root->type != YAML_MAPPING_NODE) {
-        return config_error(r, root, "expected a mapping of settings",
-                            NULL);
+        return fail_config(r, root, "expected a mapping of settings", NULL);
     }
     for (pair = root->data.mapping.pairs.start;
          pair < root->data.mapping.pairs.top; pair++) {
         const yaml_node_t *k = yaml_document_get_node(r->doc, pair->key);
         const yaml_node_t *v = yaml_document_get_node(r->doc, pair->value);
-        const char *key = k != NULL ? node_scalar(k) : NULL;
+        const char *key = k != NULL ? find_scalar(k) : NULL;
         int rc;
 
         if (key == NULL || v == NULL) {
-            return config_error(r, k != NULL ? k : root,
-                                "expected a plain key", NULL);
+            return fail_config(r, k != NULL ? k : root,
+                               "expected a plain key", NULL);
         }
         if (strcmp(key, "archive") == 0) {
-            rc = store_path(r, v, key, false, &c->archive);
+            rc = set_path(r, v, key, false, &c->archive);
         }
         else if (strcmp(key, "list") == 0) {
-            rc = store_path(r, v, key, false, &c->list);
+            rc = set_path(r, v, key, false, &c->list);
         }
         else if (strcmp(key, "python") == 0) {
-            rc = store_path(r, v, key, true, &c->python);
+            rc = set_path(r, v, key, true, &c->python);
         }
         else if (strcmp(key, "include") == 0) {
-            rc = store_patterns(r, v, key, &c->include, &c->ninclude);
+            rc = set_patterns(r, v, key, &c->include, &c->ninclude);
         }
         else if (strcmp(key, "exclude") == 0) {
-            rc = store_patterns(r, v, key, &c->exclude, &c->nexclude);
+            rc = set_patterns(r, v, key, &c->exclude, &c->nexclude);
         }
         else {
-            rc = config_error(r, k, "unknown key", key);
+            rc = fail_config(r, k, "unknown key", key);
         }
         if (rc < 0) {
             return rc;

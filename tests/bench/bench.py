@@ -152,13 +152,15 @@ def median_ci(xs, level=0.95):
     s = sorted(xs)
     n = len(s)
     alpha = (1 - level) / 2
-    k = 0            # number of order statistics cut off on each side
+    # [s[k], s[n-1-k]] covers the median with probability
+    # 1 - 2 P(Binomial(n, 1/2) <= k): take the largest k that keeps it.
+    k = 0
     cdf = 0.0
-    for i in range(n + 1):
+    for i in range(n):
         cdf += math.comb(n, i) / 2 ** n
         if cdf > alpha:
             break
-        k = i + 1
+        k = i
     k = min(k, (n - 1) // 2)
     return s[k], s[n - 1 - k]
 
@@ -177,7 +179,7 @@ def user_site(python, runner, userbase):
     return r['stdout'].strip()
 
 
-def machine_info(python, runner, env):
+def machine_info(python, build, runner, env):
     info = {'nproc': os.cpu_count()}
     try:
         info['cpus_usable'] = len(os.sched_getaffinity(0))
@@ -198,24 +200,36 @@ def machine_info(python, runner, env):
     info['python'] = python
     info['python_version'] = r['stdout'].strip()
     info['loadavg_start'] = os.getloadavg()
-    info['source'] = source_revision(runner, env)
+    info['source'] = source_revision(build, runner, env)
     return info
 
 
-def source_revision(runner, env):
-    """The commit of the pycds checkout, and whether it has changes (the
-    build directory may of course be older than either)."""
+def source_revision(build, runner, env):
+    """The source tree the build directory was configured from, with its
+    commit and whether it has uncommitted changes, if it is a git
+    checkout (the build may of course be older than the tree)."""
+    src = None
+    try:
+        with open(os.path.join(build, 'CMakeCache.txt')) as f:
+            for line in f:
+                if line.startswith('CMAKE_HOME_DIRECTORY:'):
+                    src = line.split('=', 1)[1].strip()
+    except OSError:
+        pass
+    if not src:
+        return 'unknown'
     git = shutil.which('git')
-    if not git:
-        return 'unknown'
-    r = runner.run([git, '-C', REPO, 'rev-parse', '--short', 'HEAD'], env,
-                   check=False)
-    if r['rc'] != 0:
-        return 'unknown'
-    rev = r['stdout'].strip()
-    r = runner.run([git, '-C', REPO, 'status', '--porcelain',
-                    '--untracked-files=no'], env, check=False)
-    return rev + ('+changes' if r['stdout'].strip() else '')
+    r = git and runner.run([git, '-C', src, 'rev-parse', '--show-toplevel',
+                            '--short', 'HEAD'], env, check=False)
+    if not r or r['rc'] != 0 or len(r['stdout'].split()) != 2:
+        return src + ', not a git checkout'
+    top, rev = r['stdout'].split()
+    r = runner.run([git, '-C', src, 'status', '--porcelain',
+                    '--untracked-files=no', '--', 'cds', 'importhook'],
+                   env, check=False)
+    dirty = ' + uncommitted changes in cds/ importhook/' \
+        if r['stdout'].strip() else ''
+    return '%s at %s%s' % (src, rev, dirty)
 
 
 class Workload:
@@ -554,7 +568,7 @@ def run_all(args, names, python, site, so, tmp, log):
             'skipping the .pth arms' % python)
         use_pth = False
 
-    info = machine_info(python, runner, env_stock)
+    info = machine_info(python, args.build, runner, env_stock)
     log('bench: %s, build %s, work dir %s' % (python, args.build, tmp))
 
     results = {}

@@ -62,6 +62,37 @@ def comp():
 
 
 LAMBDA = lambda x=-123456: x * -2  # noqa: E731
+CONST_GLOBAL = 7
+
+
+class A:
+    def __init__(self):
+        self.x = 15
+
+
+class B:
+    __slots__ = ('x',)
+
+    def __init__(self):
+        self.x = 2.5
+
+
+def hot(n=3000):
+    # long enough for the 3.11 specializing interpreter to quicken and
+    # deoptimize: its inline caches live in the archived code object
+    total = 0
+    objs = [A(), B(), A()]
+    vals = [1, 2.5, 'x', 15, 2**40]
+    for i in range(n):
+        o = objs[i % 3]
+        total += o.x
+        v = vals[i % 5]
+        if isinstance(v, str):
+            total += len(v * 2)
+        else:
+            total += v * 2
+        total += len(INTS) + CONST_GLOBAL
+    return total
 FSTRING = (lambda v: f'{v!r:>10}|{v:x}|{-v}')(-255)
 '''
 
@@ -97,14 +128,15 @@ def copy(v):
     return v
 
 
+same = []
 for name in ('INTS', 'FLOATS', 'SPECIAL', 'COMPLEX', 'STRS', 'BYTES',
              'TUPLES', 'SINGLETONS'):
     group = getattr(consts, name)
     for i, v in enumerate(group):
         c = copy(v)
         print(name, i, type(v).__name__, norm(v)[:80], v == c or v != v,
-              hash(v) == hash(c), len(v) if hasattr(v, '__len__') else '-',
-              v is c)
+              hash(v) == hash(c), len(v) if hasattr(v, '__len__') else '-')
+        same.append((name, i, v is c))
     print(name, 'hash(tuple)', hash(group) == hash(copy(group)))
     d = {v: i for i, v in enumerate(group)}
     print(name, 'dict lookups', [d.get(copy(v)) for v in group])
@@ -117,17 +149,6 @@ print('strs', [s.upper()[:20] for s in consts.STRS],
       [s.encode('utf-8')[:20] for s in consts.STRS],
       [s.isidentifier() for s in consts.STRS])
 print('bytes', [b.hex()[:20] for b in consts.BYTES])
-print('identity', consts.SINGLETONS[0] is None, consts.SINGLETONS[1] is True,
-      consts.SINGLETONS[3] is Ellipsis, consts.TUPLES[0] is tuple(),
-      consts.STRS[0] is str(), consts.BYTES[0] is bytes(),
-      consts.STRS[1] is chr(97), consts.INTS[4] is int('5'),
-      consts.INTS[5] is int('256'), consts.INTS[3] is int('-5'),
-      consts.SHARED_A is consts.SHARED_B,
-      sys.intern(''.join(['identifier', '_like'])) is consts.STRS[14])
-# identifiers are interned, as the compiler does: the constant is the
-# interpreter's interned copy
-print('interned', [(s, sys.intern(''.join(list(s))) is s)
-                   for s in consts.STRS if s.isidentifier()])
 print('frozen', [consts.in_frozen(copy(v)) for v in
                  (1, -1, -15, 2**40, 'a', 'b\xe9', b'c', 1.5, (1, 2), None,
                   2, 'q', -16)])
@@ -146,7 +167,27 @@ except StopIteration as e:
 print('comp', consts.comp()[0], sorted(consts.comp()[1].items()),
       sorted(consts.comp()[2]))
 print('lambda', consts.LAMBDA(), consts.FSTRING)
+print('hot', consts.hot(), consts.hot(10))
+consts.CONST_GLOBAL = 1000
+consts.A.extra = 'class changed'  # new type version: caches deopt
+print('hot after changes', consts.hot(), consts.hot(1000))
 print('doc', consts.__doc__)
+
+# Object identity: what is shared with the interpreter (singletons, small
+# ints, cached and interned strings) and within the module, as stock.
+print('--- identity ---')
+print('same object as a run-time copy', [x for x in same if x[2]])
+print('identity', consts.SINGLETONS[0] is None, consts.SINGLETONS[1] is True,
+      consts.SINGLETONS[3] is Ellipsis, consts.TUPLES[0] is tuple(),
+      consts.STRS[0] is str(), consts.BYTES[0] is bytes(),
+      consts.STRS[1] is chr(97), consts.INTS[4] is int('5'),
+      consts.INTS[5] is int('256'), consts.INTS[3] is int('-5'),
+      consts.SHARED_A is consts.SHARED_B,
+      sys.intern(''.join(['identifier', '_like'])) is consts.STRS[14])
+# identifiers are interned, as the compiler does: the constant is the
+# interpreter's interned copy
+print('interned', [(s, sys.intern(''.join(list(s))) is s)
+                   for s in consts.STRS if s.isidentifier()])
 '''
 
 
@@ -155,7 +196,8 @@ def main():
     t.write('consts.py', CONSTS)
     main_py = t.write('main.py', cdstest.STATS_HOOK + MAIN)
     stock = t.stock([main_py])
-    t.check(stock.rc == 0 and stock.err == '' and 'doc Constants' in stock.out,
+    t.check(stock.rc == 0 and stock.err == '' and 'doc Constants' in stock.out
+            and '--- identity ---' in stock.out,
             'stock run succeeds', stock)
     t.trace([main_py])
     t.check('consts' in t.read_list(), 'trace lists consts')
@@ -166,7 +208,15 @@ def main():
                      ('share (relocated)', {'relocate': True})):
         share = t.share([main_py], **kw)
         t.check('consts' in share.served, what + ': consts served', share)
-        t.check_same(stock, share, what)
+        values, _, ident = share.out.partition('--- identity ---\n')
+        want_values, _, want_ident = stock.out.partition(
+            '--- identity ---\n')
+        t.check_equal(values, want_values, what + ': values as stock', share)
+        t.check_equal(ident, want_ident, what + ': identities as stock',
+                      share)
+        t.check_equal(share.rc, stock.rc, what + ': exit status as stock')
+        t.check_equal(share.program_err, stock.program_err,
+                      what + ': stderr as stock')
     t.finish()
 
 

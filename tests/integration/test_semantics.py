@@ -75,6 +75,36 @@ OTHER = '''\
 VALUE = 'other module value'
 '''
 
+# latin-1 source with a coding declaration
+LATIN = '''\
+# -*- coding: latin-1 -*-
+"""Caf\xe9 module."""
+TEXT = 'cr\xe8me br\xfbl\xe9e \xa9'
+
+
+def f(fail=False):
+    """D\xe9j\xe0 vu."""
+    if fail:
+        raise ValueError('\xe9chec')  # \xe9chec
+    return TEXT.upper()
+'''
+
+ANNOTATED = '''\
+from __future__ import annotations
+
+x: Undefined = 1
+
+
+def f(a: int, b: list[Undefined]) -> dict[str, int]:
+    return {}
+
+
+class C:
+    y: SomethingElse
+'''
+
+SERVED = {'pkg', 'pkg.sub', 'pkg.other', 'nspkg.mod', 'latin', 'annotated'}
+
 MAIN = '''\
 import dis
 import importlib
@@ -271,6 +301,26 @@ show('reload pkg', (again is pkg, pkg.LOADS, pkg.__path__))
 pt = pickle.loads(pickle.dumps(sub.Point(5, 6)))
 show('pickle after reload', type(pt) is sub.Point)
 
+# a namespace package's module, a latin-1 source, postponed annotations
+import nspkg.mod
+describe(nspkg.mod)
+show('nspkg', (list(nspkg.__path__), nspkg.__spec__.origin,
+               nspkg.__file__ if hasattr(nspkg, '__file__') else None,
+               sorted(m.name for m in pkgutil.iter_modules(nspkg.__path__))))
+import latin
+show('latin', (latin.TEXT, latin.f(), latin.f.__doc__, len(latin.TEXT)))
+show('latin source', latin.__loader__.get_source('latin'))
+show('latin getsource', inspect.getsource(latin.f))
+try:
+    latin.f(fail=True)
+except ValueError:
+    show('latin traceback', traceback.format_exc())
+import annotated
+show('annotations', (annotated.f.__annotations__,
+                     annotated.C.__annotations__,
+                     annotated.f.__code__.co_flags,
+                     annotated.__annotations__))
+
 sys.stdout.flush()
 # on stderr: a warning with its source line, then an uncaught traceback
 sub.warn()
@@ -284,6 +334,10 @@ def main():
     t.write('pkg/sub.py', SUB)
     t.write('pkg/other.py', OTHER)
     t.write('pkg/data.txt', 'payload text\n')
+    t.write('nspkg/mod.py', "VALUE = 'namespace portion'\n")
+    with open(t.path('latin.py'), 'wb') as f:
+        f.write(LATIN.encode('latin-1'))
+    t.write('annotated.py', ANNOTATED)
     main_py = t.write('main.py', cdstest.STATS_HOOK + MAIN)
 
     stock = t.stock([main_py])
@@ -297,8 +351,8 @@ def main():
     # though the traced run imported it through find_spec first
     t.trace([main_py], env={'PYTHONHASHSEED': '1'})
     listed = t.read_list()
-    t.check({'pkg', 'pkg.sub', 'pkg.other'} <= set(listed),
-            'trace lists pkg, pkg.sub and pkg.other', listed)
+    t.check(SERVED <= set(listed), 'trace lists %s' % ' '.join(SERVED),
+            listed)
     d = t.dump(args=[main_py], env={'PYTHONHASHSEED': '1'})
     t.check(d.rc == 0 and d.out == '', 'dump succeeds, prints nothing', d)
 
@@ -307,8 +361,8 @@ def main():
         share = t.share([main_py], env={'PYTHONHASHSEED': seed})
         t.check_same(stock, share, what)
         t.check(not share.warnings, what + ': no warnings', share)
-        t.check({'pkg', 'pkg.sub', 'pkg.other'} <= share.served,
-                what + ': pkg, pkg.sub, pkg.other served from the archive',
+        t.check(SERVED <= share.served,
+                what + ': %s served from the archive' % ' '.join(SERVED),
                 share)
         # a "served" line per get_code: the import, describe()'s explicit
         # loader.get_code and the reload, which goes through the finder

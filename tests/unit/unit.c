@@ -2,6 +2,8 @@
 /* Helpers shared by the unit test programs (see unit.h). */
 #include "unit.h"
 
+#include "checksum.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -148,7 +150,8 @@ put_ptr(uint8_t *objects, uint32_t slot, uint64_t value)
 }
 
 void
-unit_segment_init(struct unit_segment *u, uint64_t addr, unsigned variant)
+unit_segment_init(struct unit_segment *u, uint64_t addr, unsigned variant,
+                  uint32_t npool)
 {
     memset(u, 0, sizeof(*u));
     /* heads: a refcount and a recognisable "type" word; the format layer
@@ -203,16 +206,102 @@ unit_segment_init(struct unit_segment *u, uint64_t addr, unsigned variant)
     u->seg.nrefs = UNIT_ARRAY_SIZE(u->refs);
     u->seg.frozen = u->frozen;
     u->seg.nfrozen = UNIT_ARRAY_SIZE(u->frozen);
+    /* never NULL, even when empty: see test_writer_empty_lists_null */
+    u->seg.shared = u->shared;
+    if (npool != 0) {
+        /* the slot holds 0 in the file (format.md 5.5) */
+        u->shared[0].slot = UNIT_SEG_SLOT_POOL;
+        u->shared[0].index = variant % npool;
+        u->seg.nshared = 1;
+    }
 }
 
 int
 unit_writer_add(cds_writer *w, uint64_t base,
                 const struct cds_writer_module *m, unsigned variant,
-                cds_error *err)
+                uint32_t npool, cds_error *err)
 {
     struct unit_segment u;
-    unit_segment_init(&u, base + cds_writer_next_offset(w), variant);
+    unit_segment_init(&u, base + cds_writer_next_offset(w), variant, npool);
     return cds_writer_add(w, m, &u.seg, err);
+}
+
+void
+unit_pool_init(struct unit_pool *p, uint32_t count)
+{
+    memset(p, 0, sizeof(*p));
+    p->objects = calloc(count ? count : 1, UNIT_POOL_STRING);
+    p->table = calloc(count ? count : 1, sizeof(uint32_t));
+    assert_non_null(p->objects);
+    assert_non_null(p->table);
+    for (uint32_t i = 0; i < count; i++) {
+        uint8_t *o = p->objects + (size_t)i * UNIT_POOL_STRING;
+        uint32_t state = 0xe4; /* compact, ascii, ready, kind 1 */
+        put_ptr(o, 0, 1ull << 40);                /* ob_refcnt */
+        put_ptr(o, 8, 0x7e57000000000000ull);     /* ob_type */
+        put_ptr(o, 16, 9);                        /* length */
+        put_ptr(o, 24, UINT64_MAX);               /* hash: -1 */
+        memcpy(o + 32, &state, 4);
+        snprintf((char *)o + 48, 10, "pool%05u", i % 100000);
+        p->table[i] = i * UNIT_POOL_STRING;
+    }
+    p->pool.objects = p->objects;
+    p->pool.objects_size = count * UNIT_POOL_STRING;
+    p->pool.table = p->table;
+    p->pool.count = count;
+}
+
+void
+unit_pool_clear(struct unit_pool *p)
+{
+    free(p->objects);
+    free(p->table);
+    memset(p, 0, sizeof(*p));
+}
+
+void
+unit_seal_header(uint8_t *img)
+{
+    struct cds_disk_header *h = (struct cds_disk_header *)(void *)img;
+    h->header_checksum = 0;
+    h->header_checksum = cds_hash(h, sizeof(*h));
+}
+
+void
+unit_seal_index(uint8_t *img)
+{
+    struct cds_disk_header *h = (struct cds_disk_header *)(void *)img;
+    h->index_checksum = cds_hash(img + h->index_offset, h->index_size);
+    unit_seal_header(img);
+}
+
+void
+unit_seal_segment(uint8_t *img, uint32_t i)
+{
+    struct cds_disk_header *h = (struct cds_disk_header *)(void *)img;
+    struct cds_disk_module *m =
+        (struct cds_disk_module *)(void *)(img + h->entries_offset) + i;
+    m->seg_checksum = cds_hash(img + m->seg_offset, m->seg_size);
+    unit_seal_index(img);
+}
+
+void
+unit_seal_pool(uint8_t *img)
+{
+    struct cds_disk_header *h = (struct cds_disk_header *)(void *)img;
+    uint8_t *pool = img + h->pool_offset;
+    uint64_t covered = (uint64_t)h->pool_objects_size + 4ull * h->pool_count;
+    uint64_t nblocks = (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
+
+    for (uint64_t b = 0; b < nblocks; b++) {
+        uint64_t start = b * CDS_POOL_BLOCK;
+        uint64_t len = covered - start < CDS_POOL_BLOCK ? covered - start
+                                                         : CDS_POOL_BLOCK;
+        uint64_t sum = cds_hash(pool + start, len);
+        memcpy(pool + h->pool_sums_off + 8 * b, &sum, 8);
+    }
+    h->pool_sums_checksum = cds_hash(pool + h->pool_sums_off, 8 * nblocks);
+    unit_seal_header(img);
 }
 
 void

@@ -80,7 +80,8 @@ void unit_fingerprint(struct cds_disk_fingerprint *fp);
  * when the block is placed at addr (base + its file offset):
  *
  *   off  kind   bytes        slots
- *     0  code   [0, 64)      32 -> tuple@80 (reloc), 40 -> None (ext)
+ *     0  code   [0, 64)      32 -> tuple@80 (reloc), 40 -> None (ext),
+ *                            48 -> a pool string (shared, if a pool)
  *    80  tuple  [64, 120)    104 -> str@120 (intern ref),
  *                            112 -> tuple@192 (reloc, frozenset)
  *   120  str    [120, 176)
@@ -97,6 +98,7 @@ void unit_fingerprint(struct cds_disk_fingerprint *fp);
 #define UNIT_SEG_SLOT_STR 104u    /* refs[0] */
 #define UNIT_SEG_SLOT_ITEMS 112u  /* reloc[1], frozen[0] */
 #define UNIT_SEG_SLOT_ONE 216u    /* ext[1] */
+#define UNIT_SEG_SLOT_POOL 48u    /* shared[0], when there is a pool */
 struct unit_segment {
     struct cds_segment seg;
     _Alignas(8) uint8_t objects[UNIT_SEG_OBJECTS];
@@ -106,13 +108,37 @@ struct unit_segment {
     struct cds_disk_intern intern[1];
     uint32_t refs[1];
     uint32_t frozen[1];
+    struct cds_disk_shared shared[1];
 };
+/* npool: strings in the archive's pool; when not 0 the code object's slot
+ * UNIT_SEG_SLOT_POOL refers to pool string variant % npool. */
 void unit_segment_init(struct unit_segment *u, uint64_t addr,
-                       unsigned variant);
+                       unsigned variant, uint32_t npool);
 
 /* Add a module with a synthetic segment at the writer's next offset. */
 int unit_writer_add(cds_writer *w, uint64_t base,
                     const struct cds_writer_module *m, unsigned variant,
-                    cds_error *err);
+                    uint32_t npool, cds_error *err);
+
+/* A synthetic string pool (format.md 4.1): count compact ASCII str images
+ * "pool%05u" of 64 bytes each, so that 600 strings span 3 checksum
+ * blocks. */
+#define UNIT_POOL_STRING 64u
+struct unit_pool {
+    struct cds_pool pool;
+    uint8_t *objects;
+    uint32_t *table;
+};
+void unit_pool_init(struct unit_pool *p, uint32_t count);
+void unit_pool_clear(struct unit_pool *p);
+
+/* Re-seal an image after changing it, so that the checks behind the
+ * checksum are reached: the header checksum; the index checksum (then the
+ * header); module i's segment checksum (then index, header); the pool's
+ * block checksums, their checksum (then the header). */
+void unit_seal_header(uint8_t *img);
+void unit_seal_index(uint8_t *img);
+void unit_seal_segment(uint8_t *img, uint32_t i);
+void unit_seal_pool(uint8_t *img);
 
 #endif

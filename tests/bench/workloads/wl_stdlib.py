@@ -5,7 +5,7 @@
 # the file name must not shadow any module the workload imports.
 import time
 _t0 = time.perf_counter_ns()
-import asyncio, email.mime.multipart, http.client, json, argparse, typing, dataclasses, logging.handlers, unittest, xml.etree.ElementTree, urllib.request, decimal, pathlib, tomllib, concurrent.futures, sqlite3, csv, zipfile, tarfile, subprocess, inspect, pydoc
+import asyncio, email.mime.multipart, http.client, json, argparse, typing, dataclasses, logging.handlers, unittest, xml.etree.ElementTree, urllib.request, decimal, pathlib, tomllib, concurrent.futures, sqlite3, csv, zipfile, tarfile, subprocess, inspect, pydoc  # noqa: E401,F401
 _t1 = time.perf_counter_ns()
 import sys
 print('pycds-bench import_ns=%d' % (_t1 - _t0))

@@ -5,7 +5,7 @@
 # the file name must not shadow any module the workload imports.
 import time
 _t0 = time.perf_counter_ns()
-import sympy
+import sympy  # noqa: E401,F401
 _t1 = time.perf_counter_ns()
 import sys
 print('pycds-bench import_ns=%d' % (_t1 - _t0))

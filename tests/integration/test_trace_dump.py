@@ -1,0 +1,217 @@
+# SPDX-License-Identifier: MIT
+"""TRACE and DUMP edge cases: a traced program that leaves with
+os._exit(0) still leaves a usable list; DUMP reads comments, blank lines
+and duplicates, reports and skips names it cannot archive (unknown,
+builtin, extension) and still writes a working archive; DUMP never runs
+the script or executes a listed module; DUMP without a script; DUMP over
+an existing archive; DUMP without PYCDSLIST fails cleanly."""
+import os
+import subprocess
+
+import cdstest
+
+EXITING = '''\
+import os
+import json
+import noisy
+import quiet_mod
+print('exiting app', json.dumps([quiet_mod.VALUE]), flush=True)
+os._exit(0)
+print('never printed')
+'''
+
+NOISY = '''\
+import os
+import sys
+print('NOISY MODULE EXECUTED')
+sys.stderr.write('NOISY ON STDERR\\n')
+marker = os.environ.get('NOISY_MARKER')
+if marker:
+    with open(marker, 'a') as f:
+        f.write('noisy ran\\n')
+VALUE = 'noisy'
+'''
+
+
+def main():
+    t = cdstest.Case('trace_dump')
+    t.write('noisy.py', NOISY)
+    t.write('quiet_mod.py', "VALUE = 'quiet'\n")
+    app = t.write('app.py', cdstest.STATS_HOOK + EXITING)
+    marker = t.path('marker.txt')
+    env = {'NOISY_MARKER': marker}
+
+    # --- TRACE with os._exit ------------------------------------------
+    stock = t.stock([app], env=env)
+    t.check(stock.rc == 0 and 'exiting app' in stock.out
+            and 'never printed' not in stock.out, 'stock run exits via '
+            'os._exit(0)', stock)
+    tr = t.trace([app], env=env)
+    t.check_same(stock, tr, 'trace of an os._exit program')
+    names = t.read_list()
+    t.check({'json', 'json.decoder', 'noisy', 'quiet_mod'} <= set(names),
+            'the os._exit program leaves a list with its modules', names)
+    with open(t.path('heap.lst')) as f:
+        text = f.read()
+    t.check(text.endswith('\n') and '' not in text[:-1].split('\n'),
+            'the list is whole lines, one name each', repr(text[-200:]))
+
+    # --- DUMP does not run anything -------------------------------------
+    os.unlink(marker)
+    d = t.dump(args=[app], env=env)
+    t.check(d.rc == 0 and os.path.exists(t.path('heap.img')),
+            'dump from the os._exit trace writes the archive', d)
+    t.check(d.out == '' and 'NOISY' not in d.err and 'exiting app'
+            not in d.err, 'dump prints nothing of the script or of noisy',
+            d)
+    t.check(not os.path.exists(marker),
+            'dump does not execute noisy (no marker file)')
+    t.check(any(l.startswith('pycds: dumped %d modules'
+                             % len(dict.fromkeys(names)))
+                for l in d.err_lines), 'dump reports every listed module',
+            d)
+    share = t.share([app], env=env)
+    t.check_same(stock, share, 'share of the os._exit program')
+    t.check({'json', 'noisy', 'quiet_mod'} <= share.served,
+            'json, noisy, quiet_mod served', share)
+    t.check(os.path.exists(marker), 'share executes noisy once imported')
+
+    # --- an edited list -------------------------------------------------
+    t.write('edited.lst', '''\
+# a list written by hand
+  json          # an inline comment
+json.decoder
+no_such_module_xyz
+
+json.scanner
+sys
+_json
+json
+no_such_pkg.sub
+noisy
+json.encoder
+quiet_mod   \t
+''')
+    d2 = t.dump(lst='edited.lst', archive='edited.img', args=[app], env=env)
+    t.check(d2.rc == 0 and os.path.exists(t.path('edited.img')),
+            'dump of the edited list succeeds', d2)
+    skipped = {l.split(':')[2].strip().split()[-1]: l for l in d2.err_lines
+               if l.startswith('pycds: dump: skipping ')}
+    for name in ('no_such_module_xyz', 'sys', '_json', 'no_such_pkg.sub'):
+        t.check(name in skipped, 'dump reports and skips %s' % name, d2)
+    t.check(not {'json', 'noisy', 'quiet_mod'} & set(skipped),
+            'dump does not skip archivable names', skipped)
+    t.check(any(l.startswith('pycds: dumped 6 modules (4 skipped')
+                for l in d2.err_lines),
+            'dump counts 6 modules (duplicates once) and 4 skipped', d2)
+    t.check('NOISY' not in d2.out + d2.err, 'dump did not run noisy', d2)
+    s2 = t.share([app], archive='edited.img', env=env)
+    t.check_same(stock, s2, 'share with the edited archive')
+    t.check({'json', 'json.decoder', 'json.scanner', 'json.encoder', 'noisy',
+             'quiet_mod'} <= s2.served, 'the edited archive serves its '
+            'modules', s2)
+    t.check(s2.stats is None,  # os._exit: no atexit hooks
+            'os._exit skips atexit (sanity of the stats hook)')
+
+    # --- DUMP with no script: an interpreter with no arguments -------------
+    t.write('stdlib.lst', 'json\njson.decoder\ncsv\nnoisy\n')
+    d3 = t.dump(lst='stdlib.lst', archive='stdlib.img', env=env,
+                stdin='print("STDIN PROGRAM RAN")\n')
+    t.check(d3.rc == 0 and d3.out == '' and 'STDIN PROGRAM RAN' not in
+            d3.err, 'dump with no script runs no program', d3)
+    t.check(any(l.startswith('pycds: dumped 3 modules (1 skipped')
+                for l in d3.err_lines)
+            and any('skipping noisy' in l for l in d3.err_lines),
+            'without the script, its directory is not searched: noisy '
+            'skipped, the stdlib archived', d3)
+    prog = t.write('csvuse.py', cdstest.STATS_HOOK +
+                   'import csv, io, json\n'
+                   'print(list(csv.reader(io.StringIO("a,b"))), '
+                   'json.loads("[1]"))\n')
+    st = t.stock([prog])
+    s3 = t.share([prog], archive='stdlib.img')
+    t.check_same(st, s3, 'share with the no-script archive')
+    t.check({'json', 'csv'} <= s3.served, 'json and csv served', s3)
+
+    # --- DUMP over an existing archive ----------------------------------
+    before = os.stat(t.path('stdlib.img'))
+    t.write('small.lst', 'json\n')
+    d4 = t.dump(lst='small.lst', archive='stdlib.img')
+    after = os.stat(t.path('stdlib.img'))
+    t.check(d4.rc == 0 and after.st_ino != before.st_ino,
+            'dump replaces an existing archive (a new file renamed over '
+            'it)', d4)
+    s4 = t.share([prog], archive='stdlib.img')
+    t.check_same(st, s4, 'share with the replaced archive')
+    t.check('json' in s4.served and 'csv' in s4.not_in_archive,
+            'the replaced archive holds only json', s4)
+    leftovers = [n for n in os.listdir(t.dir)
+                 if n.startswith('stdlib.img') and n != 'stdlib.img']
+    t.check(not leftovers, 'no temporary files left next to the archive',
+            leftovers)
+
+    # --- concurrent tracers, dumpers and readers -------------------------
+    # tracers append to one list: whole lines only
+    procs = [subprocess.Popen([t.python, app], cwd=t.dir, env=t.environ({
+        'PYTHONPATH': t.site, 'PYCDSMODE': 'TRACE',
+        'PYCDSLIST': t.path('many.lst')}), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE) for _ in range(4)]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    lines = t.read('many.lst').splitlines()
+    single = set(names)
+    t.check(all(p.returncode == 0 for p in procs)
+            and not any(b'pycds' in e for e in errs)
+            and set(lines) == single
+            and len(lines) == 4 * len(single),
+            'four concurrent tracers append whole lines, each name once per '
+            'process', errs, sorted(set(lines) ^ single))
+    # dumpers replace the archive while readers use it: a reader sees a
+    # whole archive, old or new, never a partial one
+    env = {'PYTHONPATH': t.site, 'PYCDSMODE': 'DUMP',
+           'PYCDSLIST': t.path('edited.lst'),
+           'PYCDSARCHIVE': t.path('edited.img')}
+    readers_env = {'PYTHONPATH': t.site, 'PYCDSMODE': 'SHARE',
+                   'PYCDSARCHIVE': t.path('edited.img'),
+                   'NOISY_MARKER': marker}
+    dumpers, readers = [], []
+    for i in range(3):
+        dumpers.append(subprocess.Popen(
+            [t.python, app], cwd=t.dir, env=t.environ(env),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        for _ in range(3):
+            readers.append(subprocess.Popen(
+                [t.python, app], cwd=t.dir, env=t.environ(readers_env),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    dres = [p.communicate(timeout=120) + (p.returncode,) for p in dumpers]
+    rres = [p.communicate(timeout=120) + (p.returncode,) for p in readers]
+    t.check(all(rc == 0 for _, _, rc in dres),
+            'three concurrent dumpers succeed', dres)
+    bad = [r for r in rres if r[0] != stock.out or r[2] != stock.rc
+           or 'pycds' in r[1]]
+    t.check(not bad, 'nine readers during the dumps behave as stock, '
+            'without warnings', bad[:3])
+    after = t.share([app], archive='edited.img', env={'NOISY_MARKER':
+                                                      marker})
+    t.check_same(stock, after, 'share with the concurrently dumped archive')
+    t.check('noisy' in after.served and not after.warnings,
+            'the concurrently dumped archive serves', after)
+    leftovers = [n for n in os.listdir(t.dir)
+                 if n.startswith('edited.img') and n != 'edited.img']
+    t.check(not leftovers, 'no temporary files left by the dumpers',
+            leftovers)
+
+    # --- DUMP misconfigured ---------------------------------------------
+    d5 = t.run([app], what='dump', env={'PYCDSMODE': 'DUMP',
+                                        'PYCDSARCHIVE': t.path('x.img')})
+    t.check(d5.rc != 0 and d5.out == '' and 'NOISY' not in d5.err
+            and not os.path.exists(t.path('x.img')),
+            'dump without PYCDSLIST fails without running the program', d5)
+    d6 = t.dump(lst='does-not-exist.lst', archive='y.img', args=[app])
+    t.check(d6.rc != 0 and d6.out == '' and
+            not os.path.exists(t.path('y.img')),
+            'dump of a missing list fails and writes nothing', d6)
+    t.finish()
+
+
+if __name__ == '__main__':
+    main()

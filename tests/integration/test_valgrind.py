@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: MIT
+"""Memory safety of a real interpreter run under valgrind's memcheck
+(PYTHONMALLOC=malloc): SHARE at the preferred base, relocated, and with a
+corrupt segment (the error path) report no invalid reads, writes or
+frees, no more uses of uninitialised values and no more definite leaks
+than the stock run (some interpreter builds have their own memcheck
+noise), and the output is as stock.  Skipped without valgrind."""
+import re
+import shutil
+
+import cdstest
+
+APP = '''\
+import json, decimal, argparse, email.message, csv, io, textwrap
+import victim
+print(json.dumps({'a': [1, 2.5, None]}), decimal.Decimal('1.1') + 1)
+p = argparse.ArgumentParser(prog='x')
+p.add_argument('--n', type=int)
+print(p.parse_args(['--n', '4']).n, victim.f(),
+      textwrap.shorten('a b c d e', 5))
+m = email.message.Message()
+m['To'] = 'a@b'
+print(m.as_string().strip())
+'''
+
+VICTIM = '''\
+MARK = 'valgrind victim: marker'
+
+
+def f():
+    return sorted({'b': 2, 'a': 1}.items()), (1.5, 2j, b'x', 'y' * 3)
+'''
+
+VALGRIND = ['valgrind', '--leak-check=full',
+            '--show-leak-kinds=definite', '--errors-for-leak-kinds=definite',
+            '--track-origins=no']
+
+
+SERIOUS = re.compile(r'^==\d+== (Invalid (read|write|free)|Mismatched free'
+                     r'|Source and destination overlap|Syscall param .*'
+                     r'unaddressable|Process terminating|Jump to the '
+                     r'invalid address)', re.M)
+UNINIT = re.compile(r'^==\d+== (Conditional jump or move depends on|Use of) '
+                    r'uninitialised', re.M)
+
+
+def summary(res):
+    """(serious errors, uninitialised-value errors, bytes definitely
+    lost), or None when valgrind printed no summary."""
+    if not re.search(r'ERROR SUMMARY: \d+ errors', res.err):
+        return None
+    d = re.search(r'definitely lost: ([\d,]+) bytes', res.err)
+    return (len(SERIOUS.findall(res.err)), len(UNINIT.findall(res.err)),
+            int(d.group(1).replace(',', '')) if d else 0)
+
+
+def main():
+    t = cdstest.Case('valgrind')
+    if shutil.which('valgrind') is None:
+        t.skip('no valgrind')
+    t.write('victim.py', VICTIM)
+    app = t.write('app.py', APP)
+    t.build([app])
+    with open(t.path('heap.img'), 'rb') as f:
+        data = bytearray(f.read())
+    off = data.find(b'valgrind victim: marker')
+    t.check(off > 0, 'the archive holds the victim marker')
+    data[off + 2] ^= 0x20
+    with open(t.path('bad.img'), 'wb') as f:
+        f.write(data)
+
+    python = t.python
+    env = {'PYTHONMALLOC': 'malloc'}
+    t.python = VALGRIND[0]
+    try:
+        args = VALGRIND[1:] + [python, app]
+        stock = t.stock(args, env=env)
+        base = summary(stock)
+        if not t.check(stock.rc == 0 and base is not None,
+                       'stock run under valgrind: %s (serious, '
+                       'uninitialised, bytes lost)' % (base,), stock):
+            t.finish()
+        for what, kw in (('share', {}),
+                         ('share (relocated)', {'relocate': True}),
+                         ('share (corrupt segment)', {'archive': 'bad.img'})):
+            res = t.share(args, verbose=False, env=env, **kw)
+            got = summary(res)
+            t.check_equal(res.out, stock.out, what + ': stdout as stock', res)
+            t.check(res.rc == 0 and got is not None and got[0] == 0
+                    and got[1] <= base[1] and got[2] <= base[2],
+                    '%s: no invalid accesses, nothing beyond stock: %s'
+                    % (what, got), res)
+            warned = len(res.warnings)
+            t.check(warned == (1 if 'archive' in kw else 0),
+                    '%s: %d warning(s)' % (what, warned), res.warnings)
+    finally:
+        t.python = python
+    t.finish()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,148 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The CLI end to end with a real interpreter and the build-tree _cds:
+# trace, dump, verify, inspect, run (at the base and relocated), exit
+# status pass-through, a corrupted and a truncated copy, pycds.yaml
+# exclude patterns.  Takes a few seconds.
+#   sh cli_roundtrip.sh PYCDS PYTHON WORKDIR
+set -u
+PYCDS=$1
+PYTHON=$2
+WORK=$3
+failures=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# show a file on stderr, for a failure's context
+show() {
+    sed "s|^|  $1: |" "$1" >&2
+}
+
+# a clean slate: nothing inherited may steer the hook
+unset PYCDSMODE PYCDSLIST PYCDSARCHIVE PYCDSRELOCATE PYCDSVERBOSE PYCDSBASE
+unset PYTHONPATH
+rm -rf "$WORK"
+mkdir -p "$WORK" && cd "$WORK" || exit 1
+
+# trace
+"$PYCDS" trace -o heap.lst -- "$PYTHON" -c 'import json, decimal' ||
+    fail "trace exited $?"
+grep -qx json heap.lst || { fail "json not traced"; show heap.lst; }
+grep -qx decimal heap.lst || { fail "decimal not traced"; show heap.lst; }
+
+# dump
+"$PYCDS" dump heap.lst -o heap.img 2>dump.err ||
+    { fail "dump exited $?"; show dump.err; }
+[ -s heap.img ] || { fail "dump wrote no archive"; exit 1; }
+
+# verify
+"$PYCDS" verify heap.img >verify.out 2>verify.err ||
+    { fail "verify exited $?"; show verify.err; }
+grep -Eq '^ok: [0-9]+ modules, [0-9]+ bytes$' verify.out ||
+    { fail "verify output"; show verify.out; }
+
+# inspect
+"$PYCDS" inspect heap.img >inspect.yaml 2>inspect.err ||
+    { fail "inspect exited $?"; show inspect.err; }
+for pattern in '^header:' '^fingerprint:' '^totals:' '^modules:' \
+    '^- name: json$' '^- name: decimal$' '^  format_version: 2$' \
+    '^    code: [1-9]'; do
+    grep -q "$pattern" inspect.yaml || fail "inspect: no line $pattern"
+done
+"$PYCDS" inspect --no-modules heap.img >nomod.yaml ||
+    fail "inspect --no-modules exited $?"
+grep -q '^modules:' nomod.yaml && fail "inspect --no-modules lists modules"
+
+# run: served from the archive, same output as without it
+want=$("$PYTHON" -c 'import json; print(json.dumps({"a": [1, 2.5]}))')
+for reloc in "" --relocate; do
+    got=$("$PYCDS" run heap.img $reloc -v -- "$PYTHON" -c \
+        'import json; print(json.dumps({"a": [1, 2.5]}))' 2>run.err)
+    rc=$?
+    [ "$rc" -eq 0 ] || fail "run $reloc exited $rc"
+    [ "$got" = "$want" ] || fail "run $reloc printed '$got', not '$want'"
+    grep -q '^pycds: json: served from archive$' run.err ||
+        { fail "run $reloc: json not served"; show run.err; }
+    grep -q '^pycds: warning:' run.err &&
+        { fail "run $reloc warned"; show run.err; }
+done
+
+# run: exec, so the program's exit status is its own
+"$PYCDS" run heap.img -- "$PYTHON" -c 'raise SystemExit(7)'
+rc=$?
+[ "$rc" -eq 7 ] || fail "run: exit status $rc, expected 7"
+
+# run: a missing archive is a warning, not a failure (the archive is a
+# cache)
+got=$("$PYCDS" run missing.img -- "$PYTHON" -c 'print(2)' 2>missing.err)
+rc=$?
+[ "$rc" -eq 0 ] && [ "$got" = 2 ] ||
+    { fail "run missing.img: exit $rc, output '$got'"; show missing.err; }
+
+# a corrupted segment: verify names it, exit 1, one line
+cp heap.img bad.img
+byte=$(od -An -tu1 -j5000 -N1 bad.img | tr -d ' ')
+printf "\\$(printf %o $((byte ^ 255)))" |
+    dd of=bad.img bs=1 seek=5000 conv=notrunc 2>/dev/null
+"$PYCDS" verify bad.img >bad.out 2>bad.err
+rc=$?
+[ "$rc" -eq 1 ] || fail "verify bad.img exited $rc, expected 1"
+[ -s bad.out ] && fail "verify bad.img wrote to stdout"
+[ "$(wc -l <bad.err)" -eq 1 ] &&
+    grep -q '^pycds: bad.img: .*(checksum mismatch)$' bad.err ||
+    { fail "verify bad.img message"; show bad.err; }
+
+# a corrupted string pool (its first string), found from inspect's report
+pool=$(awk '/^  pool:/ { p = 1; next }
+            p && /^    offset:/ { o = $2 }
+            p && /^    strings:/ { n = $2 }
+            p && !/^    / { exit }
+            END { if (n > 0) print o }' inspect.yaml)
+if [ -n "$pool" ]; then
+    cp heap.img pool.img
+    byte=$(od -An -tu1 -j$((pool + 40)) -N1 pool.img | tr -d ' ')
+    printf "\\$(printf %o $((byte ^ 255)))" |
+        dd of=pool.img bs=1 seek=$((pool + 40)) conv=notrunc 2>/dev/null
+    "$PYCDS" verify pool.img 2>pool.err
+    rc=$?
+    [ "$rc" -eq 1 ] && grep -q '(checksum mismatch)$' pool.err ||
+        { fail "verify pool.img exited $rc"; show pool.err; }
+fi
+
+# a truncated copy
+head -c 4096 heap.img >short.img
+"$PYCDS" verify short.img 2>short.err
+rc=$?
+[ "$rc" -eq 1 ] && grep -q '^pycds: short.img: .*(corrupt)$' short.err ||
+    { fail "verify short.img exited $rc"; show short.err; }
+
+# the corrupted copy still runs the program, normally
+got=$("$PYCDS" run bad.img -- "$PYTHON" -c 'import json; print(3)' \
+    2>/dev/null)
+[ "$got" = 3 ] || fail "run bad.img printed '$got'"
+
+# pycds.yaml: defaults and exclude patterns
+cat >pycds.yaml <<EOF
+archive: conf.img
+list: heap.lst
+python: $PYTHON
+exclude:
+  - decimal
+  - "_py*"
+EOF
+"$PYCDS" dump 2>conf.err ||
+    { fail "dump with pycds.yaml exited $?"; show conf.err; }
+"$PYCDS" verify >/dev/null || fail "verify with pycds.yaml exited $?"
+"$PYCDS" inspect conf.img >conf.yaml || fail "inspect conf.img exited $?"
+grep -q '^- name: json$' conf.yaml || fail "pycds.yaml: json left out"
+grep -q '^- name: decimal$' conf.yaml && fail "pycds.yaml: decimal kept"
+rm -f pycds.yaml
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures failure(s); files in $WORK" >&2
+    exit 1
+fi
+echo "cli_roundtrip: ok"
