@@ -6,8 +6,9 @@
 # class that *is* a SourceFileLoader, and path logic identical to
 # importlib's own.
 import sys
+from _frozen_importlib import ModuleSpec
 from _frozen_importlib_external import (FileFinder, PathFinder, SourceFileLoader,
-                                        SourceLoader, spec_from_file_location)
+                                        SourceLoader)
 
 
 class ArchiveLoader(SourceFileLoader):
@@ -46,12 +47,15 @@ def spec_for(name, path, origin, search, is_package):
             return 'directory %s is not on sys.path' % search
     elif search not in path:
         return 'directory %s is not in the parent package path' % search
-    # what FileFinder would build; the package flag comes from the archive
-    # (the same test on the file name that SourceFileLoader.is_package does)
-    return spec_from_file_location(
-        name, origin, loader=ArchiveLoader(name, origin),
-        submodule_search_locations=[origin.rpartition('/')[0]]
-        if is_package else None)
+    # What FileFinder builds (spec_from_file_location), minus the work the
+    # archive has done already: origin is absolute, and the package flag
+    # is the same test on the file name that SourceFileLoader.is_package
+    # makes.
+    spec = ModuleSpec(name, ArchiveLoader(name, origin), origin=origin)
+    spec._set_fileattr = True
+    if is_package:
+        spec.submodule_search_locations = [origin.rpartition('/')[0]]
+    return spec
 
 
 # Imported by site before any program code, from whatever directory is
