@@ -12,10 +12,11 @@ LONG = 'x' * 3000
 BYTES = (b'bytes\x00\xff', b'', b'A', b'\x80', b'\x00' * 100)
 SMALL_INTS = (-5, -1, 0, 1, 100, 255, 256)
 # literals: the compiler leaves 2**100 unfolded (result too large).
-# Negative ints beyond the small ones: test_heap_negative_ints.
 BIG_INTS = (257, 2**30 - 1, 2**30, 2**60, 2**62, 2**63, 2**64,
             1267650600228229401496703205376,  # 2**100
-            12345678901234567890123)
+            12345678901234567890123,
+            -6, -1000, -2**30, -2**64,
+            -1267650600228229401496703205376)  # -2**100
 FLOATS = (1.5, -0.0, 0.0, 1e308, 5e-324, 1e999, -1e999, 3.141592653589793)
 COMPLEXES = (2j, 1 + 2j, -0j, 1e999j, 1.5 - 2.5j)
 NESTED = ((1, (2, (3, ('x', (b'y', (None, ..., 2**64)))))),

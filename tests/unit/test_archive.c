@@ -1511,7 +1511,7 @@ test_archive_open(void **state)
 /* Tests that expose bugs in cds/ (see the report of the unit tests).
  * Each says what is wrong; they fail until cds/ is fixed. */
 
-/* BUG(cds/archive.c, cds_archive_load): load reads a->map_size (and
+/* Regression (was a bug: cds/archive.c, cds_archive_load): load reads a->map_size (and
  * a->writable) from the caller's struct before filling it, to serve
  * cds_archive_open().  A caller that loads into an uninitialised
  * cds_archive (the documented use of the pure function on a buffer) gets

@@ -633,7 +633,7 @@ test_heap_interned_names_are_the_interpreters(void **state)
     Py_DECREF(orig);
 }
 
-/* BUG(cds/heap.c ext_index/ext_object, format.md 5.3): every 1-character
+/* Regression (was a bug: cds/heap.c ext_index/ext_object, format.md 5.3): every 1-character
  * str below U+0100 is archived as the external CDS_EXT_LATIN1 + c and
  * loaded as PyUnicode_FromOrdinal(c), chr()'s cache.  On 3.11 that is not
  * the interned string for ASCII characters: the compiler's 1-character
@@ -795,7 +795,7 @@ test_heap_pool_string_image_checked(void **state)
     Py_DECREF(orig);
 }
 
-/* BUG(cds/heap.c, check_str_image): format.md 6.4 requires "header plus
+/* Regression (was a bug: cds/heap.c, check_str_image): format.md 6.4 requires "header plus
  * (length + 1) x kind <= extent", but the product is computed in 64 bits
  * from the file's length without an overflow check.  A non-ASCII pool
  * string of kind 2 with length 2^63 - 1 gives (2^63) x 2 = 0 mod 2^64, so
@@ -880,7 +880,7 @@ test_heap_pool_block_checked_at_load(void **state)
     Py_DECREF(orig);
 }
 
-/* BUG(cds/heap.c, pool_resolve): the load-side pool state (which pool
+/* Regression (was a bug: cds/heap.c, pool_resolve): the load-side pool state (which pool
  * strings are resolved to which interned object, which blocks passed their
  * checksum) belongs to "the one archive of the process" and is keyed by
  * the address of the caller's cds_archive struct.  Nothing in heap.h says
@@ -936,7 +936,7 @@ test_heap_frozensets_rebuilt(void **state)
     Py_DECREF(orig);
 }
 
-/* BUG(cds/heap.c, emit_head): emit_head(s, n, size) writes ob_size only
+/* Regression (was a bug: cds/heap.c, emit_head): emit_head(s, n, size) writes ob_size only
  * when size >= 0, using -1 to mean "no ob_size field" (str, float,
  * complex).  emit_node passes Py_SIZE(o) for ints, and a negative int has
  * a negative ob_size (minus its digit count, format.md 5.1.4), so its

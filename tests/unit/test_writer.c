@@ -617,7 +617,7 @@ test_writer_malformed_pool(void **state)
     unit_pool_clear(&pool);
 }
 
-/* BUG(cds/writer.c, write_segment): every list of struct cds_segment is
+/* Regression (was a bug: cds/writer.c, write_segment): every list of struct cds_segment is
  * copied with memcpy(block + off, seg->list, size * count), also when the
  * count is 0 and the pointer NULL, which is how cds_heap_serialize leaves
  * the lists it has nothing for (no frozensets, no pool references: most
