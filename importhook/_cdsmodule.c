@@ -340,12 +340,18 @@ load_glue(void)
     G.glue = PyDict_New();
     builtins = PyEval_GetBuiltins();
     if (G.glue == NULL ||
-        PyDict_SetItemString(G.glue, "__builtins__", builtins) < 0 ||
-        PyDict_SetItemString(G.glue, "__name__",
-                             PyUnicode_FromString("_cds")) < 0) {
+        PyDict_SetItemString(G.glue, "__builtins__", builtins) < 0) {
         Py_DECREF(code);
         return -1;
     }
+    PyObject *modname = PyUnicode_FromString("_cds");
+    if (modname == NULL ||
+        PyDict_SetItemString(G.glue, "__name__", modname) < 0) {
+        Py_XDECREF(modname);
+        Py_DECREF(code);
+        return -1;
+    }
+    Py_DECREF(modname);
     PyObject *mod = PyImport_ImportModule("_cds");
     if (mod == NULL) {
         Py_DECREF(code);
@@ -763,6 +769,11 @@ activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
     const char *verbose = getenv("PYCDSVERBOSE");
 
     if (done++ || mode == NULL || mode[0] == '\0') {
+        Py_RETURN_NONE;
+    }
+    /* -E and -I ignore PYTHON* variables; an archive is code, so the
+     * PYCDS* ones are ignored with them */
+    if (Py_IgnoreEnvironmentFlag) {
         Py_RETURN_NONE;
     }
     /* inv. 2: the main interpreter only */
