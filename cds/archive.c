@@ -605,6 +605,24 @@ cds_pool_nblocks(const cds_archive *a)
     return (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
 }
 
+uint32_t
+cds_segment_cold_offset(const cds_archive *a, uint32_t index)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    const uint32_t *objtab =
+        (const void *)(a->data + m->seg_offset + m->objtab_off);
+    uint32_t cold = m->objects_size;
+
+    /* The writer puts bytes objects last (line and exception tables, only
+     * ever read).  Bounds come from the index (I8); before S2 has run a
+     * wrong table costs at most a different madvise range. */
+    for (uint32_t i = m->nobjects;
+         i > 0 && CDS_OBJ_KIND(objtab[i - 1]) == CDS_OBJ_BYTES; i--) {
+        cold = CDS_OBJ_OFFSET(objtab[i - 1]);
+    }
+    return cold > m->objects_size ? m->objects_size : cold;
+}
+
 void
 cds_segment_prefault(const cds_archive *a, uint32_t index)
 {
@@ -612,29 +630,39 @@ cds_segment_prefault(const cds_archive *a, uint32_t index)
 #define MADV_POPULATE_WRITE 23
 #endif
     const struct cds_disk_module *m = &a->modules[index];
-    const uint32_t *objtab;
     uintptr_t page = 4096;
     uintptr_t start = (uintptr_t)(a->data + m->seg_offset) & ~(page - 1);
-    uint32_t hot = m->objects_size, i;
+    uintptr_t end = (uintptr_t)(a->data + m->seg_offset +
+                                cds_segment_cold_offset(a, index));
 
     if (a->map_size == 0 || !a->writable) {
         return;
     }
-    /* Not validated yet: only bounds from the index (I8) are trusted, and
-     * a wrong table here costs at most a different madvise range.  The
-     * writer puts bytes objects last; they are only read, so leave them
-     * shared. */
-    objtab = (const void *)(a->data + m->seg_offset + m->objtab_off);
-    for (i = m->nobjects; i > 0 && CDS_OBJ_KIND(objtab[i - 1]) == CDS_OBJ_BYTES;
-         i--) {
-        hot = CDS_OBJ_OFFSET(objtab[i - 1]);
-    }
-    if (hot > m->objects_size) {
-        hot = m->objects_size;
-    }
-    uintptr_t end = (uintptr_t)(a->data + m->seg_offset + hot);
     end = (end + page - 1) & ~(page - 1);
-    (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+    if (end > start) {
+        (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+    }
+}
+
+void
+cds_segment_release_cold(const cds_archive *a, uint32_t index)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    uintptr_t page = 4096;
+    uintptr_t start = (uintptr_t)(a->data + m->seg_offset +
+                                  cds_segment_cold_offset(a, index));
+    uintptr_t end = (uintptr_t)(a->data + m->seg_offset + m->objects_size);
+
+    if (a->map_size == 0) {
+        return;
+    }
+    start = (start + page - 1) & ~(page - 1);
+    end &= ~(page - 1);
+    if (end > start) {
+        /* nothing has written these pages: they are still the file's, and
+         * come back from it if a traceback ever reads a line table */
+        (void)madvise((void *)start, end - start, MADV_DONTNEED);
+    }
 }
 
 void
