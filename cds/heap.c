@@ -23,7 +23,9 @@
  *     every slot that pointed at the archived copy is redirected to it and
  *     we keep one reference to it for ever.
  *  7. frozenset is never archived as such (its table depends on the hash
- *     secret): its items are a tuple, and loading builds the frozenset. */
+ *     secret): its items are a tuple, and loading builds the frozenset.
+ *  8. A str is laid out as PyUnicode_New would leave it, lazily built caches
+ *     (utf8, and wstr but where it is the data itself) empty. */
 #include "heap.h"
 
 #include "checksum.h"
@@ -1135,6 +1137,28 @@ check_object(PyObject *o, PyTypeObject *type, const char *what,
     return 0;
 }
 
+/* inv. 8: on 3.11 (USE_UNICODE_WCHAR_CACHE, 4-byte wchar_t) a compact
+ * UCS-4 string's wstr is its own data, as PyUnicode_New leaves it; the
+ * wide-char functions (unicode_copy_as_widechar) read any other string
+ * with wstr NULL as UCS-2.  The file stores NULL (no pointer into the
+ * middle of an object to relocate); set it here, within extent bytes. */
+static void
+set_wstr(uint8_t *p, uint32_t extent)
+{
+#if SIZEOF_WCHAR_T == 4
+    PyCompactUnicodeObject *u = (PyCompactUnicodeObject *)p;
+    if (extent >= sizeof(*u) && !u->_base.state.ascii &&
+        u->_base.state.kind == PyUnicode_4BYTE_KIND &&
+        u->_base.wstr == NULL) {
+        u->_base.wstr = (wchar_t *)(p + sizeof(*u));
+        u->wstr_length = u->_base.length;
+    }
+#else
+    (void)p;
+    (void)extent;
+#endif
+}
+
 /* Load-side pool state: for the one archive of the process, each pool
  * string's interned object once resolved, and which pool blocks passed
  * their checksum.  Kept for ever, like the objects (inv. 1). */
@@ -1227,6 +1251,7 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
     if (Py_TYPE(s) != type) {
         memcpy(p + offsetof(PyObject, ob_type), &type, sizeof(type));
     }
+    set_wstr(p, extent);
     t = s;
     /* the archived string becomes the interned one unless the interpreter
      * has an equal one already; either way we keep the reference */
@@ -1271,15 +1296,22 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
         }
     }
     /* 2. types: write only where the type object moved (PIE builds), so
-     * pages stay shared with the file otherwise (DESIGN.md) */
+     * pages stay shared with the file otherwise (DESIGN.md); and the
+     * wchar_t view of UCS-4 strings (inv. 8) */
     const uint32_t *objtab = (const void *)(seg + m->objtab_off);
     for (uint32_t i = 0; i < m->nobjects; i++) {
-        uint8_t *slot = seg + CDS_OBJ_OFFSET(objtab[i]) +
-                        offsetof(PyObject, ob_type);
+        uint32_t off = CDS_OBJ_OFFSET(objtab[i]);
+        uint8_t *slot = seg + off + offsetof(PyObject, ob_type);
         PyTypeObject *want = kind_type(CDS_OBJ_KIND(objtab[i])), *have;
         memcpy(&have, slot, sizeof(have));
         if (have != want) {
             memcpy(slot, &want, sizeof(want));
+        }
+        if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_STR) {
+            uint32_t next = i + 1 < m->nobjects
+                                ? CDS_OBJ_OFFSET(objtab[i + 1])
+                                : m->objects_size;
+            set_wstr(seg + off, next - off);
         }
     }
     /* 3. external objects, likewise */

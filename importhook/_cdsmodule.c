@@ -49,6 +49,7 @@ static struct {
     const char *archive_path;
     uint8_t *seg_state;  /* per module: SEG_* */
     PyObject **codes;    /* per module: the loaded code object */
+    PyObject **loaders;  /* per module: the loader find_spec last made */
     PyObject *spec_for;
     PyObject *finder;
     Py_ssize_t nserved, nmissed, nstale, nfailed;
@@ -84,6 +85,8 @@ warn_once(const char *fmt, ...)
         }                                                                   \
     } while (0)
 
+static int install_get_code(void);
+
 static PyObject *
 glue_get(const char *name)
 {
@@ -97,6 +100,30 @@ glue_get(const char *name)
 /* ---------------------------------------------------------------------
  * SHARE: the finder and get_code */
 
+/* Never stale: the same stat the path finder's loader would make, size
+ * and mtime to the nanosecond. */
+static int
+source_unchanged(uint32_t ix, const char *name, int report)
+{
+    const struct cds_disk_module *m = &G.archive.modules[ix];
+    const char *origin = cds_module_origin(&G.archive, ix);
+    struct stat st;
+    int gone = stat(origin, &st) != 0;
+
+    if (gone || (uint64_t)st.st_size != m->source_size ||
+        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
+            m->source_mtime_ns) {
+        if (report) {
+            G.nstale++;
+            VERBOSE(1, "pycds: %s: not served: source %s %s since the "
+                       "dump\n",
+                    name, origin, gone ? "gone" : "changed");
+        }
+        return 0;
+    }
+    return 1;
+}
+
 static uint64_t
 now_ns(void)
 {
@@ -105,8 +132,10 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The archived code object for module fullname from file path, asked by
+ * loader; NULL (and no exception: inv. 1) when it is not served. */
 static PyObject *
-get_code(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
+archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
 {
     Py_ssize_t len;
     const char *name, *path;
@@ -114,18 +143,22 @@ get_code(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
     cds_error err;
     int rc;
 
-    if (!_PyArg_CheckPositional("_get_code", nargs, 2, 2)) {
-        return NULL;
-    }
-    name = PyUnicode_AsUTF8AndSize(args[0], &len);
-    path = PyUnicode_AsUTF8(args[1]);
+    name = PyUnicode_AsUTF8AndSize(fullname, &len);
+    path = PyUnicode_Check(pathobj) ? PyUnicode_AsUTF8(pathobj) : NULL;
     if (name == NULL || path == NULL) {
+        PyErr_Clear();
         return NULL;
     }
     if (G.seg_state == NULL ||
         cds_archive_find(&G.archive, name, (size_t)len, &ix) < 0 ||
         strcmp(cds_module_origin(&G.archive, ix), path) != 0) {
-        Py_RETURN_NONE;
+        return NULL;
+    }
+    /* a loader the finder did not make (importlib.reload makes its own
+     * through the finder; pydoc.importfile, runpy and friends do not):
+     * the finder's staleness check has not run for it */
+    if (G.loaders[ix] != loader && !source_unchanged(ix, name, 0)) {
+        return NULL;
     }
     switch (G.seg_state[ix]) {
     case SEG_LOADED:
@@ -137,7 +170,7 @@ get_code(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
         /* inv. 3: loading can allocate, so collect garbage, so run a
          * finalizer that switches threads; another thread asking for the
          * same segment then imports it normally */
-        Py_RETURN_NONE;
+        return NULL;
     }
     G.seg_state[ix] = SEG_LOADING;
     uint64_t t0 = now_ns();
@@ -159,7 +192,7 @@ get_code(PyObject *Py_UNUSED(mod), PyObject *const *args, Py_ssize_t nargs)
         warn_once("archive %s: %s (%s); importing it normally",
                   G.archive_path, err.message, cds_status_name(rc));
         VERBOSE(1, "pycds: %s: not served: %s\n", name, err.message);
-        Py_RETURN_NONE;
+        return NULL;
     }
     G.seg_state[ix] = SEG_LOADED;
     G.nserved++;
@@ -193,7 +226,6 @@ find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     Py_ssize_t len;
     const char *name;
     uint32_t ix;
-    struct stat st;
     PyObject *path = Py_None;
 
     if (nargs < 1 || nargs > 3 ||
@@ -229,14 +261,7 @@ find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     }
     const struct cds_disk_module *m = &G.archive.modules[ix];
     const char *origin = cds_module_origin(&G.archive, ix);
-    /* never stale: the same stat the path finder's loader would make */
-    int gone = stat(origin, &st) != 0;
-    if (gone || (uint64_t)st.st_size != m->source_size ||
-        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
-            m->source_mtime_ns) {
-        G.nstale++;
-        VERBOSE(1, "pycds: %s: not served: source %s %s since the dump\n",
-                name, origin, gone ? "gone" : "changed");
+    if (!source_unchanged(ix, name, 1)) {
         Py_RETURN_NONE;
     }
     PyObject *a[5];
@@ -263,6 +288,12 @@ find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
         Py_DECREF(spec);
         Py_RETURN_NONE;
     }
+    /* remember the loader this check was made for */
+    PyObject *loader = PyObject_GetAttrString(spec, "loader");
+    if (loader == NULL) {
+        PyErr_Clear();
+    }
+    Py_XSETREF(G.loaders[ix], loader);
     return spec;
 }
 
@@ -352,25 +383,6 @@ load_glue(void)
         return -1;
     }
     Py_DECREF(modname);
-    PyObject *mod = PyImport_ImportModule("_cds");
-    if (mod == NULL) {
-        Py_DECREF(code);
-        return -1;
-    }
-    /* the C functions the glue calls */
-    PyObject *gc = PyObject_GetAttrString(mod, "_get_code");
-    PyObject *rec = PyObject_GetAttrString(mod, "_record");
-    Py_DECREF(mod);
-    if (gc == NULL || rec == NULL ||
-        PyDict_SetItemString(G.glue, "_get_code", gc) < 0 ||
-        PyDict_SetItemString(G.glue, "_record", rec) < 0) {
-        Py_XDECREF(gc);
-        Py_XDECREF(rec);
-        Py_DECREF(code);
-        return -1;
-    }
-    Py_DECREF(gc);
-    Py_DECREF(rec);
     PyObject *r = PyEval_EvalCode(code, G.glue, G.glue);
     Py_DECREF(code);
     if (r == NULL) {
@@ -419,9 +431,11 @@ activate_share(void)
     uint32_t n = G.archive.header->nmodules;
     G.seg_state = calloc(n ? n : 1, 1);
     G.codes = calloc(n ? n : 1, sizeof(PyObject *));
-    if (G.seg_state == NULL || G.codes == NULL) {
+    G.loaders = calloc(n ? n : 1, sizeof(PyObject *));
+    if (G.seg_state == NULL || G.codes == NULL || G.loaders == NULL) {
         free(G.seg_state);
         free(G.codes);
+        free(G.loaders);
         G.seg_state = NULL;
         cds_archive_close(&G.archive);
         warn_once("archive %s: out of memory; using the normal import "
@@ -430,6 +444,7 @@ activate_share(void)
     }
     PyObject *type = NULL;
     if (load_glue() < 0 || (G.spec_for = glue_get("spec_for")) == NULL ||
+        install_get_code() < 0 ||
         (type = PyType_FromSpec(&finder_spec)) == NULL ||
         (G.finder = PyObject_CallNoArgs(type)) == NULL ||
         install_finder(G.finder) < 0) {
@@ -437,6 +452,7 @@ activate_share(void)
         Py_XDECREF(type);
         free(G.seg_state);
         free(G.codes);
+        free(G.loaders);
         G.seg_state = NULL;
         cds_archive_close(&G.archive); /* nothing handed out yet */
         warn_once("archive %s: cannot install the finder; using the normal "
@@ -452,27 +468,34 @@ activate_share(void)
 /* ---------------------------------------------------------------------
  * TRACE */
 
-static PyObject *
-record(PyObject *Py_UNUSED(mod), PyObject *name)
+/* TRACE one module name (once per process). */
+static void
+record_name(PyObject *name)
 {
     Py_ssize_t len;
     const char *s;
     int r;
 
-    if (G.traced == NULL || G.trace_fd < 0) {
-        Py_RETURN_NONE;
+    if (G.traced == NULL || G.trace_fd < 0 || !PyUnicode_Check(name)) {
+        return;
     }
     r = PySet_Contains(G.traced, name);
     if (r != 0) {
         if (r < 0) {
             PyErr_Clear();
         }
-        Py_RETURN_NONE;
+        return;
     }
     if (PySet_Add(G.traced, name) < 0 ||
         (s = PyUnicode_AsUTF8AndSize(name, &len)) == NULL) {
         PyErr_Clear();
-        Py_RETURN_NONE;
+        return;
+    }
+    /* site imports these before pycds is active, from whatever directory
+     * is first on sys.path then (the CLI's activation directory): never
+     * archived */
+    if (strcmp(s, "sitecustomize") == 0 || strcmp(s, "usercustomize") == 0) {
+        return;
     }
     /* one write(2) per name on an O_APPEND descriptor: the line is in the
      * file the moment it returns, whatever happens to the process later,
@@ -487,14 +510,84 @@ record(PyObject *Py_UNUSED(mod), PyObject *name)
         PyMem_Free(line);
     }
     VERBOSE(2, "pycds: traced %s\n", s);
-    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------------
+ * SourceFileLoader.get_code, as TRACE and SHARE see it */
+
+static PyObject *orig_get_code; /* SourceLoader.get_code */
+static PyObject *sfl_type;      /* SourceFileLoader */
+
+/* A C method of SourceFileLoader, so that no frame of ours appears in a
+ * traceback through it (importlib's frame trimming would not know it).
+ * SHARE: a plain SourceFileLoader (subclasses may transform the source)
+ * for an archived module's file gets the archived code.  TRACE: records
+ * what the original loaded. */
+static PyObject *
+loader_get_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *code, *call[2];
+
+    if (G.mode == MODE_SHARE && nargs == 1 &&
+        (PyObject *)Py_TYPE(self) == sfl_type) {
+        PyObject *path = PyObject_GetAttrString(self, "path");
+        if (path == NULL) {
+            PyErr_Clear();
+        }
+        else {
+            code = archived_code(self, args[0], path);
+            Py_DECREF(path);
+            if (code != NULL) {
+                return code;
+            }
+        }
+    }
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "get_code(fullname)");
+        return NULL;
+    }
+    call[0] = self;
+    call[1] = args[0];
+    code = PyObject_Vectorcall(orig_get_code, call, 2, NULL);
+    if (G.mode == MODE_TRACE && code != NULL) {
+        record_name(args[0]);
+    }
+    return code;
+}
+
+static PyMethodDef loader_get_code_def = {
+    "get_code", (PyCFunction)(void (*)(void))loader_get_code, METH_FASTCALL,
+    "Code object for the module: from the pycds archive when it is served "
+    "there, otherwise as SourceLoader.get_code.",
+};
+
+/* Put loader_get_code on SourceFileLoader. */
+static int
+install_get_code(void)
+{
+    PyObject *sl = glue_get("SourceLoader"), *descr;
+
+    sfl_type = glue_get("SourceFileLoader");
+    if (sl == NULL || sfl_type == NULL || !PyType_Check(sfl_type)) {
+        return -1;
+    }
+    orig_get_code = PyObject_GetAttrString(sl, "get_code");
+    if (orig_get_code == NULL) {
+        return -1;
+    }
+    descr = PyDescr_NewMethod((PyTypeObject *)sfl_type, &loader_get_code_def);
+    if (descr == NULL) {
+        return -1;
+    }
+    int rc = PyObject_SetAttrString(sfl_type, "get_code", descr);
+    Py_DECREF(descr);
+    return rc;
 }
 
 static void
 activate_trace(void)
 {
     const char *list = getenv("PYCDSLIST");
-    PyObject *install, *rec, *r;
 
     if (list == NULL || list[0] == '\0') {
         warn_once("PYCDSMODE=TRACE without PYCDSLIST; not tracing");
@@ -506,15 +599,11 @@ activate_trace(void)
         return;
     }
     G.traced = PySet_New(NULL);
-    if (G.traced == NULL || load_glue() < 0 ||
-        (install = glue_get("install_trace")) == NULL ||
-        (rec = glue_get("_record")) == NULL ||
-        (r = PyObject_CallOneArg(install, rec)) == NULL) {
+    if (G.traced == NULL || load_glue() < 0 || install_get_code() < 0) {
         PyErr_Clear();
         warn_once("cannot install the tracer");
         return;
     }
-    Py_DECREF(r);
 }
 
 /* ---------------------------------------------------------------------
@@ -838,9 +927,6 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
 static PyMethodDef cds_methods[] = {
     {"_activate", activate, METH_NOARGS,
      "Act on PYCDSMODE (TRACE, DUMP, SHARE); called from pycds.pth."},
-    {"_get_code", (PyCFunction)(void (*)(void))get_code, METH_FASTCALL,
-     "_get_code(fullname, path): the archived code object or None."},
-    {"_record", record, METH_O, "_record(name): TRACE one module."},
     {"dump", dump_py, METH_VARARGS,
      "dump(list, archive): write an archive of the listed modules."},
     {"stats", stats, METH_NOARGS,

@@ -1,28 +1,12 @@
 # SPDX-License-Identifier: MIT
 # Python half of the _cds extension.  Compiled into _cds at build time
-# (glue.h) and run once on activation, with _get_code and _record
-# provided by the C half.  Everything per-object lives in C; this file
-# holds only what must be Python to be what importlib expects: a loader
-# class that *is* a SourceFileLoader, and path logic identical to
-# importlib's own.
+# (glue.h) and run once on activation.  Everything per-object, and the
+# get_code that TRACE and SHARE put on SourceFileLoader, lives in C; this
+# file holds only path logic that must be importlib's own.
 import sys
 from _frozen_importlib import ModuleSpec
 from _frozen_importlib_external import (FileFinder, PathFinder, SourceFileLoader,
                                         SourceLoader)
-
-
-class ArchiveLoader(SourceFileLoader):
-    """A SourceFileLoader whose get_code answers from the pycds archive.
-
-    Everything else (get_source, get_data, get_filename, is_package,
-    resource reading) is SourceFileLoader's, on the real source file."""
-
-    def get_code(self, fullname):
-        code = _get_code(fullname, self.path)
-        if code is None:
-            # not served (stale, corrupt segment): the normal path
-            return SourceLoader.get_code(self, fullname)
-        return code
 
 
 def spec_for(name, path, origin, search, is_package):
@@ -51,7 +35,7 @@ def spec_for(name, path, origin, search, is_package):
     # archive has done already: origin is absolute, and the package flag
     # is the same test on the file name that SourceFileLoader.is_package
     # makes.
-    spec = ModuleSpec(name, ArchiveLoader(name, origin), origin=origin)
+    spec = ModuleSpec(name, SourceFileLoader(name, origin), origin=origin)
     spec._set_fileattr = True
     if is_package:
         spec.submodule_search_locations = [origin.rpartition('/')[0]]
@@ -60,33 +44,17 @@ def spec_for(name, path, origin, search, is_package):
 
 # Imported by site before any program code, from whatever directory is
 # first on sys.path at that time (pycds's own activation directory, when
-# the CLI runs a build tree): never archived.
+# the CLI runs a build tree): never archived.  (TRACE skips them in C.)
 NOT_ARCHIVED = frozenset(('sitecustomize', 'usercustomize'))
-
-
-def install_trace(record):
-    """TRACE: record every module whose code comes from a source file or
-    its cached .pyc, once it has been loaded."""
-    original = SourceLoader.get_code
-
-    def get_code(self, fullname):
-        code = original(self, fullname)
-        if fullname not in NOT_ARCHIVED:
-            record(fullname)
-        return code
-
-    get_code.__qualname__ = 'SourceFileLoader.get_code'
-    SourceFileLoader.get_code = get_code
 
 
 def dump_prepare():
     """DUMP runs before sys.path[0] is set: add the script's directory,
     as the traced run had it."""
     import os
-    if not sys.argv or not sys.argv[0]:
-        return
-    if sys.argv[0] in ('-c', '-m'):
-        # python -c / -m put the current directory first
+    if not sys.argv or sys.argv[0] in ('', '-', '-c', '-m'):
+        # python (interactive or stdin), -c and -m put the current
+        # directory first
         sys.path.insert(0, os.getcwd())
     elif os.path.isfile(sys.argv[0]):
         sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))

@@ -8,6 +8,7 @@ refcnt(o).  Every check raises AssertionError naming the path of the
 offending object; test_heap.c prints the traceback and fails the case."""
 
 import gc
+import locale
 import sys
 import types
 
@@ -126,6 +127,9 @@ def deep_check(o, l, path='root', stats=None):
         check(hash(o) == hash(l), path, 'hash')
         check(l.encode('utf-8') == o.encode('utf-8'), path, 'utf-8')
         check({o: 1}.get(l) == 1 and {l: 1}.get(o) == 1, path, 'dict key')
+        if '\0' not in o:
+            # wide-char view (3.11: a UCS-4 string's wstr is its data)
+            check(locale.strcoll(l, o) == 0, path, 'wchar_t view (strcoll)')
     elif t in (int, bytes):
         check(o == l, path, f'{l!r:.60} != {o!r:.60}')
         check(hash(o) == hash(l), path, 'hash')
