@@ -184,7 +184,7 @@ load_header(cds_archive *a, const struct cds_disk_fingerprint *expect,
         !check_zero(h->reserved, sizeof(h->reserved))) {
         return CDS_CORRUPT(err, 128, "reserved header bytes are not zero");
     }
-    if (h->optimize > 2) {
+    if (h->optimize > 255) {
         return CDS_CORRUPT(err, 132, "optimization level %u", h->optimize);
     }
     /* H9: base address page aligned (it is handed to mmap) */
@@ -614,8 +614,8 @@ cds_segment_cold_offset(const cds_archive *a, uint32_t index)
     uint32_t cold = m->objects_size;
 
     /* The writer puts bytes objects last (line and exception tables, only
-     * ever read).  Bounds come from the index (I8); before S2 has run a
-     * wrong table costs at most a different madvise range. */
+     * ever read).  Callers run after cds_segment_validate(); the bounds
+     * used here come from the index (I8) in any case. */
     for (uint32_t i = m->nobjects;
          i > 0 && CDS_OBJ_KIND(objtab[i - 1]) == CDS_OBJ_BYTES; i--) {
         cold = CDS_OBJ_OFFSET(objtab[i - 1]);
@@ -723,7 +723,7 @@ check_ext_index(uint32_t index)
  * validating: the kind (+1) of an object that starts there, and how the
  * unit is listed as a pointer slot. */
 #define MAP_KIND(b) ((b) & 0x0f)
-#define MAP_SLOT(b) ((b) >> 4)
+#define MAP_SLOT(b) (((b) >> 4) & 7)
 enum { SLOT_NONE, SLOT_RELOC, SLOT_REF, SLOT_EXT, SLOT_SHARED };
 
 /* Mark slot as used by list `use`; false when it is out of bounds,
@@ -832,11 +832,15 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
     const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
     const uint32_t *refs = (const void *)(seg + m->refs_off);
     at_list = m->seg_offset + m->intern_off;
+    uint32_t next_ref = 0;
     for (uint32_t i = 0; i < m->nintern; i++) {
+        /* the ranges partition refs in order: loading relocates every
+         * entry of refs, so each must be one of these checked slots */
         if (in[i].object % CDS_OBJECT_ALIGN != 0 ||
             in[i].object >= m->objects_size ||
             MAP_KIND(map[in[i].object / CDS_OBJECT_ALIGN]) !=
                 CDS_OBJ_STR + 1 ||
+            in[i].first_ref != next_ref ||
             !check_range(in[i].first_ref, in[i].nrefs, m->nrefs)) {
             rc = CDS_CORRUPT(err, at_list + 12ull * i,
                              "module %s: intern %u out of range", name, i);
@@ -863,6 +867,14 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
                 goto out;
             }
         }
+        next_ref += in[i].nrefs;
+    }
+    if (next_ref != m->nrefs) {
+        rc = CDS_CORRUPT(err, m->seg_offset + m->refs_off,
+                         "module %s: %u of %u references belong to no "
+                         "interned string",
+                         name, m->nrefs - next_ref, m->nrefs);
+        goto out;
     }
     /* S6: pool references: slots hold 0 until loading (format.md 5.5) */
     const struct cds_disk_shared *sh = (const void *)(seg + m->shared_off);
@@ -889,7 +901,9 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
     for (uint32_t i = 0; i < m->nfrozen; i++) {
         uint32_t slot = frozen[i];
         bool ok = false;
-        if (check_slot(slot, m->objects_size)) {
+        /* bit 7 of the map: listed as a frozenset slot already */
+        if (check_slot(slot, m->objects_size) && !(map[slot / 8] & 0x80)) {
+            map[slot / 8] |= 0x80;
             uint64_t v;
             memcpy(&v, seg + slot, 8);
             if (MAP_SLOT(map[slot / 8]) == SLOT_RELOC) {

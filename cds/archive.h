@@ -32,7 +32,7 @@ typedef struct cds_archive {
 #define CDS_OPEN_RELOCATE 0x2u  /* never map at the preferred base */
 
 /* Validate the header and the module index of an image in memory
- * (format.md 6, checks H1..H12 and I1..I8).  expect, when not NULL, is
+ * (format.md 6, checks H1..H11 and I1..I8).  expect, when not NULL, is
  * the fingerprint of the interpreter that will use the objects; a
  * mismatch is CDS_EVERSION.  data must stay valid and unchanged until
  * the archive is no longer used; a is filled even on failure only with
@@ -57,7 +57,7 @@ int cds_archive_find(const cds_archive *a, const char *name, size_t len,
                      uint32_t *index);
 
 /* Check one module's segment before any of it is used (format.md 6,
- * checks S1..S8): its checksum, then every list entry and every pointer
+ * checks S1..S7): its checksum, then every list entry and every pointer
  * the relocation list names.  Reads the image, writes nothing; call it
  * before patching. */
 int cds_segment_validate(const cds_archive *a, uint32_t index,

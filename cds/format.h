@@ -41,9 +41,9 @@ struct cds_disk_fingerprint {
     uint8_t wchar_size;       /* sizeof(wchar_t) */
     uint32_t build_flags;     /* CDS_BUILD_* */
     uint64_t layout_hash;     /* XXH3 of the object layout table */
-    uint64_t runtime_hash;    /* XXH3 of build info + compiler strings */
+    uint64_t runtime_hash;    /* XXH3 of Py_GetVersion|build info|compiler */
     char cache_tag[16];       /* sys.implementation.cache_tag */
-    char soabi[48];           /* SOABI */
+    char soabi[48];           /* extension suffix: names the ABI */
     char build_info[96];      /* Py_GetBuildInfo() */
     char compiler[96];        /* Py_GetCompiler() */
 };
@@ -75,7 +75,7 @@ struct cds_disk_header {
     uint64_t strings_offset;       /* 112: NUL-terminated names, paths */
     uint64_t strings_size;         /* 120 */
     uint32_t flags;                /* 128: zero (none defined yet) */
-    uint32_t optimize;             /* 132: sys.flags.optimize at dump, 0..2 */
+    uint32_t optimize;             /* 132: sys.flags.optimize at dump, <256 */
     struct cds_disk_fingerprint fingerprint; /* 136 */
     /* format.md 4.1: the pool of interned strings shared by all modules */
     uint64_t pool_offset;          /* 424: pool block, file offset */

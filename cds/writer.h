@@ -57,8 +57,8 @@ struct cds_pool {
 int cds_writer_create(cds_writer **w, const char *path, uint64_t base,
                       const struct cds_disk_fingerprint *fp, cds_error *err);
 
-/* Record the optimization level (sys.flags.optimize, 0..2) the code was
- * compiled for; 0 by default. */
+/* Record the optimization level (sys.flags.optimize: 0, 1, 2, or more
+ * for -OOO...) the code was compiled for; 0 by default. */
 void cds_writer_set_optimize(cds_writer *w, unsigned level);
 
 /* The file offset at which the next segment will be written: its objects

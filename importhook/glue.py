@@ -66,7 +66,7 @@ def dump_info(name):
     mtime_ns, size), or a str saying why it cannot be archived."""
     import os
     if name in NOT_ARCHIVED:
-        return 'not archived: site runs it before pycds is active'
+        return 'not archived: site imports it before any program code'
     parts = name.split('.')
     path = None
     spec = None

@@ -4,7 +4,7 @@
  *
  * The archive is opened with the format layer's reader (read-only, no
  * fingerprint expected), so everything reported here lies inside bounds
- * the reader has checked: the header (H1..H10), the index and each entry's
+ * the reader has checked: the header (H1..H11), the index and each entry's
  * segment tables (I1..I8).  Segments are not validated (that is `pycds
  * verify`): the object tables are read for their kinds only, and a kind
  * the format does not know is counted as "unknown" rather than trusted. */
@@ -102,6 +102,8 @@ emit_header(cli_yaml *y, const cds_archive *a)
     cli_yaml_map_begin(y);
     cli_yaml_key(y, "format_version");
     cli_yaml_u64(y, h->format_version);
+    cli_yaml_key(y, "optimize");
+    cli_yaml_u64(y, h->optimize);
     cli_yaml_key(y, "header_size");
     cli_yaml_u64(y, h->header_size);
     cli_yaml_key(y, "file_size");

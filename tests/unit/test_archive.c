@@ -695,7 +695,7 @@ apply_patch(uint8_t *img, const struct patch *pt)
 
 static const struct patch header_patches[] = {
     /* H8 */
-    {"optimize", H_(optimize), SET, 3},
+    {"optimize", H_(optimize), SET, 256},
     {"reserved1", H_(reserved1), SET, 1},
     {"flags", H_(flags), SET, 1},
     {"first reserved byte", HDR, offsetof(struct cds_disk_header, reserved),
@@ -1102,11 +1102,16 @@ SEG_CASE(intern_ref_elsewhere,
          put_u64(seg + UNIT_SEG_SLOT_STR, addr + UNIT_SEG_TUPLE);)
 SEG_CASE(intern_ref_unrelocated,
          put_u64(seg + UNIT_SEG_SLOT_STR, UNIT_SEG_STR);)
-/* S6: frozensets */
+/* S5: every refs entry belongs to an interned string's range */
+SEG_CASE(intern_refs_uncovered, LIST(struct cds_disk_intern, intern);
+         intern[0].nrefs -= 1;)
+SEG_CASE(intern_refs_gap, LIST(struct cds_disk_intern, intern);
+         intern[0].first_ref += 1; intern[0].nrefs -= 1;)
+/* S7: frozensets */
 SEG_CASE(frozen_outside, LIST(uint32_t, frozen);
          frozen[0] = m->objects_size;)
 SEG_CASE(frozen_misaligned, LIST(uint32_t, frozen); frozen[0] += 4;)
-/* S7: pool references */
+/* S6: pool references */
 SEG_CASE(shared_not_zero, put_u64(seg + UNIT_SEG_SLOT_POOL, 1);)
 SEG_CASE(shared_pointer,
          put_u64(seg + UNIT_SEG_SLOT_POOL, addr + UNIT_SEG_TUPLE);)
@@ -1185,6 +1190,9 @@ static const struct seg_case seg_cases[] = {
     {"interned ref slot misaligned", intern_ref_misaligned, CDS_ECORRUPT},
     {"interned ref to another object", intern_ref_elsewhere, CDS_ECORRUPT},
     {"interned ref not based", intern_ref_unrelocated, CDS_ECORRUPT},
+    {"refs entry of no interned string", intern_refs_uncovered,
+     CDS_ECORRUPT},
+    {"refs ranges with a gap", intern_refs_gap, CDS_ECORRUPT},
     {"frozenset slot outside", frozen_outside, CDS_ECORRUPT},
     {"frozenset slot misaligned", frozen_misaligned, CDS_ECORRUPT},
     {"pool reference slot not zero", shared_not_zero, CDS_ECORRUPT},
@@ -1292,7 +1300,7 @@ test_archive_pool_find(void **state)
     unit_check_error(&err, CDS_ECORRUPT);
     assert_status(cds_pool_find(&a, UINT32_MAX, ok, &off, &extent, &err),
                   CDS_ECORRUPT);
-    /* S7 accepts every module's reference into the pool */
+    /* S6 accepts every module's reference into the pool */
     for (uint32_t i = 0; i < NMODS; i++) {
         assert_status(cds_segment_validate(&a, i, &err), 0);
     }
