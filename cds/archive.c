@@ -645,27 +645,6 @@ cds_segment_prefault(const cds_archive *a, uint32_t index)
 }
 
 void
-cds_segment_release_cold(const cds_archive *a, uint32_t index)
-{
-    const struct cds_disk_module *m = &a->modules[index];
-    uintptr_t page = 4096;
-    uintptr_t start = (uintptr_t)(a->data + m->seg_offset +
-                                  cds_segment_cold_offset(a, index));
-    uintptr_t end = (uintptr_t)(a->data + m->seg_offset + m->objects_size);
-
-    if (a->map_size == 0) {
-        return;
-    }
-    start = (start + page - 1) & ~(page - 1);
-    end &= ~(page - 1);
-    if (end > start) {
-        /* nothing has written these pages: they are still the file's, and
-         * come back from it if a traceback ever reads a line table */
-        (void)madvise((void *)start, end - start, MADV_DONTNEED);
-    }
-}
-
-void
 cds_segment_release_lists(const cds_archive *a, uint32_t index)
 {
     const struct cds_disk_module *m = &a->modules[index];

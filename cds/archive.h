@@ -86,12 +86,6 @@ void cds_segment_prefault(const cds_archive *a, uint32_t index);
  * objects (read-only line and exception tables) begin. */
 uint32_t cds_segment_cold_offset(const cds_archive *a, uint32_t index);
 
-/* Drop from the resident set the whole pages of module index that hold
- * only its trailing bytes objects.  Only before anything has written to
- * them (a private page would be lost): the heap layer calls it before
- * patching, when no bytes object needs its type patched. */
-void cds_segment_release_cold(const cds_archive *a, uint32_t index);
-
 /* After a segment is loaded: drop the pages that hold only its lists
  * (object table, relocations, ...), which are never read again, so they
  * stop counting in the process's resident set.  Only whole pages that

@@ -1270,17 +1270,6 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     int rc;
 
     *code = NULL;
-    /* 0. the trailing bytes objects need nothing from us when the bytes
-     * type did not move: let their pages go until something reads them
-     * (before any write: archive.h) */
-    uint32_t cold = cds_segment_cold_offset(a, index);
-    if (cold < m->objects_size) {
-        PyTypeObject *t;
-        memcpy(&t, seg + cold + offsetof(PyObject, ob_type), sizeof(t));
-        if (t == &PyBytes_Type) {
-            cds_segment_release_cold(a, index);
-        }
-    }
     const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
     const uint32_t *refs = (const void *)(seg + m->refs_off);
     /* 1. internal pointers, those to interned strings included: one
