@@ -614,8 +614,9 @@ cds_segment_cold_offset(const cds_archive *a, uint32_t index)
     uint32_t cold = m->objects_size;
 
     /* The writer puts bytes objects last (line and exception tables, only
-     * ever read).  Callers run after cds_segment_validate(); the bounds
-     * used here come from the index (I8) in any case. */
+     * ever read).  The table may not be validated yet: only bounds from
+     * the index (I8) are trusted, and a wrong table costs at most a
+     * different madvise range. */
     for (uint32_t i = m->nobjects;
          i > 0 && CDS_OBJ_KIND(objtab[i - 1]) == CDS_OBJ_BYTES; i--) {
         cold = CDS_OBJ_OFFSET(objtab[i - 1]);
