@@ -8,7 +8,6 @@ staged _cds and pycds.pth are put into a user site directory chosen with
 PYTHONUSERBASE, which site processes (.pth files included) at startup as
 it would any site-packages.  Without PYCDSMODE, _cds is not even
 imported."""
-import glob
 import os
 import shutil
 import subprocess
@@ -32,8 +31,13 @@ def main():
                        capture_output=True, text=True)
     case.check(p.returncode == 0, 'cmake --install succeeds',
                p.stdout + p.stderr)
-    pth = glob.glob(os.path.join(stage, '**', 'pycds.pth'), recursive=True)
-    ext = glob.glob(os.path.join(stage, '**', '_cds.*.so'), recursive=True)
+    # os.walk, not glob: the destination may lie under a dot directory
+    # (pyenv's ~/.pyenv), which glob's ** skips
+    pth, ext = [], []
+    for root, _, files in os.walk(stage):
+        pth += [os.path.join(root, f) for f in files if f == 'pycds.pth']
+        ext += [os.path.join(root, f) for f in files
+                if f.startswith('_cds.') and f.endswith('.so')]
     case.check(len(pth) == 1 and len(ext) == 1,
                'install stages one pycds.pth and one _cds', pth, ext)
     if case.failures:
