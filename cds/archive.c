@@ -408,6 +408,58 @@ cds_archive_load(cds_archive *a, const void *data, size_t size,
     return 0;
 }
 
+/* Who may have written the file open as fd (as ssh judges key files):
+ * the file and every directory above it must belong to root or to us and
+ * not be writable by group or others, except for sticky directories
+ * (/tmp), where others cannot replace what they do not own.  The
+ * directories are those of the file actually opened (/proc/self/fd), so
+ * a symbolic link or a rename between check and open changes nothing. */
+static int
+check_trusted(int fd, const struct stat *st, cds_error *err)
+{
+    char link[64], real[4096];
+    uid_t me = geteuid();
+    ssize_t n;
+
+    if ((st->st_uid != 0 && st->st_uid != me) ||
+        (st->st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        return CDS_FAIL(err, CDS_EPERM, UINT64_MAX,
+                        "file is owned by uid %u with mode %04o: others "
+                        "could have written it",
+                        (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777));
+    }
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, real, sizeof(real) - 1);
+    if (n <= 0 || real[0] != '/') {
+        return CDS_FAIL(err, CDS_EPERM, UINT64_MAX,
+                        "cannot tell which directory holds the file");
+    }
+    real[n] = '\0';
+    for (char *slash = strrchr(real, '/'); slash != NULL;
+         slash = strrchr(real, '/')) {
+        struct stat ds;
+        *slash = '\0';
+        const char *dir = real[0] != '\0' ? real : "/";
+        if (stat(dir, &ds) != 0) {
+            return CDS_FAIL(err, CDS_EPERM, UINT64_MAX, "cannot stat %s: %s",
+                            dir, strerror(errno));
+        }
+        if ((ds.st_uid != 0 && ds.st_uid != me) ||
+            ((ds.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
+             (ds.st_mode & S_ISVTX) == 0)) {
+            return CDS_FAIL(err, CDS_EPERM, UINT64_MAX,
+                            "directory %s is owned by uid %u with mode %04o: "
+                            "others could replace the file",
+                            dir, (unsigned)ds.st_uid,
+                            (unsigned)(ds.st_mode & 07777));
+        }
+        if (real[0] == '\0') {
+            break;
+        }
+    }
+    return 0;
+}
+
 int
 cds_archive_open(cds_archive *a, const char *path, unsigned flags,
                  const struct cds_disk_fingerprint *expect, cds_error *err)
@@ -431,6 +483,9 @@ cds_archive_open(cds_archive *a, const char *path, unsigned flags,
     }
     if (!S_ISREG(st.st_mode)) {
         rc = CDS_FAIL(err, CDS_EFORMAT, UINT64_MAX, "not a regular file");
+        goto out;
+    }
+    if ((flags & CDS_OPEN_TRUSTED) && (rc = check_trusted(fd, &st, err)) < 0) {
         goto out;
     }
     if (st.st_size < (off_t)sizeof(h)) {

@@ -30,6 +30,7 @@ typedef struct cds_archive {
 /* cds_archive_open flags */
 #define CDS_OPEN_WRITABLE 0x1u  /* PROT_WRITE, MAP_PRIVATE: for patching */
 #define CDS_OPEN_RELOCATE 0x2u  /* never map at the preferred base */
+#define CDS_OPEN_TRUSTED 0x4u   /* refuse files others could have written */
 
 /* Validate the header and the module index of an image in memory
  * (format.md 6, checks H1..H11 and I1..I8).  expect, when not NULL, is

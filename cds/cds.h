@@ -23,6 +23,7 @@ enum cds_status {
     CDS_EMAP = -8,      /* could not map as asked */
     CDS_EINCOMPLETE = -9, /* the writer never finished this file */
     CDS_EUNSUPPORTED = -10, /* an object the archive cannot hold */
+    CDS_EPERM = -11,    /* others could have written it: not trusted */
 };
 
 typedef struct cds_error {

@@ -36,6 +36,7 @@ cds_status_name(int status)
     case CDS_EMAP: return "cannot map";
     case CDS_EINCOMPLETE: return "incomplete";
     case CDS_EUNSUPPORTED: return "unsupported object";
+    case CDS_EPERM: return "not trusted";
     }
     return "unknown error";
 }

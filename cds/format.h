@@ -21,7 +21,7 @@
 #define CDS_MAGIC "\x93PYCDS\r\n"
 #define CDS_MAGIC_INCOMPLETE "\x93PYCDS\r!"
 #define CDS_MAGIC_SIZE 8
-#define CDS_FORMAT_VERSION 2u
+#define CDS_FORMAT_VERSION 3u
 
 #define CDS_HEADER_SIZE 1024u   /* format.md 2: header occupies [0, 1024) */
 #define CDS_SEGMENT_ALIGN 64u   /* format.md 4: segment blocks start here */
@@ -133,9 +133,10 @@ struct cds_disk_module {
     uint32_t shared_off;     /* 132: cds_disk_shared[nshared] */
     uint32_t nshared;        /* 136: slots that point into the pool */
     uint32_t reserved;       /* 140: zero */
+    uint64_t source_hash;    /* 144: XXH3 of the source file's bytes */
 };
 #define CDS_MODULE_PACKAGE 0x1u
-static_assert(sizeof(struct cds_disk_module) == 144, "module entry");
+static_assert(sizeof(struct cds_disk_module) == 152, "module entry");
 
 /* format.md 5.5: a slot that must point to pool string index (after that
  * string is interned).  The file holds 0 in the slot. */

@@ -1168,45 +1168,112 @@ static struct {
     uint8_t *block_ok;
 } pool_state;
 
+/* The characters of a str image: their bitwise OR (which shows the
+ * smallest kind that holds them: any character above 0x7f, 0xff, 0xffff
+ * sets a bit above it) and their maximum (for kind 4 only, where the OR
+ * cannot show that every character is at most 0x10ffff). */
+static uint32_t
+str_chars_or(const uint8_t *data, uint64_t len, unsigned kind,
+             uint32_t *max)
+{
+    uint32_t acc = 0, m = 0;
+
+    *max = 0;
+    if (kind == 1) {
+        /* ASCII text is most of what is read here: 8 bytes at a time */
+        uint64_t wide = 0, i = 0;
+        for (; i + 8 <= len; i += 8) {
+            uint64_t w;
+            memcpy(&w, data + i, 8);
+            wide |= w;
+        }
+        for (; i < len; i++) {
+            wide |= data[i];
+        }
+        for (unsigned b = 0; b < 8; b++) {
+            acc |= (uint32_t)(wide >> (8 * b)) & 0xffu;
+        }
+        return acc;
+    }
+    for (uint64_t i = 0; i < len; i++) {
+        uint32_t c;
+        if (kind == 2) {
+            uint16_t h;
+            memcpy(&h, data + 2 * i, 2);
+            c = h;
+        }
+        else {
+            memcpy(&c, data + 4 * i, 4);
+            m = c > m ? c : m;
+        }
+        acc |= c;
+    }
+    *max = m;
+    return acc;
+}
+
 /* Is the str image at p, with extent bytes before the next object, one
- * that CPython's str functions can read safely? (format.md 5.1) */
-static int
+ * that CPython's str functions can read safely and compare correctly
+ * (format.md 5.1.2, 6.4)?  NULL if so, else what is wrong. */
+static const char *
 check_str_image(const uint8_t *p, uint32_t extent)
 {
     PyASCIIObject a;
-    uint64_t need;
+    uint64_t need, len;
+    size_t head;
 
     if (extent < sizeof(PyASCIIObject)) {
-        return 0;
+        return "no room for its header";
     }
     memcpy(&a, p, sizeof(a));
-    if (a.length < 1 || (uint64_t)a.length >= extent || !a.state.compact ||
-        !a.state.ready ||
-        a.state.interned != 0 || a.wstr != NULL ||
-        (a.state.kind != 1 && a.state.kind != 2 && a.state.kind != 4) ||
-        (a.state.ascii && a.state.kind != 1)) {
-        return 0;
+    /* inv. 1: loading interns it, which takes 2 off a mortal count */
+    if (a.ob_base.ob_refcnt != CDS_REFCNT) {
+        return "reference count is not 2^40";
     }
-    need = (a.state.ascii ? sizeof(PyASCIIObject)
-                          : sizeof(PyCompactUnicodeObject)) +
-           ((uint64_t)a.length + 1) * a.state.kind;
+    if (!a.state.compact || !a.state.ready || a.state.interned != 0 ||
+        a.wstr != NULL) {
+        return "not compact, not ready, interned or with a wstr";
+    }
+    if ((a.state.kind != 1 && a.state.kind != 2 && a.state.kind != 4) ||
+        (a.state.ascii && a.state.kind != 1)) {
+        return "bad kind";
+    }
+    /* length >= extent rules out the overflow of (length + 1) x kind */
+    if (a.length < 1 || (uint64_t)a.length >= extent) {
+        return "length out of range";
+    }
+    len = (uint64_t)a.length;
+    head = a.state.ascii ? sizeof(PyASCIIObject)
+                         : sizeof(PyCompactUnicodeObject);
+    need = head + (len + 1) * a.state.kind;
     if (need > extent) {
-        return 0;
+        return "characters past its extent";
     }
     if (!a.state.ascii) {
         PyCompactUnicodeObject c;
         memcpy(&c, p, sizeof(c));
         if (c.utf8 != NULL || c.utf8_length != 0 || c.wstr_length != 0) {
-            return 0;
+            return "utf8 or wstr cache set";
         }
     }
     /* the terminating NUL of its kind */
     for (unsigned i = 0; i < a.state.kind; i++) {
         if (p[need - 1 - i] != 0) {
-            return 0;
+            return "no terminating NUL";
         }
     }
-    return 1;
+    /* the smallest kind that holds the characters, ascii set exactly when
+     * all are below 0x80 (what _PyUnicode_CheckConsistency asserts):
+     * equality tests compare kinds first, and ASCII strings are used as
+     * their own UTF-8 */
+    uint32_t max, ors = str_chars_or(p + head, len, a.state.kind, &max);
+    bool ok;
+    switch (a.state.kind) {
+    case 1: ok = a.state.ascii ? ors < 0x80 : ors >= 0x80; break;
+    case 2: ok = ors > 0xff; break;
+    default: ok = ors > 0xffff && max <= 0x10ffff; break;
+    }
+    return ok ? NULL : "kind or ascii flag does not fit its characters";
 }
 
 /* The interned object for pool string index, resolving it on first use:
@@ -1242,9 +1309,10 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
         return NULL;
     }
     p = a->data + a->header->pool_offset + off;
-    if (!check_str_image(p, extent)) {
+    const char *why = check_str_image(p, extent);
+    if (why != NULL) {
         CDS_CORRUPT(err, a->header->pool_offset + off,
-                    "pool string %u is not a valid str", index);
+                    "pool string %u is not a valid str: %s", index, why);
         return NULL;
     }
     PyObject *s = (PyObject *)p, *t;

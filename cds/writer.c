@@ -124,10 +124,11 @@ cds_writer_create(cds_writer **out, const char *path, uint64_t base,
         w->tmp_path[0] = '\0';
         goto fail;
     }
-    /* mkstemp makes 0600; an archive is read by every worker user */
+    /* mkstemp makes 0600; an archive is read by every worker user, and
+     * written by its owner only: the reader refuses anything else */
     mode_t mask = umask(0);
     umask(mask);
-    if (fchmod(w->fd, 0666 & ~mask) != 0) {
+    if (fchmod(w->fd, 0644 & ~mask) != 0) {
         rc = CDS_FAIL(err, CDS_EIO, UINT64_MAX, "chmod %s: %s", w->tmp_path,
                       strerror(errno));
         goto fail;
@@ -256,6 +257,7 @@ cds_writer_add(cds_writer *w, const struct cds_writer_module *m,
     e.flags = m->flags;
     e.source_mtime_ns = m->source_mtime_ns;
     e.source_size = m->source_size;
+    e.source_hash = m->source_hash;
     if ((rc = write_segment(w, &e, seg, err)) < 0) {
         return rc;
     }

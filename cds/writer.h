@@ -18,6 +18,7 @@ struct cds_writer_module {
     uint32_t flags;       /* CDS_MODULE_* */
     int64_t source_mtime_ns;
     uint64_t source_size;
+    uint64_t source_hash; /* cds_hash of the source file's bytes */
 };
 
 /* A serialized segment: the object region and its lists, with offsets

@@ -21,6 +21,7 @@
 #include <marshal.h>
 
 #include "archive.h"
+#include "checksum.h"
 #include "heap.h"
 #include "writer.h"
 
@@ -36,6 +37,8 @@
 #include <unistd.h>
 
 enum { MODE_OFF, MODE_TRACE, MODE_DUMP, MODE_SHARE };
+/* PYCDSCHECK: how SHARE decides a source is unchanged since the dump */
+enum { CHECK_STAT, CHECK_HASH, CHECK_NONE };
 enum { SEG_UNLOADED = 0, SEG_LOADING, SEG_LOADED, SEG_BAD };
 
 static struct {
@@ -43,6 +46,7 @@ static struct {
     int verbose;
     int warned;
     int prefault;        /* PYCDSPREFAULT, default on */
+    int check;           /* CHECK_*, PYCDSCHECK */
     PyObject *glue;      /* the glue's namespace */
     /* SHARE */
     cds_archive archive;
@@ -100,28 +104,75 @@ glue_get(const char *name)
 /* ---------------------------------------------------------------------
  * SHARE: the finder and get_code */
 
-/* Never stale: the same stat the path finder's loader would make, size
- * and mtime to the nanosecond. */
+/* XXH3 of the file at path and its size; 0 or -1 (errno). */
+static int
+hash_file(const char *path, uint64_t *hash, uint64_t *size)
+{
+    struct stat st;
+    uint8_t *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+
+    if (fd < 0) {
+        return -1;
+    }
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        size_t n = (size_t)st.st_size, got = 0;
+        buf = malloc(n ? n : 1);
+        while (buf != NULL && got < n) {
+            ssize_t r = read(fd, buf + got, n - got);
+            if (r <= 0) {
+                break;
+            }
+            got += (size_t)r;
+        }
+        if (buf != NULL && got == n) {
+            *hash = cds_hash(buf, n);
+            *size = n;
+            rc = 0;
+        }
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* Never stale (issue 3, item 4), at the cost the user chose: by default
+ * the same stat the path finder's loader would make, size and mtime to
+ * the nanosecond; PYCDSCHECK=hash compares the source's bytes (for trees
+ * whose mtimes are not kept); PYCDSCHECK=none trusts an immutable tree
+ * and makes no system call at all. */
 static int
 source_unchanged(uint32_t ix, const char *name, int report)
 {
     const struct cds_disk_module *m = &G.archive.modules[ix];
     const char *origin = cds_module_origin(&G.archive, ix);
     struct stat st;
-    int gone = stat(origin, &st) != 0;
+    uint64_t hash, size;
+    int gone;
 
-    if (gone || (uint64_t)st.st_size != m->source_size ||
-        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
-            m->source_mtime_ns) {
-        if (report) {
-            G.nstale++;
-            VERBOSE(1, "pycds: %s: not served: source %s %s since the "
-                       "dump\n",
-                    name, origin, gone ? "gone" : "changed");
-        }
-        return 0;
+    if (G.check == CHECK_NONE) {
+        return 1;
     }
-    return 1;
+    if (G.check == CHECK_HASH) {
+        gone = hash_file(origin, &hash, &size) != 0;
+        if (!gone && size == m->source_size && hash == m->source_hash) {
+            return 1;
+        }
+    }
+    else {
+        gone = stat(origin, &st) != 0;
+        if (!gone && (uint64_t)st.st_size == m->source_size &&
+            (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec ==
+                m->source_mtime_ns) {
+            return 1;
+        }
+    }
+    if (report) {
+        G.nstale++;
+        VERBOSE(1, "pycds: %s: not served: source %s %s since the dump\n",
+                name, origin, gone ? "gone" : "changed");
+    }
+    return 0;
 }
 
 static uint64_t
@@ -401,7 +452,7 @@ activate_share(void)
 {
     struct cds_disk_fingerprint fp;
     cds_error err;
-    unsigned flags = CDS_OPEN_WRITABLE;
+    unsigned flags = CDS_OPEN_WRITABLE | CDS_OPEN_TRUSTED;
     const char *reloc = getenv("PYCDSRELOCATE");
     int rc;
 
@@ -751,6 +802,16 @@ dump(const char *list, const char *archive)
             .source_size = PyLong_AsUnsignedLongLong(
                 PyTuple_GET_ITEM(info, 5)),
         };
+        uint64_t hsize = 0;
+        if (m.origin != NULL &&
+            (hash_file(m.origin, &m.source_hash, &hsize) != 0 ||
+             hsize != m.source_size)) {
+            PySys_WriteStderr("pycds: dump: skipping %s: source changed "
+                              "while dumping\n", cname);
+            nskipped++;
+            Py_DECREF(info);
+            continue;
+        }
         if (m.origin == NULL || m.search == NULL || PyErr_Occurred()) {
             /* a path that is not UTF-8 cannot be stored: skip the module */
             PyErr_Clear();
@@ -877,6 +938,21 @@ activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
     G.verbose = verbose != NULL ? atoi(verbose) : 0;
     const char *pf = getenv("PYCDSPREFAULT");
     G.prefault = pf == NULL || strcmp(pf, "0") != 0;
+    const char *check = getenv("PYCDSCHECK");
+    if (check == NULL || check[0] == '\0' || strcmp(check, "stat") == 0) {
+        G.check = CHECK_STAT;
+    }
+    else if (strcmp(check, "hash") == 0) {
+        G.check = CHECK_HASH;
+    }
+    else if (strcmp(check, "none") == 0) {
+        G.check = CHECK_NONE;
+    }
+    else {
+        G.check = CHECK_STAT;
+        warn_once("unknown PYCDSCHECK=%s (stat, hash or none); using stat",
+                  check);
+    }
     if (strcasecmp(mode, "TRACE") == 0) {
         G.mode = MODE_TRACE;
         activate_trace();

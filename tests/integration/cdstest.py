@@ -71,6 +71,34 @@ _SCRUB = ('PYTHONPATH', 'PYTHONHOME', 'PYTHONSTARTUP', 'PYTHONINSPECT',
           'PYTHONUSERBASE', 'PYTHONEXECUTABLE', 'PYTHONPYCACHEPREFIX')
 
 
+def sanitized():
+    """True in a Sanitize build: CMake passes CDSTEST_PRELOAD, the
+    sanitizer runtime the ASan/UBSan-built _cds needs loaded first."""
+    return bool(os.environ.get('CDSTEST_PRELOAD'))
+
+
+def sanitizer_environ(env):
+    """What a child interpreter needs to load an ASan-built _cds: the
+    interpreter is not instrumented, so the runtime is preloaded
+    (LD_PRELOAD=CDSTEST_PRELOAD), and leak detection is off (CPython does
+    not free everything at exit, by design).  Empty outside a Sanitize
+    build.  Every run of Case gets it, stock runs too, so that stock and
+    pycds runs are compared under the same allocator."""
+    preload = os.environ.get('CDSTEST_PRELOAD')
+    if not preload:
+        return {}
+    old = env.get('LD_PRELOAD', '').split()
+    out = {'LD_PRELOAD': ' '.join([preload] + [x for x in old
+                                               if x != preload])}
+    opts = env.get('ASAN_OPTIONS', '')
+    if 'detect_leaks' not in opts:
+        opts = ':'.join(x for x in (opts, 'detect_leaks=0') if x)
+    out['ASAN_OPTIONS'] = opts
+    if 'UBSAN_OPTIONS' not in env:
+        out['UBSAN_OPTIONS'] = 'print_stacktrace=1'
+    return out
+
+
 def _config():
     python = os.environ.get('CDSTEST_PYTHON')
     site = os.environ.get('CDSTEST_SITE')
@@ -212,6 +240,7 @@ class Case:
         env.pop('CDSTEST_STATS', None)
         env['PYTHONIOENCODING'] = 'utf-8'
         env['LC_ALL'] = 'C.UTF-8'
+        env.update(sanitizer_environ(env))
         if extra:
             for k, v in extra.items():
                 if v is None:
@@ -445,6 +474,154 @@ def reseal(data, hasher):
     h[HEADER_CHECKSUM] = bytes(8)
     data[HEADER_CHECKSUM] = hasher(bytes(h)).to_bytes(8, 'little')
     return data
+
+
+# Every header field, (name, offset, size): docs/format.md 2 and 2.1.
+HEADER_FIELDS = (
+    ('magic', 0, 8), ('format_version', 8, 4), ('header_size', 12, 4),
+    ('file_size', 16, 8), ('header_checksum', 24, 8),
+    ('base_address', 32, 8), ('created_ns', 40, 8),
+    ('segments_offset', 48, 8), ('segments_size', 56, 8),
+    ('index_offset', 64, 8), ('index_size', 72, 8),
+    ('index_checksum', 80, 8), ('nmodules', 88, 4), ('nslots', 92, 4),
+    ('slots_offset', 96, 8), ('entries_offset', 104, 8),
+    ('strings_offset', 112, 8), ('strings_size', 120, 8),
+    ('flags', 128, 4), ('optimize', 132, 4),
+    ('fp.py_version_hex', 136, 4), ('fp.pyc_magic', 140, 4),
+    ('fp.pointer_size', 144, 1), ('fp.byte_order', 145, 1),
+    ('fp.long_shift', 146, 1), ('fp.wchar_size', 147, 1),
+    ('fp.build_flags', 148, 4), ('fp.layout_hash', 152, 8),
+    ('fp.runtime_hash', 160, 8), ('fp.cache_tag', 168, 16),
+    ('fp.soabi', 184, 48), ('fp.build_info', 232, 96),
+    ('fp.compiler', 328, 96),
+    ('pool_offset', 424, 8), ('pool_size', 432, 8),
+    ('pool_sums_checksum', 440, 8), ('pool_count', 448, 4),
+    ('pool_objects_size', 452, 4), ('pool_table_off', 456, 4),
+    ('pool_sums_off', 460, 4), ('pool_block_size', 464, 4),
+    ('reserved1', 468, 4), ('reserved', 472, 552),
+)
+
+# The module entry's fields (format.md 3.2); an entry is 152 bytes in
+# format version 3 and may grow at its end in later versions: see
+# entry_size().
+ENTRY_FIELDS = (
+    ('name_hash', 0, 8), ('name_off', 8, 4), ('name_len', 12, 4),
+    ('origin_off', 16, 4), ('origin_len', 20, 4), ('search_off', 24, 4),
+    ('search_len', 28, 4), ('flags', 32, 4), ('root_off', 36, 4),
+    ('source_mtime_ns', 40, 8), ('source_size', 48, 8),
+    ('seg_offset', 56, 8), ('seg_size', 64, 8), ('seg_checksum', 72, 8),
+    ('objects_size', 80, 4), ('nobjects', 84, 4), ('reloc_off', 88, 4),
+    ('nreloc', 92, 4), ('ext_off', 96, 4), ('next', 100, 4),
+    ('intern_off', 104, 4), ('nintern', 108, 4), ('refs_off', 112, 4),
+    ('nrefs', 116, 4), ('frozen_off', 120, 4), ('nfrozen', 124, 4),
+    ('objtab_off', 128, 4), ('shared_off', 132, 4), ('nshared', 136, 4),
+    ('reserved', 140, 4), ('source_hash', 144, 8),
+)
+SEG_CHECKSUM_AT = 72
+POOL_BLOCK = 16384
+
+
+def entry_size(data):
+    """Bytes per module entry: the entries fill [entries_offset,
+    strings_offset) as written (152 in format version 3)."""
+    n = u32(data, 88)
+    if n == 0:
+        return 152
+    return (u64(data, 112) - u64(data, 104)) // n
+
+
+def _field(b, off, size):
+    return int.from_bytes(b[off:off + size], 'little')
+
+
+def full_header(data):
+    """Every integer header field by name (text fields as bytes)."""
+    h = {}
+    for name, off, size in HEADER_FIELDS:
+        if name in ('magic', 'reserved') or name in (
+                'fp.cache_tag', 'fp.soabi', 'fp.build_info', 'fp.compiler'):
+            h[name] = bytes(data[off:off + size])
+        else:
+            h[name] = _field(data, off, size)
+    return h
+
+
+def entries(data):
+    """The module entries of a well-formed archive, as dicts of their
+    fields plus 'at' (file offset of the entry), 'index', 'name',
+    'origin' and 'search'."""
+    h = full_header(data)
+    esize = entry_size(data)
+    out = []
+    for i in range(h['nmodules']):
+        at = h['entries_offset'] + esize * i
+        e = {name: _field(data, at + off, size)
+             for name, off, size in ENTRY_FIELDS}
+        e['at'] = at
+        e['index'] = i
+        so = h['strings_offset']
+        for what in ('name', 'origin', 'search'):
+            o = so + e[what + '_off']
+            e[what] = bytes(data[o:o + e[what + '_len']]).decode(
+                'utf-8', 'replace')
+        out.append(e)
+    return out
+
+
+def objtab(data, e):
+    """(offset, kind) of every object of a module's segment."""
+    base = e['seg_offset'] + e['objtab_off']
+    return [(v & ~7, v & 7) for v in
+            (u32(data, base + 4 * i) for i in range(e['nobjects']))]
+
+
+def pool_table(data):
+    """Pool offsets of the pool's strings (format.md 4.1)."""
+    h = full_header(data)
+    base = h['pool_offset'] + h['pool_table_off']
+    return [u32(data, base + 4 * i) for i in range(h['pool_count'])]
+
+
+def reseal_all(data, hasher):
+    """Recompute every checksum of the file, innermost first, from the
+    (possibly damaged) fields as they stand, so that a damaged archive
+    reaches the structural checks behind the checksums: each module
+    entry's seg_checksum (over [seg_offset, +seg_size), when that lies in
+    the file), the pool's block sums and pool_sums_checksum, the index
+    checksum and the header checksum.  A range that falls outside the
+    file is left alone (its checksum stays as it was)."""
+    d = bytearray(data)
+    n = len(d)
+    if n < HEADER_SIZE:
+        return d
+
+    def put(off, value):
+        if 0 <= off and off + 8 <= n:
+            d[off:off + 8] = value.to_bytes(8, 'little')
+
+    h = full_header(d)
+    nmod, eo = h['nmodules'], h['entries_offset']
+    esize = entry_size(d) if nmod else 144
+    if 0 < nmod <= (1 << 24) and esize >= 80 and eo + esize * nmod <= n:
+        for i in range(nmod):
+            at = eo + esize * i
+            so, ss = u64(d, at + 56), u64(d, at + 64)
+            if so + ss <= n:
+                put(at + SEG_CHECKSUM_AT, hasher(bytes(d[so:so + ss])))
+    po, cnt = h['pool_offset'], h['pool_count']
+    covered = h['pool_objects_size'] + 4 * cnt
+    nblocks = -(-covered // POOL_BLOCK)
+    sums = po + h['pool_sums_off']
+    if cnt and po + covered <= n and sums + 8 * nblocks <= n:
+        for b in range(nblocks):
+            lo = po + POOL_BLOCK * b
+            hi = po + min(POOL_BLOCK * (b + 1), covered)
+            put(sums + 8 * b, hasher(bytes(d[lo:hi])))
+        put(440, hasher(bytes(d[sums:sums + 8 * nblocks])))
+    io, isz = h['index_offset'], h['index_size']
+    if io + isz <= n:
+        put(80, hasher(bytes(d[io:io + isz])))
+    return reseal(d, hasher)
 
 
 def workload_case(name, workload, need, must_serve):

@@ -36,13 +36,13 @@
 
 static char long_name[CDS_MAX_NAME + 1];
 static struct cds_writer_module mods[NMODS] = {
-    {"a", "/src/a.py", "/src", 0, 1, 10},
-    {"pkg", "/src/pkg/__init__.py", "/src", CDS_MODULE_PACKAGE, 2, 20},
-    {"pkg.sub", "/src/pkg/sub.py", "/src/pkg", 0, 3, 30},
+    {"a", "/src/a.py", "/src", 0, 1, 10, 0xa},
+    {"pkg", "/src/pkg/__init__.py", "/src", CDS_MODULE_PACKAGE, 2, 20, 0xb},
+    {"pkg.sub", "/src/pkg/sub.py", "/src/pkg", 0, 3, 30, 0xc},
     {"encodings.utf_8", "/usr/lib/python3.11/encodings/utf_8.py",
-     "/usr/lib/python3.11/encodings", 0, 4, 40},
-    {"nosearch", "/x/nosearch.py", "", 0, 5, 50},
-    {long_name, "/x/long.py", "/x", 0, 6, 60},
+     "/usr/lib/python3.11/encodings", 0, 4, 40, 0xd},
+    {"nosearch", "/x/nosearch.py", "", 0, 5, 50, 0xe},
+    {long_name, "/x/long.py", "/x", 0, 6, 60, 0xf},
 };
 
 static struct {
@@ -382,7 +382,7 @@ test_archive_many_modules(void **state)
     for (unsigned i = 0; i < N; i++) {
         snprintf(name, sizeof(name), i % 2 ? "pkg%u.mod" : "m%u", i);
         snprintf(origin, sizeof(origin), "/src/%s.py", name);
-        struct cds_writer_module m = {name, origin, "/src", 0, i, i};
+        struct cds_writer_module m = {name, origin, "/src", 0, i, i, i};
         assert_status(unit_writer_add(w, UNIT_BASE, &m, i, 0, &err), 0);
     }
     assert_status(cds_writer_finish(w, &err), 0);

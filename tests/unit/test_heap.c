@@ -248,7 +248,7 @@ add_code(cds_writer *w, cds_heap_pool *pool, const char *name,
         report->nshared = seg.seg.nshared;
     }
     snprintf(origin, sizeof(origin), "/src/%s.py", name);
-    struct cds_writer_module m = {name, origin, "/src", 0, 1, 2};
+    struct cds_writer_module m = {name, origin, "/src", 0, 1, 2, 3};
     assert_status(cds_writer_add(w, &m, &seg.seg, &err), 0);
     cds_heap_segment_clear(&seg);
 }

@@ -85,9 +85,9 @@ load_file(const char *path, cds_archive *a, uint8_t **img)
 }
 
 static const struct cds_writer_module mod_a = {"a", "/src/a.py", "/src", 0,
-                                               1, 2};
+                                               1, 2, 5};
 static const struct cds_writer_module mod_b = {"b", "/src/b.py", "/src", 0,
-                                               3, 4};
+                                               3, 4, 6};
 
 /* ------------------------------------------------------------------ */
 
@@ -199,7 +199,7 @@ test_writer_duplicate_names(void **state)
     assert_status(cds_writer_create(&w, d->dest, UNIT_BASE, &fp, &err), 0);
     for (size_t i = 0; i < UNIT_ARRAY_SIZE(names); i++) {
         struct cds_writer_module m = {names[i], "/src/x.py", "/src", 0, 0,
-                                      0};
+                                      0, 0};
         assert_status(unit_writer_add(w, UNIT_BASE, &m, (unsigned)i, 0, &err),
                       0);
     }
@@ -217,7 +217,7 @@ test_writer_duplicate_names(void **state)
     assert_status(cds_writer_create(&w, d->dest, UNIT_BASE, &fp, &err), 0);
     for (size_t i = 0; i < UNIT_ARRAY_SIZE(distinct); i++) {
         struct cds_writer_module m = {distinct[i], "/src/x.py", "/src", 0,
-                                      0, 0};
+                                      0, 0, 0};
         assert_status(unit_writer_add(w, UNIT_BASE, &m, (unsigned)i, 0, &err),
                       0);
     }
@@ -237,7 +237,7 @@ test_writer_duplicate_among_many(void **state)
     assert_status(cds_writer_create(&w, d->dest, UNIT_BASE, &fp, &err), 0);
     for (unsigned i = 0; i <= 1000; i++) {
         snprintf(name, sizeof(name), "mod%u", i == 1000 ? 517 : i);
-        struct cds_writer_module m = {name, "/src/x.py", "/src", 0, 0, 0};
+        struct cds_writer_module m = {name, "/src/x.py", "/src", 0, 0, 0, 0};
         assert_status(unit_writer_add(w, UNIT_BASE, &m, i, 0, &err), 0);
     }
     assert_status(cds_writer_finish(w, &err), CDS_ECORRUPT);
@@ -318,14 +318,14 @@ test_writer_round_trip(void **state)
 {
     struct dir *d = *state;
     static const struct cds_writer_module mods[] = {
-        {"a", "/src/a.py", "/src", 0, 0, 0},
+        {"a", "/src/a.py", "/src", 0, 0, 0, 0},
         {"pkg", "/src/pkg/__init__.py", "/src", CDS_MODULE_PACKAGE,
-         INT64_MIN, UINT64_MAX},
+         INT64_MIN, UINT64_MAX, UINT64_MAX},
         {"pkg.caf\xc3\xa9", "/src dir/pkg/caf\xc3\xa9.py", "/src dir/pkg", 0,
-         -1, 1},
-        {"big", "/b.py", "", 0, INT64_MAX, 123456789012345ull},
+         -1, 1, 1},
+        {"big", "/b.py", "", 0, INT64_MAX, 123456789012345ull, 0x123456789abcdef0ull},
         {"recent", "/r.py", "/", CDS_MODULE_PACKAGE,
-         1700000000123456789ll, 4096},
+         1700000000123456789ll, 4096, 42},
     };
     enum { N = UNIT_ARRAY_SIZE(mods) };
     struct unit_segment segs[N];
@@ -383,6 +383,7 @@ test_writer_round_trip(void **state)
         assert_int_equal(m->flags, mods[i].flags);
         assert_true(m->source_mtime_ns == mods[i].source_mtime_ns);
         assert_true(m->source_size == mods[i].source_size);
+        assert_true(m->source_hash == mods[i].source_hash);
         assert_int_equal(m->seg_offset, offsets[i]);
         check_segment(&a, ix, &segs[i]);
         assert_status(cds_segment_validate(&a, ix, &err), 0);
