@@ -28,6 +28,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
@@ -408,6 +411,23 @@ cds_archive_load(cds_archive *a, const void *data, size_t size,
     return 0;
 }
 
+/* MADV_POPULATE_WRITE over [p, p+len), page-rounded: 0, or -1 when the
+ * pages could not all be faulted in (the file shrank under us).  Kernels
+ * without the advice: 0, and the pages fault in on use as usual. */
+static int
+populate(void *p, uint64_t len)
+{
+    uintptr_t first = (uintptr_t)p & ~(uintptr_t)4095;
+    uintptr_t last = ((uintptr_t)p + len + 4095) & ~(uintptr_t)4095;
+
+    if (last > first &&
+        madvise((void *)first, last - first, MADV_POPULATE_WRITE) != 0 &&
+        errno != EINVAL) {
+        return -1;
+    }
+    return 0;
+}
+
 /* Who may have written the file open as fd (as ssh judges key files):
  * the file and every directory above it must belong to root or to us and
  * not be writable by group or others, except for sticky directories
@@ -529,6 +549,26 @@ cds_archive_open(cds_archive *a, const char *path, unsigned flags,
                       (long long)st.st_size, strerror(errno));
         goto out;
     }
+    /* A writable (process) mapping: make the header and the index private
+     * before reading them, so that an archive truncated in place later
+     * cannot take them away (SIGBUS); segments and pool blocks are made
+     * private likewise before their first use.  A read-only mapping (the
+     * CLI) reads the file's pages. */
+    if (prot & PROT_WRITE) {
+        if (populate(map, CDS_HEADER_SIZE) < 0) {
+            rc = CDS_FAIL(err, CDS_EMAP, 0, "cannot fault in the header");
+            munmap(map, (size_t)st.st_size);
+            goto out;
+        }
+        if (h.index_offset < (uint64_t)st.st_size &&
+            populate((uint8_t *)map + h.index_offset,
+                     (uint64_t)st.st_size - h.index_offset) < 0) {
+            rc = CDS_FAIL(err, CDS_EMAP, h.index_offset,
+                          "cannot fault in the index");
+            munmap(map, (size_t)st.st_size);
+            goto out;
+        }
+    }
     rc = cds_archive_load(a, map, (size_t)st.st_size, expect, err);
     if (rc < 0) {
         munmap(map, (size_t)st.st_size);
@@ -537,6 +577,8 @@ cds_archive_open(cds_archive *a, const char *path, unsigned flags,
     else {
         a->map_size = (size_t)st.st_size;
         a->writable = (prot & PROT_WRITE) != 0;
+        a->fd1 = fd + 1; /* kept to notice an in-place overwrite */
+        fd = -1;
     }
 out:
     if (fd >= 0) {
@@ -545,11 +587,30 @@ out:
     return rc;
 }
 
+int
+cds_archive_check_file(const cds_archive *a, cds_error *err)
+{
+    struct stat st;
+
+    if (a->fd1 == 0) {
+        return 0;
+    }
+    if (fstat(a->fd1 - 1, &st) != 0 || (uint64_t)st.st_size != a->size) {
+        return CDS_CORRUPT(err, UINT64_MAX,
+                           "the file changed size while mapped (overwritten "
+                           "in place, not replaced by rename?)");
+    }
+    return 0;
+}
+
 void
 cds_archive_close(cds_archive *a)
 {
     if (a != NULL && a->map_size != 0) {
         munmap(a->data, a->map_size);
+    }
+    if (a != NULL && a->fd1 != 0) {
+        close(a->fd1 - 1);
     }
     if (a != NULL) {
         memset(a, 0, sizeof(*a));
@@ -598,6 +659,14 @@ check_pool_block(const cds_archive *a, uint64_t b, uint8_t *block_ok,
     }
     uint64_t len = covered - start < CDS_POOL_BLOCK ? covered - start
                                                      : CDS_POOL_BLOCK;
+    /* make the block private before checking it: what was checked cannot
+     * change or vanish under us, and interning writes to it anyway */
+    if (a->map_size != 0 && a->writable &&
+        populate((void *)(uintptr_t)(pool + start), len) < 0) {
+        return CDS_FAIL(err, CDS_EMAP, h->pool_offset + start,
+                        "string pool block %llu cannot be faulted in",
+                        (unsigned long long)b);
+    }
     memcpy(&sum, pool + h->pool_sums_off + 8 * b, 8);
     if (cds_hash(pool + start, len) != sum) {
         return CDS_FAIL(err, CDS_ECHECKSUM, h->pool_offset + start,
@@ -660,44 +729,20 @@ cds_pool_nblocks(const cds_archive *a)
     return (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
 }
 
-uint32_t
-cds_segment_cold_offset(const cds_archive *a, uint32_t index)
+int
+cds_segment_prefault(const cds_archive *a, uint32_t index, cds_error *err)
 {
     const struct cds_disk_module *m = &a->modules[index];
-    const uint32_t *objtab =
-        (const void *)(a->data + m->seg_offset + m->objtab_off);
-    uint32_t cold = m->objects_size;
-
-    /* The writer puts bytes objects last (line and exception tables, only
-     * ever read).  The table may not be validated yet: only bounds from
-     * the index (I8) are trusted, and a wrong table costs at most a
-     * different madvise range. */
-    for (uint32_t i = m->nobjects;
-         i > 0 && CDS_OBJ_KIND(objtab[i - 1]) == CDS_OBJ_BYTES; i--) {
-        cold = CDS_OBJ_OFFSET(objtab[i - 1]);
-    }
-    return cold > m->objects_size ? m->objects_size : cold;
-}
-
-void
-cds_segment_prefault(const cds_archive *a, uint32_t index)
-{
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-    const struct cds_disk_module *m = &a->modules[index];
-    uintptr_t page = 4096;
-    uintptr_t start = (uintptr_t)(a->data + m->seg_offset) & ~(page - 1);
-    uintptr_t end = (uintptr_t)(a->data + m->seg_offset +
-                                cds_segment_cold_offset(a, index));
 
     if (a->map_size == 0 || !a->writable) {
-        return;
+        return 0;
     }
-    end = (end + page - 1) & ~(page - 1);
-    if (end > start) {
-        (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+    if (populate(a->data + m->seg_offset, m->seg_size) < 0) {
+        return CDS_FAIL(err, CDS_EMAP, m->seg_offset,
+                        "module %s: segment cannot be faulted in",
+                        cds_module_name(a, index));
     }
+    return 0;
 }
 
 void

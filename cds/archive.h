@@ -18,6 +18,7 @@ typedef struct cds_archive {
     size_t size;
     size_t map_size;   /* non-zero when we own an mmap of data */
     bool writable;     /* mapped with PROT_WRITE by open() */
+    int fd1;           /* the open file's descriptor + 1; 0: none */
     const struct cds_disk_header *header;
     const struct cds_disk_module *modules;
     const uint32_t *slots;
@@ -49,6 +50,13 @@ int cds_archive_open(cds_archive *a, const char *path, unsigned flags,
                      const struct cds_disk_fingerprint *expect,
                      cds_error *err);
 
+/* Is the file still the size it was when mapped?  An archive overwritten
+ * in place (not replaced by rename, as the writer does) would make the
+ * pages not read yet fault with SIGBUS past its new end: callers check
+ * before touching a part of the image for the first time.  0, or
+ * CDS_ECORRUPT.  Always 0 for an image not opened by open(). */
+int cds_archive_check_file(const cds_archive *a, cds_error *err);
+
 /* Unmap what open() mapped; accepts a zeroed archive. */
 void cds_archive_close(cds_archive *a);
 
@@ -75,17 +83,17 @@ int cds_pool_find(const cds_archive *a, uint32_t index, uint8_t *block_ok,
 /* Number of checksum blocks of the pool. */
 uint64_t cds_pool_nblocks(const cds_archive *a);
 
-/* Fault in, writable, the pages of module index's object region in one
- * system call (MADV_POPULATE_WRITE), before loading writes to them: on
+/* Fault in, writable, the pages of module index's segment block in one
+ * system call (MADV_POPULATE_WRITE), before it is checked and patched: on
  * 3.11 nearly every page of a loaded segment is written anyway (reference
- * counts, interning), and one madvise costs far less than one page fault
- * per page.  A no-op for images not mapped writable by open(), and on
- * kernels without the advice. */
-void cds_segment_prefault(const cds_archive *a, uint32_t index);
-
-/* Offset in module index's object region where its trailing bytes
- * objects (read-only line and exception tables) begin. */
-uint32_t cds_segment_cold_offset(const cds_archive *a, uint32_t index);
+ * counts, interning), one madvise costs far less than one page fault per
+ * page, and private pages cannot change or vanish under us if the file
+ * is overwritten or truncated in place later.  0, or CDS_EMAP when the
+ * pages cannot be faulted in (the file shrank): then nothing of the
+ * segment may be read.  0 without doing anything for images not mapped
+ * writable by open(), and on kernels without the advice. */
+int cds_segment_prefault(const cds_archive *a, uint32_t index,
+                         cds_error *err);
 
 /* After a segment is loaded: drop the pages that hold only its lists
  * (object table, relocations, ...), which are never read again, so they

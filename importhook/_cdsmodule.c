@@ -47,6 +47,7 @@ static struct {
     int warned;
     int prefault;        /* PYCDSPREFAULT, default on */
     int check;           /* CHECK_*, PYCDSCHECK */
+    int disabled;        /* the archive is no longer usable at all */
     PyObject *glue;      /* the glue's namespace */
     /* SHARE */
     cds_archive archive;
@@ -225,15 +226,27 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
     }
     G.seg_state[ix] = SEG_LOADING;
     uint64_t t0 = now_ns();
+    /* an archive overwritten in place: pages past its new end would
+     * fault with SIGBUS (inv. 1) */
+    if (cds_archive_check_file(&G.archive, &err) < 0) {
+        G.seg_state[ix] = SEG_BAD;
+        G.disabled = 1;
+        warn_once("archive %s: %s; using the normal import system",
+                  G.archive_path, err.message);
+        return NULL;
+    }
     /* The prefault changes no byte, only who owns the pages: done first,
      * validation reads private pages instead of mapping the file's and
      * having them copied right after (2 ms of 27 on sympy).  A segment
      * that then fails validation has cost some copying, nothing else. */
+    rc = 0;
     if (G.prefault) {
-        cds_segment_prefault(&G.archive, ix);
+        rc = cds_segment_prefault(&G.archive, ix, &err);
     }
     /* inv. 3: validate everything before the first write */
-    rc = cds_segment_validate(&G.archive, ix, &err);
+    if (rc == 0) {
+        rc = cds_segment_validate(&G.archive, ix, &err);
+    }
     if (rc == 0) {
         rc = cds_heap_load(&G.archive, ix, &G.codes[ix], &err);
     }
@@ -303,6 +316,9 @@ find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     name = PyUnicode_AsUTF8AndSize(args[0], &len);
     if (name == NULL) {
         PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (G.disabled) {
         Py_RETURN_NONE;
     }
     if (cds_archive_find(&G.archive, name, (size_t)len, &ix) < 0) {
