@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Heap layer for CPython 3.11: serialize code graphs, patch mapped ones.
+/* Heap layer for CPython 3.11: serialize code graphs, check and patch
+ * mapped ones.
  *
  * An archived object is byte for byte what CPython itself would have built,
  * placed at a known address.  Invariants (CPYTHON-NOTES.md 8, cited as
@@ -30,6 +31,10 @@
 
 #include "checksum.h"
 
+#include <limits.h>
+#include <opcode.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
@@ -1180,20 +1185,35 @@ str_chars_or(const uint8_t *data, uint64_t len, unsigned kind,
 
     *max = 0;
     if (kind == 1) {
-        /* ASCII text is most of what is read here: 8 bytes at a time */
-        uint64_t wide = 0, i = 0;
+        /* ASCII text is most of what is read here: 32 bytes at a time (a
+         * GCC/Clang vector: two SSE2 registers on x86-64), then words,
+         * the last one overlapping */
+        typedef uint64_t u64x4 __attribute__((vector_size(32)));
+        u64x4 wide = {0, 0, 0, 0};
+        uint64_t w = 0, i = 0;
+        for (; i + 32 <= len; i += 32) {
+            u64x4 x;
+            memcpy(&x, data + i, sizeof(x));
+            wide |= x;
+        }
         for (; i + 8 <= len; i += 8) {
-            uint64_t w;
-            memcpy(&w, data + i, 8);
-            wide |= w;
+            uint64_t x;
+            memcpy(&x, data + i, 8);
+            w |= x;
         }
-        for (; i < len; i++) {
-            wide |= data[i];
+        if (i < len && len >= 8) {
+            uint64_t x;
+            memcpy(&x, data + len - 8, 8);
+            w |= x;
         }
-        for (unsigned b = 0; b < 8; b++) {
-            acc |= (uint32_t)(wide >> (8 * b)) & 0xffu;
+        else {
+            for (; i < len; i++) {
+                w |= data[i];
+            }
         }
-        return acc;
+        w |= wide[0] | wide[1] | wide[2] | wide[3];
+        /* only whether some byte is above 0x7f matters for kind 1 */
+        return w & 0x8080808080808080ull ? 0x80 : 0;
     }
     for (uint64_t i = 0; i < len; i++) {
         uint32_t c;
@@ -1328,6 +1348,827 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
     return t;
 }
 
+/* ---------------------------------------------------------------------
+ * Deep validation of a segment's objects (format.md 6.7)
+ *
+ * cds_segment_validate() checks the containers: the object table and the
+ * lists of pointer slots.  This checks what lies between: every object's
+ * body against the layout the emit_* functions above write, so that a
+ * segment whose checksum was recomputed after tampering cannot hand the
+ * interpreter an object that makes it read or write out of bounds.  The
+ * bar is "an object graph marshal and _PyCode_New could have built",
+ * not "the bytes the serializer wrote": the bytecode, line table and
+ * exception table are trusted as CPython trusts a .pyc's (format.md 6.5).
+ * Pure reads of the image; no interpreter is needed. */
+
+/* One byte per 8-byte unit of the object region: the kind of an object
+ * that starts there, and how the unit is listed as a slot.  No slot is
+ * an object's first unit (build_map checks), so VM_FROZEN means one thing
+ * on object units and another on slots. */
+#define VM_KIND(u) ((unsigned)(u) & 7u)         /* object kind + 1, or 0 */
+#define VM_CLASS(u) (((unsigned)(u) >> 3) & 15u) /* enum slot_class */
+#define VM_LISTED 0x78u                          /* the class bits */
+#define VM_FROZEN 0x80u /* slot: in the frozen list; object: its target */
+/* object unit of a tuple, set by the first pass: every item is a pool,
+ * reference or external str slot (never a class bit there otherwise) */
+#define VM_STRS 0x08u
+
+enum slot_class {
+    SC_NONE,        /* not listed */
+    SC_RELOC,       /* an object of the segment (format.md 5.2) */
+    SC_REF,         /* an interned str of the segment (5.4) */
+    SC_SHARED,      /* a pool str (5.5) */
+    SC_EXT_TUPLE,   /* external (5.3): () */
+    SC_EXT_NOBYTES, /* b"" */
+    SC_EXT_STR,     /* "" or a 1-character str */
+    SC_EXT_OTHER,   /* None, True, False, Ellipsis, a small int */
+    /* 8-15: a 1-byte bytes, with the top 3 bits of its byte (all that
+     * counting co_localspluskinds reads: FAST_LOCAL, _CELL, _FREE) */
+    SC_EXT_BYTE,
+};
+
+static const char *const kind_names[CDS_OBJ_NKINDS] = {
+    "code", "str", "bytes", "int", "float", "complex", "tuple",
+};
+
+struct vseg {
+    const char *name;
+    const uint8_t *seg;
+    uint64_t seg_offset; /* file offset of the block, for messages */
+    uint64_t base;       /* the block's address at the writer's base */
+    uint32_t size;       /* objects_size */
+    const uint32_t *objtab;
+    uint32_t nobjects;
+    uint8_t *map;
+    uint64_t nfields;    /* pointer fields seen, each one a listed slot */
+    bool deferred;       /* code objects whose targets come before them */
+    cds_error *err;
+};
+
+/* Where an object's bytes end: the next object (its GC head, for a
+ * tuple) or the region's end.  S2 leaves at least 24 bytes. */
+static inline uint32_t
+object_extent(const struct vseg *v, uint32_t i)
+{
+    uint32_t off = CDS_OBJ_OFFSET(v->objtab[i]);
+    if (i + 1 == v->nobjects) {
+        return v->size - off;
+    }
+    uint32_t next = CDS_OBJ_OFFSET(v->objtab[i + 1]);
+    if (CDS_OBJ_KIND(v->objtab[i + 1]) == CDS_OBJ_TUPLE) {
+        next -= CDS_GC_HEAD;
+    }
+    return next - off;
+}
+
+/* The index of the last object starting at or before off (the first
+ * object when none does). */
+static uint32_t
+find_object(const struct vseg *v, uint32_t off)
+{
+    uint32_t lo = 0, hi = v->nobjects;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (CDS_OBJ_OFFSET(v->objtab[mid]) <= off) {
+            lo = mid;
+        }
+        else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Report slot, listed in `list`, as lying outside every pointer field. */
+static int
+stray_slot(const struct vseg *v, uint32_t slot, const char *list)
+{
+    uint32_t i = find_object(v, slot);
+    uint32_t off = CDS_OBJ_OFFSET(v->objtab[i]);
+    if (slot < off || slot - off >= object_extent(v, i)) {
+        /* before the first object, or in a tuple's GC head */
+        return CDS_CORRUPT(v->err, v->seg_offset + slot,
+                           "module %s: %s slot 0x%x is outside every "
+                           "object",
+                           v->name, list, slot);
+    }
+    return CDS_CORRUPT(v->err, v->seg_offset + slot,
+                       "module %s: object 0x%x (%s): %s slot 0x%x is not "
+                       "a pointer field",
+                       v->name, off, kind_names[CDS_OBJ_KIND(v->objtab[i])],
+                       list, slot);
+}
+
+/* Why slot, listed in `list`, cannot be recorded (cold). */
+static int
+bad_slot(const struct vseg *v, uint32_t slot, const char *list)
+{
+    /* S3-S6 claimed it (aligned, inside, listed once); checked again so
+     * that a caller who skipped cds_segment_validate cannot make this
+     * index out of bounds */
+    if (slot % 8 != 0 || slot > v->size - 8 ||
+        (v->map[slot / 8] & VM_LISTED) != 0) {
+        return CDS_CORRUPT(v->err, v->seg_offset + slot,
+                           "module %s: %s slot 0x%x not validated",
+                           v->name, list, slot);
+    }
+    /* an object's refcount: loading would add a delta to it */
+    return stray_slot(v, slot, list);
+}
+
+static inline unsigned
+ext_class(uint32_t index)
+{
+    if (index == CDS_EXT_EMPTY_TUPLE) {
+        return SC_EXT_TUPLE;
+    }
+    if (index == CDS_EXT_EMPTY_BYTES) {
+        return SC_EXT_NOBYTES;
+    }
+    if (index >= CDS_EXT_BYTE && index < CDS_EXT_COUNT) {
+        return SC_EXT_BYTE + ((index - CDS_EXT_BYTE) >> 5);
+    }
+    if (index == CDS_EXT_EMPTY_STR ||
+        (index >= CDS_EXT_LATIN1 && index < CDS_EXT_BYTE)) {
+        return SC_EXT_STR;
+    }
+    return SC_EXT_OTHER;
+}
+
+/* Record count slots of a list, entry i's slot at list[stride * i], as
+ * listed with class cls, or for cls SC_NONE with the class of the
+ * external index at list[stride * i + 1].  Each must be a unit that is
+ * neither an object's first nor listed already.  map and size in locals:
+ * stores through uint8_t * may alias anything, so the compiler would
+ * reload them from *v on every slot. */
+static inline int
+map_list(struct vseg *v, const uint32_t *list, uint32_t count,
+         uint32_t stride, unsigned cls, const char *name)
+{
+    uint8_t *map = v->map;
+    const uint32_t size = v->size;
+
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t slot = list[(size_t)stride * i];
+        if (slot % 8 != 0 || slot > size - 8 || map[slot / 8] != 0) {
+            return bad_slot(v, slot, name);
+        }
+        unsigned c = cls;
+        if (c == SC_NONE) {
+            c = ext_class(list[(size_t)stride * i + 1]);
+        }
+        map[slot / 8] = (uint8_t)(c << 3);
+    }
+    return 0;
+}
+
+/* The map: objects first, then every list (format.md 5.2-5.5). */
+static int
+build_map(struct vseg *v, const struct cds_disk_module *m)
+{
+    const uint8_t *seg = v->seg;
+    const uint32_t *objtab = v->objtab, n = v->nobjects, size = v->size;
+    uint8_t *map = v->map;
+    uint64_t next_free = 0; /* where the previous object's head ends */
+    int rc;
+
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t off = CDS_OBJ_OFFSET(objtab[i]);
+        unsigned kind = CDS_OBJ_KIND(objtab[i]);
+        uint32_t start = kind == CDS_OBJ_TUPLE ? off - CDS_GC_HEAD : off;
+        /* S2: sorted, inside, known kinds, room for heads; again so that
+         * extents cannot underflow whatever the caller did */
+        if (kind >= CDS_OBJ_NKINDS || off > size - 24 || start > off ||
+            start < next_free) {
+            return CDS_CORRUPT(v->err, v->seg_offset + off,
+                               "module %s: object %u not validated",
+                               v->name, i);
+        }
+        next_free = (uint64_t)off + 24;
+        map[off / 8] = (uint8_t)(kind + 1);
+    }
+    /* S3-S6.  S5: the intern ranges partition refs, so every entry is a
+     * checked slot pointing at an interned str of the segment */
+    /* the lists are u32 arrays (format.md 4: 4-aligned) or arrays of
+     * {u32 slot; u32 index} pairs */
+    if ((rc = map_list(v, (const void *)(seg + m->reloc_off), m->nreloc, 1,
+                       SC_RELOC, "relocation")) < 0 ||
+        (rc = map_list(v, (const void *)(seg + m->refs_off), m->nrefs, 1,
+                       SC_REF, "reference")) < 0 ||
+        (rc = map_list(v, (const void *)(seg + m->ext_off), m->next, 2,
+                       SC_NONE, "external")) < 0 ||
+        (rc = map_list(v, (const void *)(seg + m->shared_off), m->nshared, 2,
+                       SC_SHARED, "pool reference")) < 0) {
+        return rc;
+    }
+    /* S7: a relocated slot aimed at a tuple, or the external () */
+    const uint32_t *frozen = (const void *)(seg + m->frozen_off);
+    for (uint32_t i = 0; i < m->nfrozen; i++) {
+        uint32_t slot = frozen[i];
+        uint64_t p;
+        if (slot % 8 != 0 || slot > v->size - 8 ||
+            (v->map[slot / 8] & VM_LISTED) == 0) {
+            return CDS_CORRUPT(v->err, v->seg_offset + slot,
+                               "module %s: frozenset slot 0x%x not "
+                               "validated",
+                               v->name, slot);
+        }
+        v->map[slot / 8] |= VM_FROZEN;
+        if (VM_CLASS(v->map[slot / 8]) == SC_RELOC) {
+            memcpy(&p, seg + slot, 8);
+            p -= v->base;
+            if (p < v->size && p % 8 == 0) {
+                v->map[p / 8] |= VM_FROZEN;
+            }
+        }
+    }
+    return 0;
+}
+
+/* What a listed slot refers to, as one small number: its class, or for
+ * a relocated slot REF_OBJ + the kind of the object of the segment it
+ * points at (whose offset goes to *target); plus REF_FROZEN for a slot
+ * of the frozen list (it holds a frozenset after loading).  SC_NONE: not
+ * listed. */
+#define REF_OBJ 16u
+#define REF_FROZEN 32u
+static inline unsigned
+load_ref(const struct vseg *v, uint32_t slot, uint32_t *target)
+{
+    unsigned u = v->map[slot / 8], cls = VM_CLASS(u);
+    unsigned frozen = u & VM_FROZEN ? REF_FROZEN : 0;
+    uint64_t p;
+
+    if (cls != SC_RELOC) {
+        return cls | frozen;
+    }
+    memcpy(&p, v->seg + slot, 8);
+    p -= v->base;
+    /* S3 made it the start of an object of the segment */
+    if (p >= v->size || p % 8 != 0 || VM_KIND(v->map[p / 8]) == 0) {
+        return SC_NONE;
+    }
+    *target = (uint32_t)p;
+    return (REF_OBJ + VM_KIND(v->map[p / 8]) - 1) | frozen;
+}
+
+/* The load_ref() values that are a tuple, a bytes, a str once loaded,
+ * one bit each (a frozen slot is none of them). */
+#define REF_BIT(r) ((uint64_t)1 << (r))
+static const uint64_t ref_kinds[CDS_OBJ_NKINDS] = {
+    [CDS_OBJ_TUPLE] = REF_BIT(SC_EXT_TUPLE) | REF_BIT(REF_OBJ + CDS_OBJ_TUPLE),
+    [CDS_OBJ_BYTES] = REF_BIT(SC_EXT_NOBYTES) | 0xff00u /* SC_EXT_BYTE+ */ |
+                      REF_BIT(REF_OBJ + CDS_OBJ_BYTES),
+    [CDS_OBJ_STR] = REF_BIT(SC_REF) | REF_BIT(SC_SHARED) |
+                    REF_BIT(SC_EXT_STR) | REF_BIT(REF_OBJ + CDS_OBJ_STR),
+};
+
+/* Is the slot a reference to an object of kind want once loaded? */
+static inline bool
+ref_is(const struct vseg *v, uint32_t slot, unsigned want, unsigned *ref,
+       uint32_t *target)
+{
+    *ref = load_ref(v, slot, target);
+    return (ref_kinds[want] & REF_BIT(*ref)) != 0;
+}
+
+/* A tuple's item count and first item slot, or a bytes object's size and
+ * data, for a reference ref_is() accepted (its target was checked by the
+ * first pass). */
+static uint64_t
+ref_tuple(const struct vseg *v, unsigned ref, uint32_t target,
+          uint32_t *items)
+{
+    *items = target + (uint32_t)offsetof(PyTupleObject, ob_item);
+    if (ref == SC_EXT_TUPLE) {
+        return 0;
+    }
+    return (uint64_t)((const PyVarObject *)(v->seg + target))->ob_size;
+}
+
+static uint64_t
+ref_bytes(const struct vseg *v, unsigned ref, uint32_t target,
+          const uint8_t **data, uint8_t *one)
+{
+    *data = one;
+    if (ref == SC_EXT_NOBYTES) {
+        return 0;
+    }
+    if (ref >= SC_EXT_BYTE && ref < REF_OBJ) {
+        /* the bits that matter of the byte */
+        *one = (uint8_t)((ref - SC_EXT_BYTE) << 5);
+        return 1;
+    }
+    *data = v->seg + target + offsetof(PyBytesObject, ob_sval);
+    return (uint64_t)((const PyVarObject *)(v->seg + target))->ob_size;
+}
+
+/* The corruption funnel for object bodies: "module M: object 0xO (K): "
+ * and the detail, with the line of the failed check (cds.h). */
+static int vfail(const struct vseg *v, int line, uint32_t obj, unsigned kind,
+                 uint32_t at, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+#define VFAIL(v, obj, kind, at, ...)                                        \
+    vfail((v), __LINE__, (obj), (kind), (at), __VA_ARGS__)
+
+static int
+vfail(const struct vseg *v, int line, uint32_t obj, unsigned kind,
+      uint32_t at, const char *fmt, ...)
+{
+    char detail[160];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    return cds__error_set(v->err, CDS_ECORRUPT, line, v->seg_offset + at,
+                          "module %s: object 0x%x (%s): %s", v->name, obj,
+                          kind_names[kind], detail);
+}
+
+/* The pointer fields of a 3.11 code object (format.md 5.1.7) and the
+ * kind each must hold (_PyCode_Validate). */
+static const struct {
+    const char *name;
+    uint32_t off;
+    unsigned want;
+} code_fields[] = {
+#define F(field, kind) {#field, offsetof(PyCodeObject, field), kind}
+    F(co_consts, CDS_OBJ_TUPLE),         F(co_names, CDS_OBJ_TUPLE),
+    F(co_exceptiontable, CDS_OBJ_BYTES), F(co_localsplusnames, CDS_OBJ_TUPLE),
+    F(co_localspluskinds, CDS_OBJ_BYTES), F(co_filename, CDS_OBJ_STR),
+    F(co_name, CDS_OBJ_STR),             F(co_qualname, CDS_OBJ_STR),
+    F(co_linetable, CDS_OBJ_BYTES),
+#undef F
+};
+enum { FIELD_NAMES = 1, FIELD_LPNAMES = 3, FIELD_LPKINDS = 4 };
+/* 3.11 Include/internal/pycore_code.h (CO_FAST_*): the kinds of
+ * co_localspluskinds */
+#define FAST_LOCAL 0x20
+#define FAST_CELL 0x40
+#define FAST_FREE 0x80
+
+static int validate_code_refs(const struct vseg *v, uint32_t off);
+
+/* First pass, a code object on its own (format.md 5.1.7): its size, the
+ * fields loading and running rely on, and each pointer field listed and
+ * of its kind; then, if the tuples and bytes it names were checked
+ * already, the counts that depend on them (validate_code_refs). */
+static int
+validate_code(struct vseg *v, uint32_t off, uint32_t extent)
+{
+    const PyCodeObject *co = (const void *)(v->seg + off);
+    const uint32_t head = offsetof(PyCodeObject, co_code_adaptive);
+    Py_ssize_t n = co->ob_base.ob_size;
+    bool ready = true;
+
+    /* _PyCode_Validate: indexable with an int */
+    if (extent < head || n < 1 || n > INT_MAX ||
+        (uint64_t)n > (extent - head) / sizeof(_Py_CODEUNIT)) {
+        return VFAIL(v, off, CDS_OBJ_CODE, off + 16,
+                     "bytecode of %lld units does not fit its %u bytes",
+                     (long long)n, extent);
+    }
+    /* inv. 5: the runtime caches are empty; anything else is a pointer
+     * into the dumping process (CPYTHON-NOTES.md 8.6) */
+    static const struct {
+        const char *name;
+        uint32_t off;
+    } runtime[] = {
+        {"co_weakreflist", offsetof(PyCodeObject, co_weakreflist)},
+        {"_co_code", offsetof(PyCodeObject, _co_code)},
+        {"_co_linearray", offsetof(PyCodeObject, _co_linearray)},
+        {"co_extra", offsetof(PyCodeObject, co_extra)},
+    };
+    for (size_t i = 0; i < sizeof(runtime) / sizeof(runtime[0]); i++) {
+        uint64_t w;
+        memcpy(&w, v->seg + off + runtime[i].off, 8);
+        if (w != 0) {
+            return VFAIL(v, off, CDS_OBJ_CODE, off + runtime[i].off,
+                         "%s is not NULL", runtime[i].name);
+        }
+    }
+    if (co->co_warmup != CDS_CODE_WARMUP ||
+        co->_co_linearray_entry_size != 0) {
+        return VFAIL(v, off, CDS_OBJ_CODE,
+                     off + offsetof(PyCodeObject, co_warmup),
+                     "co_warmup %d, _co_linearray_entry_size %d: not a "
+                     "fresh code object",
+                     co->co_warmup, co->_co_linearray_entry_size);
+    }
+    for (size_t i = 0; i < sizeof(code_fields) / sizeof(code_fields[0]);
+         i++) {
+        uint32_t slot = off + code_fields[i].off, target = 0;
+        unsigned ref;
+        if (!ref_is(v, slot, code_fields[i].want, &ref, &target)) {
+            return VFAIL(v, off, CDS_OBJ_CODE, slot, "%s at 0x%x is not %s",
+                         code_fields[i].name, slot,
+                         ref == SC_NONE ? "a listed pointer"
+                         : code_fields[i].want == CDS_OBJ_TUPLE ? "a tuple"
+                         : code_fields[i].want == CDS_OBJ_BYTES ? "a bytes"
+                                                                : "a str");
+        }
+        /* the first pass runs backwards: objects after this one are
+         * checked (as written, all that code refers to) */
+        ready &= ref < REF_OBJ || target > off;
+    }
+    v->nfields += sizeof(code_fields) / sizeof(code_fields[0]);
+    /* _PyCode_Validate's argument checks */
+    if (co->co_posonlyargcount < 0 ||
+        co->co_argcount < co->co_posonlyargcount ||
+        co->co_kwonlyargcount < 0 || co->co_flags < 0) {
+        return VFAIL(v, off, CDS_OBJ_CODE,
+                     off + offsetof(PyCodeObject, co_flags),
+                     "co_argcount %d, co_posonlyargcount %d, "
+                     "co_kwonlyargcount %d, co_flags 0x%x",
+                     co->co_argcount, co->co_posonlyargcount,
+                     co->co_kwonlyargcount, (unsigned)co->co_flags);
+    }
+    /* a frame has co_nlocalsplus + co_stacksize (+ a few) slots, sized in
+     * int arithmetic (pystate.c push_chunk: bytes in an int) */
+    if (co->co_stacksize < 0 || co->co_nlocalsplus < 0 ||
+        (int64_t)co->co_stacksize + co->co_nlocalsplus >
+            INT_MAX / (int64_t)sizeof(PyObject *) - 64) {
+        return VFAIL(v, off, CDS_OBJ_CODE,
+                     off + offsetof(PyCodeObject, co_stacksize),
+                     "co_stacksize %d, co_nlocalsplus %d: bad frame size",
+                     co->co_stacksize, co->co_nlocalsplus);
+    }
+    /* init_code: the first RESUME; frames before it are incomplete */
+    const uint8_t *code = v->seg + off + head;
+    int entry = 0;
+    for (; entry < n; entry++) {
+        _Py_CODEUNIT u;
+        memcpy(&u, code + sizeof(u) * (size_t)entry, sizeof(u));
+        if (_Py_OPCODE(u) == RESUME) {
+            break;
+        }
+    }
+    if (co->_co_firsttraceable != entry) {
+        return VFAIL(v, off, CDS_OBJ_CODE,
+                     off + offsetof(PyCodeObject, _co_firsttraceable),
+                     "_co_firsttraceable %d, first RESUME at %d",
+                     co->_co_firsttraceable, entry);
+    }
+    if (!ready) {
+        v->deferred = true;
+        return 0;
+    }
+    return validate_code_refs(v, off);
+}
+
+/* Are the items of the tuple in code field `field` all str? */
+static int
+validate_names(const struct vseg *v, uint32_t off, unsigned field)
+{
+    uint32_t items, target = 0;
+    unsigned ref;
+    uint64_t n;
+
+    ref_is(v, off + code_fields[field].off, CDS_OBJ_TUPLE, &ref, &target);
+    if (ref == SC_EXT_TUPLE || (v->map[target / 8] & VM_STRS)) {
+        return 0; /* (), or all pool (or interned, external) strings */
+    }
+    n = ref_tuple(v, ref, target, &items);
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t s = items + (uint32_t)(8 * i), t;
+        if (!ref_is(v, s, CDS_OBJ_STR, &ref, &t)) {
+            return VFAIL(v, off, CDS_OBJ_CODE, s,
+                         "%s item %llu is not a str", code_fields[field].name,
+                         (unsigned long long)i);
+        }
+    }
+    return 0;
+}
+
+/* A code object against the objects it refers to (checked already): its
+ * names, and the counts init_code derives from co_localspluskinds, which
+ * the interpreter trusts when it sizes tuples and indexes frames (e.g.
+ * _PyCode_GetFreevars fills co_nfreevars items by kind; super() indexes
+ * from co_nlocals + co_nplaincellvars). */
+static int
+validate_code_refs(const struct vseg *v, uint32_t off)
+{
+    const PyCodeObject *co = (const void *)(v->seg + off);
+    uint32_t names_slot = off + code_fields[FIELD_LPNAMES].off;
+    uint32_t kinds_slot = off + code_fields[FIELD_LPKINDS].off;
+    uint32_t items, target = 0;
+    const uint8_t *kinds;
+    uint8_t one;
+    unsigned ref;
+    int rc;
+
+    if ((rc = validate_names(v, off, FIELD_NAMES)) < 0 ||
+        (rc = validate_names(v, off, FIELD_LPNAMES)) < 0) {
+        return rc;
+    }
+    ref_is(v, names_slot, CDS_OBJ_TUPLE, &ref, &target);
+    uint64_t nnames = ref_tuple(v, ref, target, &items);
+    ref_is(v, kinds_slot, CDS_OBJ_BYTES, &ref, &target);
+    uint64_t nkinds = ref_bytes(v, ref, target, &kinds, &one);
+    if (nnames != nkinds || nnames != (uint64_t)co->co_nlocalsplus) {
+        return VFAIL(v, off, CDS_OBJ_CODE,
+                     off + offsetof(PyCodeObject, co_nlocalsplus),
+                     "co_nlocalsplus %d, %llu names, %llu kinds",
+                     co->co_nlocalsplus, (unsigned long long)nnames,
+                     (unsigned long long)nkinds);
+    }
+    /* get_localsplus_counts() */
+    int nlocals = 0, nplaincellvars = 0, ncellvars = 0, nfreevars = 0;
+    for (uint64_t i = 0; i < nkinds; i++) {
+        /* the same counts without branches: a cell that is not a local
+         * is a plain cell; free only counts when neither */
+        int local = (kinds[i] & FAST_LOCAL) != 0;
+        int cell = (kinds[i] & FAST_CELL) != 0;
+        int free_ = (kinds[i] & FAST_FREE) != 0;
+        nlocals += local;
+        ncellvars += cell;
+        nplaincellvars += cell & !local;
+        nfreevars += free_ & !local & !cell;
+    }
+    if (co->co_nlocals != nlocals || co->co_nplaincellvars != nplaincellvars ||
+        co->co_ncellvars != ncellvars || co->co_nfreevars != nfreevars) {
+        return VFAIL(v, off, CDS_OBJ_CODE,
+                     off + offsetof(PyCodeObject, co_nlocals),
+                     "co_nlocals %d, co_nplaincellvars %d, co_ncellvars %d, "
+                     "co_nfreevars %d; co_localspluskinds say %d, %d, %d, %d",
+                     co->co_nlocals, co->co_nplaincellvars,
+                     co->co_ncellvars, co->co_nfreevars, nlocals,
+                     nplaincellvars, ncellvars, nfreevars);
+    }
+    /* _PyCode_Validate: the arguments are locals (frames store them
+     * there) */
+    int64_t nargs = (int64_t)co->co_argcount + co->co_kwonlyargcount +
+                    ((co->co_flags & CO_VARARGS) != 0) +
+                    ((co->co_flags & CO_VARKEYWORDS) != 0);
+    if (nargs > nlocals) {
+        return VFAIL(v, off, CDS_OBJ_CODE,
+                     off + offsetof(PyCodeObject, co_argcount),
+                     "%lld arguments but %d locals", (long long)nargs,
+                     nlocals);
+    }
+    return 0;
+}
+
+static int
+validate_bytes(const struct vseg *v, uint32_t off, uint32_t extent)
+{
+    const PyBytesObject *b = (const void *)(v->seg + off);
+    const uint32_t head = offsetof(PyBytesObject, ob_sval);
+    Py_ssize_t n = b->ob_base.ob_size;
+    Py_hash_t h;
+
+    if (extent <= head || n < 0 || (uint64_t)n > extent - head - 1) {
+        return VFAIL(v, off, CDS_OBJ_BYTES, off + 16,
+                     "ob_size %lld does not fit its %u bytes", (long long)n,
+                     extent);
+    }
+    if (v->seg[off + head + (uint32_t)n] != 0) {
+        return VFAIL(v, off, CDS_OBJ_BYTES, off + head + (uint32_t)n,
+                     "no NUL after its %lld bytes", (long long)n);
+    }
+    /* inv. 4 */
+    memcpy(&h, v->seg + off + BYTES_SHASH_OFF, sizeof(h));
+    if (h != -1) {
+        return VFAIL(v, off, CDS_OBJ_BYTES, off + BYTES_SHASH_OFF,
+                     "ob_shash is not -1");
+    }
+    return 0;
+}
+
+static int
+validate_int(const struct vseg *v, uint32_t off, uint32_t extent)
+{
+    const uint32_t head = offsetof(PyLongObject, ob_digit);
+    Py_ssize_t size = ((const PyVarObject *)(v->seg + off))->ob_size;
+    /* |ob_size| without overflow at PY_SSIZE_T_MIN */
+    uint64_t n = size < 0 ? 0 - (uint64_t)size : (uint64_t)size;
+    const uint8_t *d = v->seg + off + head;
+    digit top = 0;
+
+    /* 0 and the other small ints are the interpreter's (inv. 3) */
+    if (size == 0 || extent < head || n > (extent - head) / sizeof(digit)) {
+        return VFAIL(v, off, CDS_OBJ_INT, off + 16,
+                     "ob_size %lld does not fit its %u bytes",
+                     (long long)size, extent);
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        memcpy(&top, d + sizeof(digit) * i, sizeof(digit));
+        if (top >= (digit)1 << PyLong_SHIFT) {
+            return VFAIL(v, off, CDS_OBJ_INT,
+                         off + head + (uint32_t)(sizeof(digit) * i),
+                         "digit %llu is 0x%x, not below 2^%d",
+                         (unsigned long long)i, (unsigned)top, PyLong_SHIFT);
+        }
+    }
+    /* normalized (long_normalize), and not a small int */
+    if (top == 0 ||
+        (n == 1 && (size < 0 ? top <= -CDS_SMALL_INT_MIN
+                             : top <= CDS_SMALL_INT_MAX))) {
+        return VFAIL(v, off, CDS_OBJ_INT, off + 16,
+                     "top digit 0x%x of %llu: not a normalized big int",
+                     (unsigned)top, (unsigned long long)n);
+    }
+    return 0;
+}
+
+static int
+validate_tuple(struct vseg *v, uint32_t off, uint32_t extent)
+{
+    const uint32_t head = offsetof(PyTupleObject, ob_item);
+    Py_ssize_t n = ((const PyVarObject *)(v->seg + off))->ob_size;
+    uint64_t gc[2];
+
+    /* inv. 2 (S2 left room for the head) */
+    memcpy(gc, v->seg + off - CDS_GC_HEAD, sizeof(gc));
+    if (gc[0] != 0 || gc[1] != 0) {
+        return VFAIL(v, off, CDS_OBJ_TUPLE, off - CDS_GC_HEAD,
+                     "GC head is not zero");
+    }
+    /* () is the interpreter's, but an empty frozenset's items (format.md
+     * 5.1.6) */
+    if (n < 0 || (n == 0 && !(v->map[off / 8] & VM_FROZEN)) ||
+        extent < head || (uint64_t)n > (extent - head) / sizeof(PyObject *)) {
+        return VFAIL(v, off, CDS_OBJ_TUPLE, off + 16,
+                     "ob_size %lld does not fit its %u bytes",
+                     (long long)n, extent);
+    }
+    /* per slot class: 1 unlisted, 2 not a str that needs no pointer
+     * followed (names, nearly all the tuples here, are pool strings) */
+    static const uint8_t item_flags[16] = {
+        [SC_NONE] = 3,        [SC_RELOC] = 2,      [SC_REF] = 0,
+        [SC_SHARED] = 0,      [SC_EXT_TUPLE] = 2,  [SC_EXT_NOBYTES] = 2,
+        [SC_EXT_STR] = 0,     [SC_EXT_OTHER] = 2,  [SC_EXT_BYTE] = 2,
+        [SC_EXT_BYTE + 1] = 2, [SC_EXT_BYTE + 2] = 2, [SC_EXT_BYTE + 3] = 2,
+        [SC_EXT_BYTE + 4] = 2, [SC_EXT_BYTE + 5] = 2, [SC_EXT_BYTE + 6] = 2,
+        [SC_EXT_BYTE + 7] = 2,
+    };
+    const uint8_t *units = v->map + (off + head) / 8;
+    unsigned flags = 0;
+    for (uint32_t i = 0; i < (uint32_t)n; i++) {
+        flags |= item_flags[VM_CLASS(units[i])];
+    }
+    if (!(flags & 2)) {
+        v->map[off / 8] |= VM_STRS;
+    }
+    unsigned unlisted = flags & 1;
+    for (uint32_t i = 0; unlisted && i < (uint32_t)n; i++) {
+        uint32_t slot = off + head + 8 * i;
+        if ((units[i] & VM_LISTED) == 0) {
+            return VFAIL(v, off, CDS_OBJ_TUPLE, slot,
+                         "item %u at 0x%x is not a listed pointer", i, slot);
+        }
+    }
+    v->nfields += (uint64_t)n;
+    return 0;
+}
+
+/* Is slot one of the pointer fields of the object that holds it? */
+static bool
+is_field(const struct vseg *v, uint32_t slot)
+{
+    uint32_t i = find_object(v, slot);
+    uint32_t off = CDS_OBJ_OFFSET(v->objtab[i]), rel = slot - off;
+
+    switch (CDS_OBJ_KIND(v->objtab[i])) {
+    case CDS_OBJ_CODE:
+        for (size_t f = 0; f < sizeof(code_fields) / sizeof(code_fields[0]);
+             f++) {
+            if (rel == code_fields[f].off) {
+                return true;
+            }
+        }
+        return false;
+    case CDS_OBJ_TUPLE:
+        /* the first pass bounded ob_size by the extent */
+        return slot >= off && rel >= offsetof(PyTupleObject, ob_item) &&
+               (rel - offsetof(PyTupleObject, ob_item)) / 8 <
+                   (uint64_t)((const PyVarObject *)(v->seg + off))->ob_size;
+    }
+    return false;
+}
+
+/* More slots are listed than there are pointer fields: name one that is
+ * no field (a tuple's ob_size too small, a slot in a str's data...).
+ * Only on failure, so a search per slot is fine. */
+static int
+find_stray(const struct vseg *v, const struct cds_disk_module *m)
+{
+    static const char *const names[] = {"relocation", "reference",
+                                        "external", "pool reference"};
+    const uint32_t offs[] = {m->reloc_off, m->refs_off, m->ext_off,
+                             m->shared_off};
+    const uint32_t counts[] = {m->nreloc, m->nrefs, m->next, m->nshared};
+
+    for (unsigned l = 0; l < 4; l++) {
+        /* u32 slots, or {u32 slot; u32 index} pairs */
+        uint32_t stride = l < 2 ? 4 : 8;
+        for (uint32_t i = 0; i < counts[l]; i++) {
+            uint32_t slot;
+            memcpy(&slot, v->seg + offs[l] + (size_t)stride * i, 4);
+            if (!is_field(v, slot)) {
+                return stray_slot(v, slot, names[l]);
+            }
+        }
+    }
+    return CDS_CORRUPT(v->err, v->seg_offset,
+                       "module %s: %llu pointer fields for %llu listed "
+                       "slots",
+                       v->name, (unsigned long long)v->nfields,
+                       (unsigned long long)m->nreloc + m->nrefs + m->next +
+                           m->nshared);
+}
+
+int
+cds_heap_validate(const cds_archive *a, uint32_t index, cds_error *err)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    struct vseg v;
+    int rc = 0;
+
+    v.name = cds_module_name(a, index);
+    v.seg = a->data + m->seg_offset;
+    v.seg_offset = m->seg_offset;
+    v.base = a->header->base_address + m->seg_offset;
+    v.size = m->objects_size;
+    v.objtab = (const void *)(v.seg + m->objtab_off);
+    v.nobjects = m->nobjects;
+    v.nfields = 0;
+    v.deferred = false;
+    v.err = err;
+    if (v.size < 24 || v.nobjects == 0) {
+        return CDS_CORRUPT(err, m->seg_offset,
+                           "module %s: object region not validated", v.name);
+    }
+    v.map = calloc(v.size / 8 + 1, sizeof(*v.map));
+    if (v.map == NULL) {
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    if ((rc = build_map(&v, m)) < 0) {
+        goto out;
+    }
+    /* Backwards: as written, what a code object refers to comes after it
+     * (format.md 5), so it is checked, and still in the cache, when the
+     * code object's cross-checks run */
+    for (uint32_t i = v.nobjects; i-- > 0 && rc == 0;) {
+        uint32_t off = CDS_OBJ_OFFSET(v.objtab[i]);
+        unsigned kind = CDS_OBJ_KIND(v.objtab[i]);
+        uint32_t extent = object_extent(&v, i);
+        const PyObject *o = (const void *)(v.seg + off);
+        /* inv. 1 */
+        if (o->ob_refcnt != CDS_REFCNT) {
+            rc = VFAIL(&v, off, kind, off,
+                       "reference count 0x%llx, not 2^40",
+                       (unsigned long long)o->ob_refcnt);
+            break;
+        }
+        switch (kind) {
+        case CDS_OBJ_CODE:
+            rc = validate_code(&v, off, extent);
+            break;
+        case CDS_OBJ_STR: {
+            const char *why = check_str_image(v.seg + off, extent);
+            if (why != NULL) {
+                rc = VFAIL(&v, off, kind, off, "not a valid str: %s", why);
+            }
+            break;
+        }
+        case CDS_OBJ_BYTES:
+            rc = validate_bytes(&v, off, extent);
+            break;
+        case CDS_OBJ_INT:
+            rc = validate_int(&v, off, extent);
+            break;
+        case CDS_OBJ_FLOAT:
+        case CDS_OBJ_COMPLEX:
+            if (extent < (kind == CDS_OBJ_FLOAT ? sizeof(PyFloatObject)
+                                                : sizeof(PyComplexObject))) {
+                rc = VFAIL(&v, off, kind, off, "%u bytes are too few",
+                           extent);
+            }
+            break;
+        case CDS_OBJ_TUPLE:
+            rc = validate_tuple(&v, off, extent);
+            break;
+        }
+    }
+    /* another order: a second pass once everything is checked */
+    for (uint32_t i = 0; v.deferred && i < v.nobjects && rc == 0; i++) {
+        if (CDS_OBJ_KIND(v.objtab[i]) == CDS_OBJ_CODE) {
+            rc = validate_code_refs(&v, CDS_OBJ_OFFSET(v.objtab[i]));
+        }
+    }
+    /* every field was a listed slot, so equal counts mean every listed
+     * slot is a field: nothing else (a header, str data) gets patched */
+    if (rc == 0 && v.nfields != (uint64_t)m->nreloc + m->nrefs + m->next +
+                                    m->nshared) {
+        rc = find_stray(&v, m);
+    }
+out:
+    free(v.map);
+    return rc;
+}
+
 int
 cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
               cds_error *err)
@@ -1415,9 +2256,11 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
         }
         memcpy(seg + sh[i].slot, &t, sizeof(t));
     }
-    /* 6. frozensets from their item tuples (inv. 7) */
+    /* 6. frozensets from their item tuples (inv. 7), last first: the
+     * writer lists a frozenset's slot before the slots inside its items,
+     * so a nested frozenset is built before the one that holds it */
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
-    for (uint32_t i = 0; i < m->nfrozen; i++) {
+    for (uint32_t i = m->nfrozen; i-- > 0;) {
         PyObject *items, *fs;
         memcpy(&items, seg + frozen[i], sizeof(items));
         if ((rc = check_object(items, &PyTuple_Type, "frozenset items", name,

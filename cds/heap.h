@@ -67,10 +67,24 @@ int cds_heap_serialize_pooled(PyObject *code, uint64_t addr,
                               cds_heap_pool *pool, cds_heap_segment *seg,
                               cds_error *err);
 
+/* Check the bodies of module index's objects against the layout this
+ * heap layer writes (format.md 5.1, 6.7): every object's size fields
+ * within its extent, reference counts, str/bytes/int invariants, zeroed GC
+ * heads, code objects' counts and runtime fields as _PyCode_Validate and
+ * init_code leave them, each pointer field a listed slot holding the kind
+ * the interpreter expects there, and no listed slot outside a pointer
+ * field.  Call after cds_segment_validate() accepted the segment and
+ * before cds_heap_load(), which trusts all of it.  Reads the image only
+ * (it may be read-only) and needs neither the interpreter nor the GIL.
+ * 0, CDS_ECORRUPT, or CDS_ENOMEM (a map of one byte per 8 bytes of the
+ * object region, freed before returning). */
+int cds_heap_validate(const cds_archive *a, uint32_t index, cds_error *err);
+
 /* Make module index's segment usable and return a new reference to its
  * code object in *code.  The segment must have passed
- * cds_segment_validate(); the archive must be mapped writable and never
- * unmapped afterwards.  Call once per segment, with the GIL held. */
+ * cds_segment_validate() and cds_heap_validate(); the archive must be
+ * mapped writable and never unmapped afterwards.  Call once per segment,
+ * with the GIL held. */
 int cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
                   cds_error *err);
 

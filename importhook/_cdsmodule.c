@@ -247,6 +247,10 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
     if (rc == 0) {
         rc = cds_segment_validate(&G.archive, ix, &err);
     }
+    /* object bodies: what marshal and _PyCode_New could have built */
+    if (rc == 0) {
+        rc = cds_heap_validate(&G.archive, ix, &err);
+    }
     if (rc == 0) {
         rc = cds_heap_load(&G.archive, ix, &G.codes[ix], &err);
     }

@@ -385,3 +385,34 @@ def check_names_are(loaded, names):
     ns = run(loaded)
     for n in names:
         check(n in ns, n, 'not bound by the module')
+
+
+# standard library sources of every shape (big ints, closures, match
+# statements, async, long tables, non-ASCII text), for the deep validation
+# of real code (test_heap_validate_accepts_archives)
+STDLIB_SOURCES = (
+    'json/decoder.py', 'email/_header_value_parser.py',
+    'asyncio/base_events.py', 'collections/__init__.py', 'typing.py',
+    'dataclasses.py', 'inspect.py', 'unittest/mock.py', 'argparse.py',
+    '_pydecimal.py', 'fractions.py', 'statistics.py', 'enum.py',
+    're/_parser.py', 'pydoc.py', 'textwrap.py', 'locale.py',
+    'encodings/cp1252.py', 'html/entities.py',
+    'tomllib/_parser.py', 'zoneinfo/_zoneinfo.py',
+)
+
+
+def stdlib_codes():
+    """[(module name, code)] for the STDLIB_SOURCES found here, compiled as
+    importlib does (never executed)."""
+    import os
+    root = os.path.dirname(os.__file__)
+    out = []
+    for rel in STDLIB_SOURCES:
+        path = os.path.join(root, rel)
+        if not os.path.exists(path):
+            continue
+        with open(path, 'rb') as f:
+            src = f.read()
+        name = rel[:-3].replace('/', '.')
+        out.append((name, compile(src, path, 'exec', dont_inherit=True)))
+    return out

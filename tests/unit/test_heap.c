@@ -316,7 +316,11 @@ try_load_module(cds_archive *a, const char *name, PyObject **code,
 
     *code = NULL;
     assert_status(cds_archive_find(a, name, strlen(name), &ix), 0);
+    /* as the import hook does: containers, bodies, then patching */
     rc = cds_segment_validate(a, ix, err);
+    if (rc == 0) {
+        rc = cds_heap_validate(a, ix, err);
+    }
     if (rc == 0) {
         rc = cds_heap_load(a, ix, code, err);
     }
@@ -1110,6 +1114,834 @@ test_heap_unsupported_constants(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Deep validation of object bodies (cds_heap_validate, format.md 6.7).
+ * A case patches the heap_sample segment of a good archive, re-seals the
+ * checksums (so that cds_segment_validate, which must still accept the
+ * segment, does not catch it first) and expects CDS_ECORRUPT from
+ * cds_heap_validate with a message naming the object and the field. */
+
+/* The heap_sample segment of a writable copy of the golden archive. */
+struct vimg {
+    uint8_t *img;
+    size_t n;
+    cds_archive a;
+    uint32_t ix;
+    uint8_t *seg;
+    struct cds_disk_module *m;
+    uint64_t base; /* the segment's address at the writer's base */
+};
+
+/* The sample, pooled, as the import hook dumps it; built once per
+ * process and kept (G is reachable). */
+static const uint8_t *
+golden(size_t *n)
+{
+    static uint8_t *img;
+    static size_t size;
+    if (img == NULL) {
+        PyObject *orig = compile_sample();
+        build_archive(orig, true, NULL, NULL);
+        img = unit_read_file(G.path, &size);
+        Py_DECREF(orig);
+    }
+    *n = size;
+    return img;
+}
+
+static void
+vimg_open(struct vimg *v)
+{
+    cds_error err;
+    const uint8_t *g = golden(&v->n);
+
+    v->img = unit_copy(g, v->n);
+    memset(&v->a, 0, sizeof(v->a));
+    assert_status(cds_archive_load(&v->a, v->img, v->n, &G.fp, &err), 0);
+    assert_status(cds_archive_find(&v->a, "heap_sample", 11, &v->ix), 0);
+    v->m = (struct cds_disk_module *)(void *)(v->img +
+                                              v->a.header->entries_offset) +
+           v->ix;
+    v->seg = v->img + v->m->seg_offset;
+    v->base = v->a.header->base_address + v->m->seg_offset;
+    /* the golden segment is good */
+    assert_status(cds_heap_validate(&v->a, v->ix, &err), 0);
+}
+
+/* Re-seal, check that the containers still pass, and expect want in the
+ * message of cds_heap_validate's CDS_ECORRUPT.  Frees the image. */
+static void
+vimg_expect(struct vimg *v, const char *what, const char *want)
+{
+    cds_error err;
+    int rc;
+
+    unit_seal_segment(v->img, v->ix);
+    memset(&v->a, 0, sizeof(v->a));
+    assert_status(cds_archive_load(&v->a, v->img, v->n, &G.fp, &err), 0);
+    rc = cds_segment_validate(&v->a, v->ix, &err);
+    if (rc != 0) {
+        print_error("%s: cds_segment_validate: %s\n", what, err.message);
+    }
+    assert_status(rc, 0);
+    rc = cds_heap_validate(&v->a, v->ix, &err);
+    if (rc != CDS_ECORRUPT || strstr(err.message, want) == NULL) {
+        print_error("%s: %s: \"%s\", expected \"%s\"\n", what,
+                    cds_status_name(rc), rc != 0 ? err.message : "", want);
+        fail();
+    }
+    unit_check_error(&err, rc);
+    assert_true(err.offset >= v->m->seg_offset &&
+                err.offset < v->m->seg_offset + v->m->seg_size);
+    assert_non_null(strstr(err.message, "module heap_sample: "));
+    free(v->img);
+    v->img = NULL;
+}
+
+static uint64_t
+vget(const struct vimg *v, uint32_t at)
+{
+    uint64_t x;
+    memcpy(&x, v->seg + at, 8);
+    return x;
+}
+
+static void
+vput(struct vimg *v, uint32_t at, uint64_t x)
+{
+    memcpy(v->seg + at, &x, 8);
+}
+
+static int32_t
+vget32(const struct vimg *v, uint32_t at)
+{
+    int32_t x;
+    memcpy(&x, v->seg + at, 4);
+    return x;
+}
+
+static void
+vput32(struct vimg *v, uint32_t at, int32_t x)
+{
+    memcpy(v->seg + at, &x, 4);
+}
+
+static const uint32_t *
+vobjtab(const struct vimg *v)
+{
+    return (const uint32_t *)(const void *)(v->seg + v->m->objtab_off);
+}
+
+/* Where object i's extent ends (format.md 5.1: the next object, its GC
+ * head for a tuple). */
+static uint32_t
+vend(const struct vimg *v, uint32_t i)
+{
+    const uint32_t *t = vobjtab(v);
+    if (i + 1 == v->m->nobjects) {
+        return v->m->objects_size;
+    }
+    return CDS_OBJ_OFFSET(t[i + 1]) -
+           (CDS_OBJ_KIND(t[i + 1]) == CDS_OBJ_TUPLE ? CDS_GC_HEAD_SIZE : 0);
+}
+
+typedef bool vpred(const struct vimg *v, uint32_t off, uint32_t end);
+
+/* The offset of the first object of kind for which pred (NULL: any)
+ * holds; its extent's end in *end. */
+static uint32_t
+vfind(const struct vimg *v, unsigned kind, vpred *pred, uint32_t *end)
+{
+    const uint32_t *t = vobjtab(v);
+    for (uint32_t i = 0; i < v->m->nobjects; i++) {
+        uint32_t off = CDS_OBJ_OFFSET(t[i]);
+        if (CDS_OBJ_KIND(t[i]) == kind &&
+            (pred == NULL || pred(v, off, vend(v, i)))) {
+            if (end != NULL) {
+                *end = vend(v, i);
+            }
+            return off;
+        }
+    }
+    print_error("no object of kind %u as wanted\n", kind);
+    fail();
+    return 0;
+}
+
+/* The index of the relocation list entry for slot, or UINT32_MAX. */
+static uint32_t
+vreloc(const struct vimg *v, uint32_t slot)
+{
+    const uint32_t *r = (const uint32_t *)(const void *)(v->seg +
+                                                         v->m->reloc_off);
+    for (uint32_t i = 0; i < v->m->nreloc; i++) {
+        if (r[i] == slot) {
+            return i;
+        }
+    }
+    return UINT32_MAX;
+}
+
+/* Move relocation entry i to slot `to` (a unit of some other object's
+ * data), with the pointer it held, so that the segment's lists stay valid
+ * and the old slot is no longer listed. */
+static void
+vmove_reloc(struct vimg *v, uint32_t i, uint32_t to)
+{
+    uint32_t *r = (uint32_t *)(void *)(v->seg + v->m->reloc_off);
+    vput(v, to, vget(v, r[i]));
+    r[i] = to;
+}
+
+#define VSIZE(v, off) ((int64_t)vget((v), (off) + 16))
+#define CODE_AT(field) ((uint32_t)offsetof(PyCodeObject, field))
+
+static bool
+str_ascii_long(const struct vimg *v, uint32_t off, uint32_t end)
+{
+    (void)end;
+    return (v->seg[off + 32] & 0x40) && VSIZE(v, off) >= 24;
+}
+
+static bool
+str_kind2(const struct vimg *v, uint32_t off, uint32_t end)
+{
+    (void)end;
+    return ((v->seg[off + 32] >> 2) & 7) == 2 && VSIZE(v, off) >= 4;
+}
+
+static bool
+str_kind4(const struct vimg *v, uint32_t off, uint32_t end)
+{
+    (void)end;
+    return ((v->seg[off + 32] >> 2) & 7) == 4;
+}
+
+static bool
+bytes_big(const struct vimg *v, uint32_t off, uint32_t end)
+{
+    (void)end;
+    return VSIZE(v, off) >= 64;
+}
+
+static bool
+int_multi(const struct vimg *v, uint32_t off, uint32_t end)
+{
+    (void)end;
+    return VSIZE(v, off) >= 3;
+}
+
+static bool
+int_one(const struct vimg *v, uint32_t off, uint32_t end)
+{
+    (void)end;
+    return VSIZE(v, off) == 1;
+}
+
+static bool
+float_tight(const struct vimg *v, uint32_t off, uint32_t end)
+{
+    (void)v;
+    return end - off < sizeof(PyComplexObject);
+}
+
+static bool
+tuple_multi(const struct vimg *v, uint32_t off, uint32_t end)
+{
+    (void)end;
+    return VSIZE(v, off) >= 2;
+}
+
+/* a function with at least two locals (a co_localspluskinds of the
+ * segment, not an external 1-byte bytes) */
+static bool
+code_two_locals(const struct vimg *v, uint32_t off, uint32_t end)
+{
+    (void)end;
+    return vget32(v, off + CODE_AT(co_nlocalsplus)) >= 2;
+}
+
+/* a function of one positional argument and no other local */
+static bool
+code_one_arg(const struct vimg *v, uint32_t off, uint32_t end)
+{
+    (void)end;
+    return vget32(v, off + CODE_AT(co_argcount)) == 1 &&
+           vget32(v, off + CODE_AT(co_nlocalsplus)) == 1 &&
+           vget32(v, off + CODE_AT(co_nlocals)) == 1 &&
+           !(vget32(v, off + CODE_AT(co_flags)) &
+             (CO_VARARGS | CO_VARKEYWORDS));
+}
+
+/* The writer's archives pass: the sample (interned strings pooled or
+ * kept in the segment), many standard library modules, and constants
+ * that need the rare layouts (the empty frozenset's empty item tuple). */
+static void
+test_heap_validate_accepts_archives(void **state)
+{
+    cds_error err;
+    cds_writer *w = NULL;
+    cds_heap_pool *pool = NULL;
+    struct cds_pool view;
+    PyObject *orig = compile_sample();
+
+    (void)state;
+    for (int pooled = 0; pooled < 2; pooled++) {
+        build_archive(orig, pooled, NULL, NULL);
+        struct loaded *l = load_archive(RELOCATED); /* validates, loads */
+        pycheck("check_round_trip", Py_BuildValue("(OO())", orig, l->sample));
+    }
+    /* the standard library, in one pooled archive as the hook writes */
+    PyObject *mods = pycall("stdlib_codes", PyTuple_New(0));
+    Py_ssize_t nmods = PyList_GET_SIZE(mods);
+    assert_true(nmods >= 15);
+    PyObject *odd = pyeval(
+        "compile('x = 1', '/src/odd.py', 'exec').replace(co_consts=("
+        "frozenset(), frozenset({(1, 'a'), 2**70, b'xy', 'odd str'}),"
+        " ('t', (), b'', ''), None))");
+    assert_status(cds_heap_pool_create(&pool, &err), 0);
+    unlink(G.path);
+    assert_status(cds_writer_create(&w, G.path, UNIT_BASE, &G.fp, &err), 0);
+    add_code(w, pool, "odd", odd, NULL, NULL);
+    for (Py_ssize_t i = 0; i < nmods; i++) {
+        PyObject *pair = PyList_GET_ITEM(mods, i);
+        add_code(w, pool, PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 0)),
+                 PyTuple_GET_ITEM(pair, 1), NULL, NULL);
+    }
+    cds_heap_pool_view(pool, &view);
+    cds_writer_set_pool(w, &view);
+    assert_status(cds_writer_finish(w, &err), 0);
+    cds_writer_destroy(w);
+    cds_heap_pool_destroy(pool);
+    size_t n;
+    uint8_t *img = unit_read_file(G.path, &n);
+    struct loaded *l = load_image(img, n);
+    for (uint32_t i = 0; i < l->a.header->nmodules; i++) {
+        int rc = cds_segment_validate(&l->a, i, &err);
+        if (rc == 0) {
+            rc = cds_heap_validate(&l->a, i, &err);
+        }
+        if (rc != 0) {
+            print_error("%s: %s\n", cds_module_name(&l->a, i), err.message);
+        }
+        assert_status(rc, 0);
+    }
+    /* and the odd one loads as it was */
+    PyObject *code = NULL;
+    load_module(&l->a, "odd", &code);
+    pycheck("deep_check", Py_BuildValue("(OO)", odd, code));
+    Py_DECREF(code);
+    Py_DECREF(odd);
+    Py_DECREF(mods);
+    Py_DECREF(orig);
+}
+
+/* format.md 5: "the module's code object is therefore at offset 0" is how
+ * the writer lays a segment out, not a rule: the root moved to the end
+ * (after the tuples and bytes it refers to) passes and loads, and is
+ * checked by the second pass cds_heap_validate makes for such orders. */
+static void
+move_root_last(cds_heap_segment *seg)
+{
+    const uint32_t size = (uint32_t)(offsetof(PyCodeObject,
+                                              co_code_adaptive) +
+                                     2 * (uint64_t)Py_SIZE(
+                                             (PyVarObject *)seg->objects));
+    const uint32_t len = (size + 7) & ~7u, to = seg->seg.objects_size;
+    uint8_t *objects = realloc(seg->objects, (size_t)to + len);
+
+    assert_non_null(objects);
+    assert_int_equal(seg->seg.root_off, 0);
+    memcpy(objects + to, objects, len);
+    memset(objects, 0, len); /* a gap before the first object */
+    seg->objects = objects;
+    seg->seg.objects = objects;
+    seg->seg.objects_size = to + len;
+    /* the root's table entry goes last, its slots move with it */
+    memmove(seg->objtab, seg->objtab + 1,
+            (seg->seg.nobjects - 1) * sizeof(*seg->objtab));
+    seg->objtab[seg->seg.nobjects - 1] = to | CDS_OBJ_CODE;
+    seg->seg.root_off = to;
+#define MOVE(list, count, field)                                            \
+    for (uint32_t i = 0; i < seg->seg.count; i++) {                         \
+        if (seg->list[i] field < len) {                                     \
+            seg->list[i] field += to;                                       \
+        }                                                                   \
+    }
+    MOVE(reloc, nreloc, );
+    MOVE(ext, next, .slot);
+    MOVE(shared, nshared, .slot);
+    MOVE(refs, nrefs, );
+    MOVE(frozen, nfrozen, );
+#undef MOVE
+}
+
+static void
+test_heap_validate_any_order(void **state)
+{
+    PyObject *orig = compile_sample();
+    cds_error err;
+    size_t n;
+
+    (void)state;
+    build_archive(orig, true, move_root_last, NULL);
+    struct loaded *l = load_archive(RELOCATED);
+    uint32_t ix;
+    assert_status(cds_archive_find(&l->a, "heap_sample", 11, &ix), 0);
+    assert_int_not_equal(l->a.modules[ix].root_off, 0);
+    pycheck("check_round_trip", Py_BuildValue("(OO())", orig, l->sample));
+    /* a corrupt count in the moved root is still found */
+    uint8_t *img = unit_read_file(G.path, &n);
+    cds_archive a;
+    memset(&a, 0, sizeof(a));
+    assert_status(cds_archive_load(&a, img, n, &G.fp, &err), 0);
+    assert_status(cds_archive_find(&a, "heap_sample", 11, &ix), 0);
+    uint8_t *root = img + a.modules[ix].seg_offset + a.modules[ix].root_off;
+    int32_t nl;
+    memcpy(&nl, root + CODE_AT(co_nlocals), 4);
+    nl += 1;
+    memcpy(root + CODE_AT(co_nlocals), &nl, 4);
+    unit_seal_segment(img, ix);
+    memset(&a, 0, sizeof(a));
+    assert_status(cds_archive_load(&a, img, n, &G.fp, &err), 0);
+    assert_status(cds_segment_validate(&a, ix, &err), 0);
+    assert_status(cds_heap_validate(&a, ix, &err), CDS_ECORRUPT);
+    assert_non_null(strstr(err.message, "co_localspluskinds say"));
+    free(img);
+    Py_DECREF(orig);
+}
+
+/* inv. 1: every object's reference count is the archive's. */
+static void
+test_heap_validate_refcount(void **state)
+{
+    static const char *const names[CDS_OBJ_NKINDS] = {
+        "code", "str", "bytes", "int", "float", "complex", "tuple",
+    };
+    struct vimg v;
+    char want[160];
+
+    (void)state;
+    for (unsigned k = 0; k < CDS_OBJ_NKINDS; k++) {
+        vimg_open(&v);
+        uint32_t off = vfind(&v, k, NULL, NULL);
+        vput(&v, off, 1);
+        snprintf(want, sizeof(want),
+                 "module heap_sample: object 0x%x (%s): reference count "
+                 "0x1, not 2^40",
+                 off, names[k]);
+        vimg_expect(&v, names[k], want);
+    }
+}
+
+/* format.md 5.1.2 and 6.4: a str of the segment gets the image checks of
+ * a pool string, and its characters fit its kind. */
+static void
+test_heap_validate_str(void **state)
+{
+    static const struct {
+        const char *what, *want;
+    } cases[] = {
+        {"length 0", "length out of range"},
+        {"length past the extent", "length out of range"},
+        {"characters past the extent", "characters past its extent"},
+        {"no NUL", "no terminating NUL"},
+        {"ascii flag, a byte above 0x7f",
+         "kind or ascii flag does not fit its characters"},
+        {"interned", "not compact, not ready, interned or with a wstr"},
+        {"wstr set", "not compact, not ready, interned or with a wstr"},
+        {"kind 3", "bad kind"},
+        {"kind 2, all characters below 0x100",
+         "kind or ascii flag does not fit its characters"},
+        {"utf8 set", "utf8 or wstr cache set"},
+        {"kind 4, a character above 0x10ffff",
+         "kind or ascii flag does not fit its characters"},
+    };
+    struct vimg v;
+    char want[160];
+
+    (void)state;
+    for (size_t c = 0; c < UNIT_ARRAY_SIZE(cases); c++) {
+        uint32_t end;
+        vimg_open(&v);
+        uint32_t off = vfind(&v, CDS_OBJ_STR,
+                             c >= 10  ? str_kind4
+                             : c >= 8 ? str_kind2
+                                      : str_ascii_long,
+                             &end);
+        uint64_t len = vget(&v, off + 16);
+        uint32_t state32 = (uint32_t)vget32(&v, off + 32);
+        switch (c) {
+        case 0: vput(&v, off + 16, 0); break;
+        case 1: vput(&v, off + 16, end - off); break;
+        case 2: vput(&v, off + 16, end - off - 48); break;
+        case 3: v.seg[off + 48 + len] = 'x'; break;
+        case 4: v.seg[off + 48 + 3] = 0xe9; break;
+        case 5: vput32(&v, off + 32, (int32_t)(state32 | 1)); break;
+        case 6: vput(&v, off + 40, 0x1000); break;
+        case 7:
+            vput32(&v, off + 32, (int32_t)((state32 & ~(7u << 2)) | 3u << 2));
+            break;
+        case 8:
+            for (uint64_t i = 0; i < len; i++) {
+                v.seg[off + 72 + 2 * i + 1] = 0; /* high bytes */
+            }
+            break;
+        case 9: vput(&v, off + 56, 0x1000); break;
+        case 10: vput32(&v, off + 72, 0x110000); break;
+        }
+        snprintf(want, sizeof(want), "object 0x%x (str): not a valid str: %s",
+                 off, cases[c].want);
+        vimg_expect(&v, cases[c].what, want);
+    }
+}
+
+/* format.md 5.1.3 */
+static void
+test_heap_validate_bytes(void **state)
+{
+    struct vimg v;
+    uint32_t off, end;
+
+    (void)state;
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_BYTES, bytes_big, &end);
+    vput(&v, off + 16, UINT64_MAX);
+    vimg_expect(&v, "size -1", "(bytes): ob_size -1 does not fit its");
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_BYTES, bytes_big, &end);
+    vput(&v, off + 16, end - off - 32);
+    vimg_expect(&v, "size past the extent", "does not fit its");
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_BYTES, bytes_big, &end);
+    v.seg[off + 32 + vget(&v, off + 16)] = 1;
+    vimg_expect(&v, "no NUL", "no NUL after its");
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_BYTES, bytes_big, &end);
+    vput(&v, off + 24, 12345);
+    vimg_expect(&v, "hash", "ob_shash is not -1");
+}
+
+/* format.md 5.1.4 */
+static void
+test_heap_validate_int(void **state)
+{
+    struct vimg v;
+    uint32_t off, end;
+    char want[160];
+
+    (void)state;
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_INT, int_multi, &end);
+    vput(&v, off + 16, 0);
+    snprintf(want, sizeof(want),
+             "module heap_sample: object 0x%x (int): ob_size 0 does not fit "
+             "its %u bytes",
+             off, end - off);
+    vimg_expect(&v, "size 0", want);
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_INT, int_multi, &end);
+    vput(&v, off + 16, (uint64_t)INT64_MIN);
+    vimg_expect(&v, "size -2^63", "(int): ob_size -9223372036854775808");
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_INT, int_multi, &end);
+    vput32(&v, off + 24 + 4, 1 << 30);
+    vimg_expect(&v, "digit 2^30", "digit 1 is 0x40000000, not below 2^30");
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_INT, int_multi, &end);
+    vput32(&v, off + 24 + 4 * (uint32_t)(VSIZE(&v, off) - 1), 0);
+    vimg_expect(&v, "top digit 0", "not a normalized big int");
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_INT, int_one, &end);
+    vput32(&v, off + 24, 256);
+    vimg_expect(&v, "small int", "top digit 0x100 of 1");
+}
+
+/* format.md 5.1.5: a complex needs 32 bytes */
+static void
+test_heap_validate_float_complex(void **state)
+{
+    struct vimg v;
+    uint32_t end;
+
+    (void)state;
+    vimg_open(&v);
+    uint32_t off = vfind(&v, CDS_OBJ_FLOAT, float_tight, &end);
+    uint32_t *t = (uint32_t *)(void *)(v.seg + v.m->objtab_off);
+    for (uint32_t i = 0; i < v.m->nobjects; i++) {
+        if (CDS_OBJ_OFFSET(t[i]) == off) {
+            t[i] = off | CDS_OBJ_COMPLEX;
+        }
+    }
+    vimg_expect(&v, "24-byte complex", "(complex): 24 bytes are too few");
+}
+
+/* format.md 5.1.6, inv. 2 */
+static void
+test_heap_validate_tuple(void **state)
+{
+    struct vimg v;
+    uint32_t off, end;
+    char want[200];
+
+    (void)state;
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_TUPLE, tuple_multi, &end);
+    vput(&v, off - 8, 0x1000); /* _gc_prev */
+    vimg_expect(&v, "GC head", "(tuple): GC head is not zero");
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_TUPLE, tuple_multi, &end);
+    vput(&v, off + 16, (uint64_t)VSIZE(&v, off) + 1);
+    vimg_expect(&v, "size past the extent", "(tuple): ob_size");
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_TUPLE, tuple_multi, &end);
+    vput(&v, off + 16, 0);
+    vimg_expect(&v, "empty, not a frozenset's items",
+                "(tuple): ob_size 0 does not fit");
+    /* an item listed nowhere: its relocation moved into bytes data */
+    vimg_open(&v);
+    uint32_t data = vfind(&v, CDS_OBJ_BYTES, bytes_big, NULL) + 40;
+    const uint32_t *r = (const uint32_t *)(const void *)(v.seg +
+                                                         v.m->reloc_off);
+    uint32_t i, item = 0;
+    off = 0;
+    for (i = 0; i < v.m->nreloc && off == 0; i++) {
+        /* a relocated slot inside a tuple's items */
+        const uint32_t *t = vobjtab(&v);
+        for (uint32_t j = 0; j < v.m->nobjects; j++) {
+            uint32_t o = CDS_OBJ_OFFSET(t[j]);
+            if (CDS_OBJ_KIND(t[j]) == CDS_OBJ_TUPLE && r[i] >= o + 24 &&
+                r[i] < o + 24 + 8 * (uint64_t)VSIZE(&v, o)) {
+                off = o;
+                item = r[i];
+                break;
+            }
+        }
+    }
+    assert_int_not_equal(off, 0);
+    vmove_reloc(&v, i - 1, data);
+    snprintf(want, sizeof(want),
+             "module heap_sample: object 0x%x (tuple): item %u at 0x%x is "
+             "not a listed pointer",
+             off, (item - off - 24) / 8, item);
+    vimg_expect(&v, "item unlisted", want);
+    /* a listed slot past the items: ob_size too small */
+    vimg_open(&v);
+    off = vfind(&v, CDS_OBJ_TUPLE, tuple_multi, &end);
+    uint64_t nitems = (uint64_t)VSIZE(&v, off);
+    vput(&v, off + 16, nitems - 1);
+    snprintf(want, sizeof(want), "object 0x%x (tuple): ", off);
+    vimg_expect(&v, "ob_size one short", want);
+    vimg_open(&v);
+    vput(&v, off + 16, nitems - 1);
+    snprintf(want, sizeof(want), " slot 0x%x is not a pointer field",
+             off + 24 + 8 * (uint32_t)(nitems - 1));
+    vimg_expect(&v, "ob_size one short", want);
+}
+
+/* A listed slot in an object's head would have loading add the
+ * relocation delta to its reference count. */
+static void
+test_heap_validate_slot_in_header(void **state)
+{
+    struct vimg v;
+    char want[160];
+
+    (void)state;
+    vimg_open(&v);
+    uint32_t off = vfind(&v, CDS_OBJ_BYTES, bytes_big, NULL);
+    vmove_reloc(&v, 0, off);
+    snprintf(want, sizeof(want),
+             "object 0x%x (bytes): relocation slot 0x%x is not a pointer "
+             "field",
+             off, off);
+    vimg_expect(&v, "relocation of a refcount", want);
+}
+
+/* format.md 5.1.7: the bytecode fits, runtime fields are clear */
+static void
+test_heap_validate_code_layout(void **state)
+{
+    static const struct {
+        const char *what;
+        uint32_t at;
+        uint64_t value;
+        unsigned width;
+        const char *want;
+    } cases[] = {
+        {"no bytecode", 16, 0, 8, "(code): bytecode of 0 units does not fit"},
+        {"bytecode past the extent", 16, 1u << 20, 8,
+         "(code): bytecode of 1048576 units does not fit"},
+        {"co_weakreflist", CODE_AT(co_weakreflist), 0x1000, 8,
+         "co_weakreflist is not NULL"},
+        {"_co_code", CODE_AT(_co_code), 0x1000, 8, "_co_code is not NULL"},
+        {"_co_linearray", CODE_AT(_co_linearray), 0x1000, 8,
+         "_co_linearray is not NULL"},
+        {"co_extra", CODE_AT(co_extra), 0x1000, 8, "co_extra is not NULL"},
+        {"co_warmup", CODE_AT(co_warmup), 0xfff9 /* -7 */, 2,
+         "co_warmup -7, _co_linearray_entry_size 0: not a fresh code"},
+        {"_co_linearray_entry_size", CODE_AT(_co_linearray_entry_size), 1,
+         2, "co_warmup -8, _co_linearray_entry_size 1"},
+        {"_co_firsttraceable", CODE_AT(_co_firsttraceable), 3, 4,
+         "_co_firsttraceable 3, first RESUME at 0"},
+    };
+    struct vimg v;
+
+    (void)state;
+    for (size_t c = 0; c < UNIT_ARRAY_SIZE(cases); c++) {
+        vimg_open(&v);
+        uint32_t off = v.m->root_off;
+        memcpy(v.seg + off + cases[c].at, &cases[c].value, cases[c].width);
+        vimg_expect(&v, cases[c].what, cases[c].want);
+    }
+}
+
+/* format.md 5.1.7: every pointer field listed, of the kind
+ * _PyCode_Validate demands */
+static void
+test_heap_validate_code_fields(void **state)
+{
+    struct vimg v;
+    char want[200];
+    uint32_t root, slot, i;
+
+    (void)state;
+    /* unlisted: its relocation moved into bytes data */
+    vimg_open(&v);
+    root = v.m->root_off;
+    slot = root + CODE_AT(co_consts);
+    i = vreloc(&v, slot);
+    assert_int_not_equal(i, UINT32_MAX);
+    vmove_reloc(&v, i, vfind(&v, CDS_OBJ_BYTES, bytes_big, NULL) + 40);
+    snprintf(want, sizeof(want),
+             "module heap_sample: object 0x%x (code): co_consts at 0x%x is "
+             "not a listed pointer",
+             root, slot);
+    vimg_expect(&v, "co_consts unlisted", want);
+    /* a str where a tuple must be */
+    vimg_open(&v);
+    root = v.m->root_off;
+    vput(&v, root + CODE_AT(co_consts),
+         v.base + vfind(&v, CDS_OBJ_STR, NULL, NULL));
+    snprintf(want, sizeof(want),
+             "object 0x%x (code): co_consts at 0x%x is not a tuple", root,
+             root + CODE_AT(co_consts));
+    vimg_expect(&v, "co_consts a str", want);
+    /* a tuple where a str must be (the file name is not interned: a
+     * relocated pointer) */
+    vimg_open(&v);
+    root = v.m->root_off;
+    assert_int_not_equal(vreloc(&v, root + CODE_AT(co_filename)),
+                         UINT32_MAX);
+    vput(&v, root + CODE_AT(co_filename),
+         v.base + vfind(&v, CDS_OBJ_TUPLE, NULL, NULL));
+    snprintf(want, sizeof(want), "co_filename at 0x%x is not a str",
+             root + CODE_AT(co_filename));
+    vimg_expect(&v, "co_filename a tuple", want);
+    vimg_open(&v);
+    root = v.m->root_off;
+    vput(&v, root + CODE_AT(co_linetable),
+         v.base + vfind(&v, CDS_OBJ_STR, NULL, NULL));
+    vimg_expect(&v, "co_linetable a str", "is not a bytes");
+    vimg_open(&v);
+    uint32_t f = vfind(&v, CDS_OBJ_CODE, code_two_locals, NULL);
+    assert_int_not_equal(vreloc(&v, f + CODE_AT(co_localspluskinds)),
+                         UINT32_MAX);
+    vput(&v, f + CODE_AT(co_localspluskinds),
+         v.base + vfind(&v, CDS_OBJ_INT, NULL, NULL));
+    vimg_expect(&v, "co_localspluskinds an int",
+                "co_localspluskinds at 0x");
+    vimg_open(&v);
+    f = vfind(&v, CDS_OBJ_CODE, code_two_locals, NULL);
+    vput(&v, f + CODE_AT(co_localspluskinds),
+         v.base + vfind(&v, CDS_OBJ_INT, NULL, NULL));
+    vimg_expect(&v, "co_localspluskinds an int", "is not a bytes");
+    /* a frozenset slot: a frozenset after loading */
+    vimg_open(&v);
+    root = v.m->root_off;
+    assert_true(v.m->nfrozen > 0);
+    memcpy(v.seg + v.m->frozen_off, &(uint32_t){root + CODE_AT(co_consts)},
+           4);
+    snprintf(want, sizeof(want), "co_consts at 0x%x is not a tuple",
+             root + CODE_AT(co_consts));
+    vimg_expect(&v, "co_consts a frozenset", want);
+    /* names that are not str: the module's constants as its names */
+    vimg_open(&v);
+    root = v.m->root_off;
+    vput(&v, root + CODE_AT(co_names), vget(&v, root + CODE_AT(co_consts)));
+    vimg_expect(&v, "co_names with non-str items", "co_names item ");
+    vimg_open(&v);
+    f = vfind(&v, CDS_OBJ_CODE, code_one_arg, NULL);
+    vput(&v, f + CODE_AT(co_localsplusnames),
+         v.base + vfind(&v, CDS_OBJ_TUPLE, tuple_multi, NULL));
+    vimg_expect(&v, "co_localsplusnames with non-str items",
+                "(code): co_localsplusnames item ");
+    /* all str, but not one name per local */
+    vimg_open(&v);
+    root = v.m->root_off;
+    f = vfind(&v, CDS_OBJ_CODE, code_one_arg, NULL);
+    vput(&v, f + CODE_AT(co_localsplusnames),
+         vget(&v, root + CODE_AT(co_names)));
+    snprintf(want, sizeof(want), "object 0x%x (code): co_nlocalsplus 1, ",
+             f);
+    vimg_expect(&v, "co_localsplusnames of the wrong length", want);
+}
+
+/* The counts _PyCode_Validate checks and init_code derives: the
+ * interpreter sizes and indexes by them. */
+static void
+test_heap_validate_code_counts(void **state)
+{
+    static const struct {
+        const char *what;
+        uint32_t at;
+        int32_t delta, set;
+        const char *want;
+    } cases[] = {
+        {"posonly > argcount", CODE_AT(co_posonlyargcount), 0, 2,
+         "co_argcount 1, co_posonlyargcount 2"},
+        {"kwonly < 0", CODE_AT(co_kwonlyargcount), 0, -1,
+         "co_kwonlyargcount -1"},
+        {"flags < 0", CODE_AT(co_flags), 0, INT32_MIN, "co_flags 0x80000"},
+        {"stacksize < 0", CODE_AT(co_stacksize), 0, -1,
+         "co_stacksize -1, co_nlocalsplus 1: bad frame size"},
+        {"stacksize huge", CODE_AT(co_stacksize), 0, INT32_MAX / 8,
+         "bad frame size"},
+        {"nlocalsplus", CODE_AT(co_nlocalsplus), 1, 0,
+         "co_nlocalsplus 2, 1 names, 1 kinds"},
+        {"nlocals", CODE_AT(co_nlocals), 1, 0,
+         "co_nlocals 2, co_nplaincellvars 0, co_ncellvars 0, co_nfreevars "
+         "0; co_localspluskinds say 1, 0, 0, 0"},
+        {"nplaincellvars", CODE_AT(co_nplaincellvars), 1, 0,
+         "co_localspluskinds say"},
+        {"ncellvars", CODE_AT(co_ncellvars), 1, 0, "co_localspluskinds say"},
+        {"nfreevars", CODE_AT(co_nfreevars), 1, 0, "co_localspluskinds say"},
+        {"*args without a local", CODE_AT(co_flags), 0, -2,
+         "(code): 2 arguments but 1 locals"},
+        {"argcount > locals", CODE_AT(co_argcount), 1, 0,
+         "2 arguments but 1 locals"},
+    };
+    struct vimg v;
+
+    (void)state;
+    for (size_t c = 0; c < UNIT_ARRAY_SIZE(cases); c++) {
+        vimg_open(&v);
+        uint32_t f = vfind(&v, CDS_OBJ_CODE, code_one_arg, NULL);
+        int32_t x = vget32(&v, f + cases[c].at);
+        if (cases[c].set == -2) {
+            x |= CO_VARARGS;
+        }
+        else if (cases[c].delta != 0) {
+            x += cases[c].delta;
+        }
+        else {
+            x = cases[c].set;
+        }
+        vput32(&v, f + cases[c].at, x);
+        vimg_expect(&v, cases[c].what, cases[c].want);
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* The build fingerprint */
 
 static void
@@ -1184,6 +2016,18 @@ main(int argc, char **argv)
         T(test_heap_quickened_code_archived_deoptimised),
         T(test_heap_patches_moved_types_and_externals),
         T(test_heap_unsupported_constants),
+        T(test_heap_validate_accepts_archives),
+        T(test_heap_validate_any_order),
+        T(test_heap_validate_refcount),
+        T(test_heap_validate_str),
+        T(test_heap_validate_bytes),
+        T(test_heap_validate_int),
+        T(test_heap_validate_float_complex),
+        T(test_heap_validate_tuple),
+        T(test_heap_validate_slot_in_header),
+        T(test_heap_validate_code_layout),
+        T(test_heap_validate_code_fields),
+        T(test_heap_validate_code_counts),
         T(test_heap_fingerprint),
     };
 #undef T
