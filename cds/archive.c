@@ -759,8 +759,8 @@ cds_segment_release_lists(const cds_archive *a, uint32_t index)
     start = (start + page - 1) & ~(page - 1); /* after the last object */
     end &= ~(page - 1);                       /* before the next segment */
     if (end > start) {
-        /* the lists are never written, so these pages are still the
-         * file's: dropping them loses nothing */
+        /* the lists are never written nor read again: these pages (the
+         * file's, or private copies equal to it) can go */
         (void)madvise((void *)start, end - start, MADV_DONTNEED);
     }
 }

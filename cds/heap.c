@@ -1042,8 +1042,7 @@ cds_heap_serialize_pooled(PyObject *code, uint64_t addr, cds_heap_pool *pool,
     /* Layout (DESIGN.md cost model): code objects, which the interpreter
      * writes while running, first; then the constants and names, which
      * 3.11 writes too (reference counts, cached hashes, interning); bytes
-     * last: line and exception tables are only ever read, so their pages
-     * can stay shared with the file (cds_segment_prefault stops there). */
+     * last: line and exception tables are only ever read. */
     for (int pass = 0; pass < 4; pass++) {
         for (uint32_t i = 0; i < s.nnodes; i++) {
             struct node *n = &s.nodes[i];
@@ -2169,6 +2168,65 @@ out:
     return rc;
 }
 
+struct frozen_slot {
+    PyObject *items; /* the tuple the slot points to */
+    uint32_t slot;
+};
+
+static int
+cmp_frozen_desc(const void *x, const void *y)
+{
+    uintptr_t a = (uintptr_t)((const struct frozen_slot *)x)->items;
+    uintptr_t b = (uintptr_t)((const struct frozen_slot *)y)->items;
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+static int
+build_frozensets(uint8_t *seg, const struct cds_disk_module *m,
+                 const char *name, cds_error *err)
+{
+    const uint32_t *frozen = (const void *)(seg + m->frozen_off);
+    struct frozen_slot *fs = calloc(m->nfrozen, sizeof(*fs));
+    PyObject *prev_items = NULL, *prev = NULL;
+    int rc = 0;
+
+    if (fs == NULL) {
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    for (uint32_t i = 0; i < m->nfrozen; i++) {
+        memcpy(&fs[i].items, seg + frozen[i], sizeof(PyObject *));
+        fs[i].slot = frozen[i];
+        if ((rc = check_object(fs[i].items, &PyTuple_Type, "frozenset items",
+                               name, err)) < 0) {
+            goto out;
+        }
+    }
+    qsort(fs, m->nfrozen, sizeof(*fs), cmp_frozen_desc);
+    for (uint32_t i = 0; i < m->nfrozen; i++) {
+        PyObject *f = prev;
+        if (fs[i].items != prev_items) {
+            f = PyFrozenSet_New(fs[i].items);
+            if (f == NULL) {
+                PyErr_Clear();
+                rc = CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX,
+                              "module %s: cannot build a frozenset", name);
+                goto out;
+            }
+            prev_items = fs[i].items;
+            prev = f;
+        }
+        else {
+            Py_INCREF(f);
+        }
+        /* the slot owns a reference; archived containers are never
+         * freed */
+        memcpy(seg + fs[i].slot, &f, sizeof(f));
+    }
+out:
+    free(fs);
+    return rc;
+}
+
 int
 cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
               cds_error *err)
@@ -2256,25 +2314,13 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
         }
         memcpy(seg + sh[i].slot, &t, sizeof(t));
     }
-    /* 6. frozensets from their item tuples (inv. 7), last first: the
-     * writer lists a frozenset's slot before the slots inside its items,
-     * so a nested frozenset is built before the one that holds it */
-    const uint32_t *frozen = (const void *)(seg + m->frozen_off);
-    for (uint32_t i = m->nfrozen; i-- > 0;) {
-        PyObject *items, *fs;
-        memcpy(&items, seg + frozen[i], sizeof(items));
-        if ((rc = check_object(items, &PyTuple_Type, "frozenset items", name,
-                               err)) < 0) {
-            return rc;
-        }
-        fs = PyFrozenSet_New(items);
-        if (fs == NULL) {
-            PyErr_Clear();
-            return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX,
-                            "module %s: cannot build a frozenset", name);
-        }
-        /* the slot owns fs; archived containers are never freed */
-        memcpy(seg + frozen[i], &fs, sizeof(fs));
+    /* 6. frozensets from their item tuples (inv. 7).  A frozenset's items
+     * tuple lies before the items tuples of the frozensets inside it (the
+     * writer lays tuples out in visit order), so building by descending
+     * tuple address builds nested ones innermost first; slots that share
+     * a tuple (one frozenset, referred to twice) share the frozenset */
+    if (m->nfrozen > 0 && (rc = build_frozensets(seg, m, name, err)) < 0) {
+        return rc;
     }
     PyObject *root = (PyObject *)(seg + m->root_off);
     if ((rc = check_object(root, &PyCode_Type, "root", name, err)) < 0) {

@@ -201,7 +201,7 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
         PyErr_Clear();
         return NULL;
     }
-    if (G.seg_state == NULL ||
+    if (G.seg_state == NULL || G.disabled ||
         cds_archive_find(&G.archive, name, (size_t)len, &ix) < 0 ||
         strcmp(cds_module_origin(&G.archive, ix), path) != 0) {
         return NULL;
@@ -231,6 +231,7 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
     if (cds_archive_check_file(&G.archive, &err) < 0) {
         G.seg_state[ix] = SEG_BAD;
         G.disabled = 1;
+        G.nfailed++;
         warn_once("archive %s: %s; using the normal import system",
                   G.archive_path, err.message);
         return NULL;
@@ -822,15 +823,10 @@ dump(const char *list, const char *archive)
             .source_size = PyLong_AsUnsignedLongLong(
                 PyTuple_GET_ITEM(info, 5)),
         };
-        uint64_t hsize = 0;
-        if (m.origin != NULL &&
-            (hash_file(m.origin, &m.source_hash, &hsize) != 0 ||
-             hsize != m.source_size)) {
-            PySys_WriteStderr("pycds: dump: skipping %s: source changed "
-                              "while dumping\n", cname);
-            nskipped++;
-            Py_DECREF(info);
-            continue;
+        PyObject *source = PyTuple_GET_ITEM(info, 6);
+        if (PyBytes_Check(source)) {
+            m.source_hash = cds_hash(PyBytes_AS_STRING(source),
+                                     (size_t)PyBytes_GET_SIZE(source));
         }
         if (m.origin == NULL || m.search == NULL || PyErr_Occurred()) {
             /* a path that is not UTF-8 cannot be stored: skip the module */

@@ -63,7 +63,9 @@ def dump_prepare():
 def dump_info(name):
     """Find name's source without importing anything (a submodule through
     its parents' specs) and return (code, origin, search, is_package,
-    mtime_ns, size), or a str saying why it cannot be archived."""
+    mtime_ns, size, source bytes), or a str saying why it cannot be
+    archived.  The source is read between the two stats that bracket
+    get_code, so an edit in between is noticed."""
     import os
     if name in NOT_ARCHIVED:
         return 'not archived: site imports it before any program code'
@@ -86,6 +88,8 @@ def dump_info(name):
                 type(spec.loader).__name__,)
         origin = spec.origin
         before = os.stat(origin)
+        with open(origin, 'rb') as f:
+            source = f.read()   # hashed by the caller (PYCDSCHECK=hash)
         code = spec.loader.get_code(name)
         after = os.stat(origin)
     except Exception as e:
@@ -96,5 +100,7 @@ def dump_info(name):
     is_package = spec.submodule_search_locations is not None
     directory = os.path.dirname(origin)
     search = os.path.dirname(directory) if is_package else directory
+    if len(source) != before.st_size:
+        return 'source changed while dumping'
     return (code, origin, search, is_package, before.st_mtime_ns,
-            before.st_size)
+            before.st_size, source)

@@ -313,6 +313,8 @@ emit_module(cli_yaml *y, const cds_archive *a, uint32_t i)
     cli_yaml_i64(y, m->source_mtime_ns);
     cli_yaml_key(y, "source_size");
     cli_yaml_u64(y, m->source_size);
+    cli_yaml_key(y, "source_hash");
+    cli_yaml_hex(y, m->source_hash);
     cli_yaml_key(y, "segment");
     cli_yaml_map_begin(y);
     cli_yaml_key(y, "offset");
