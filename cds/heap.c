@@ -1268,6 +1268,14 @@ check_str_image(const uint8_t *p, uint32_t extent)
     if (need > extent) {
         return "characters past its extent";
     }
+    /* the writer packs objects: anything else is a length changed */
+    if (ALIGN8(need) != extent) {
+        return "size does not fill its extent";
+    }
+    /* inv. 4: a stored hash would put it in the wrong dict bucket */
+    if (a.hash != -1) {
+        return "hash is not -1";
+    }
     if (!a.state.ascii) {
         PyCompactUnicodeObject c;
         memcpy(&c, p, sizeof(c));
@@ -1723,9 +1731,10 @@ validate_code(struct vseg *v, uint32_t off, uint32_t extent)
 
     /* _PyCode_Validate: indexable with an int */
     if (extent < head || n < 1 || n > INT_MAX ||
-        (uint64_t)n > (extent - head) / sizeof(_Py_CODEUNIT)) {
+        (uint64_t)n > (extent - head) / sizeof(_Py_CODEUNIT) ||
+        ALIGN8(head + (uint64_t)n * sizeof(_Py_CODEUNIT)) != extent) {
         return VFAIL(v, off, CDS_OBJ_CODE, off + 16,
-                     "bytecode of %lld units does not fit its %u bytes",
+                     "bytecode of %lld units does not fill its %u bytes",
                      (long long)n, extent);
     }
     /* inv. 5: the runtime caches are empty; anything else is a pointer
@@ -1917,9 +1926,10 @@ validate_bytes(const struct vseg *v, uint32_t off, uint32_t extent)
     Py_ssize_t n = b->ob_base.ob_size;
     Py_hash_t h;
 
-    if (extent <= head || n < 0 || (uint64_t)n > extent - head - 1) {
+    if (extent <= head || n < 0 || (uint64_t)n > extent - head - 1 ||
+        ALIGN8(head + (uint64_t)n + 1) != extent) {
         return VFAIL(v, off, CDS_OBJ_BYTES, off + 16,
-                     "ob_size %lld does not fit its %u bytes", (long long)n,
+                     "ob_size %lld does not fill its %u bytes", (long long)n,
                      extent);
     }
     if (v->seg[off + head + (uint32_t)n] != 0) {
@@ -1946,9 +1956,10 @@ validate_int(const struct vseg *v, uint32_t off, uint32_t extent)
     digit top = 0;
 
     /* 0 and the other small ints are the interpreter's (inv. 3) */
-    if (size == 0 || extent < head || n > (extent - head) / sizeof(digit)) {
+    if (size == 0 || extent < head || n > (extent - head) / sizeof(digit) ||
+        ALIGN8(head + n * sizeof(digit)) != extent) {
         return VFAIL(v, off, CDS_OBJ_INT, off + 16,
-                     "ob_size %lld does not fit its %u bytes",
+                     "ob_size %lld does not fill its %u bytes",
                      (long long)size, extent);
     }
     for (uint64_t i = 0; i < n; i++) {
@@ -1987,9 +1998,10 @@ validate_tuple(struct vseg *v, uint32_t off, uint32_t extent)
     /* () is the interpreter's, but an empty frozenset's items (format.md
      * 5.1.6) */
     if (n < 0 || (n == 0 && !(v->map[off / 8] & VM_FROZEN)) ||
-        extent < head || (uint64_t)n > (extent - head) / sizeof(PyObject *)) {
+        extent < head || (uint64_t)n > (extent - head) / sizeof(PyObject *) ||
+        head + (uint64_t)n * sizeof(PyObject *) != extent) {
         return VFAIL(v, off, CDS_OBJ_TUPLE, off + 16,
-                     "ob_size %lld does not fit its %u bytes",
+                     "ob_size %lld does not fill its %u bytes",
                      (long long)n, extent);
     }
     /* per slot class: 1 unlisted, 2 not a str that needs no pointer
@@ -2140,9 +2152,10 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_error *err)
             break;
         case CDS_OBJ_FLOAT:
         case CDS_OBJ_COMPLEX:
-            if (extent < (kind == CDS_OBJ_FLOAT ? sizeof(PyFloatObject)
-                                                : sizeof(PyComplexObject))) {
-                rc = VFAIL(&v, off, kind, off, "%u bytes are too few",
+            if (extent != ALIGN8(kind == CDS_OBJ_FLOAT
+                                     ? sizeof(PyFloatObject)
+                                     : sizeof(PyComplexObject))) {
+                rc = VFAIL(&v, off, kind, off, "%u bytes, not its size",
                            extent);
             }
             break;
