@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Install what is missing, build, and run every test: against Debian's
 # /usr/bin/python3.11 (non-PIE) and, where it exists, pyenv's 3.11.7 (PIE
-# with a shared libpython); the unit tests also under ASan/UBSan.
+# with a shared libpython); unit and integration tests also under
+# ASan/UBSan.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -28,5 +29,5 @@ if [ -x "$pie" ]; then
 else
     echo "=== pycds tests: pie: skipped ($pie not found)"
 fi
-run asan /usr/bin/python3.11 Sanitize -L unit
+run asan /usr/bin/python3.11 Sanitize -L 'unit|integration'
 exit $status
