@@ -17,6 +17,13 @@ cds__error_set(cds_error *err, int status, int line, uint64_t offset,
         va_start(ap, fmt);
         vsnprintf(err->message, sizeof(err->message), fmt, ap);
         va_end(ap);
+        /* one line, whatever names from the file it quotes: a warning is
+         * one line on stderr (control characters shown as '?') */
+        for (char *c = err->message; *c != '\0'; c++) {
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+                *c = '?';
+            }
+        }
     }
     return status;
 }
