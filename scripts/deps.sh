@@ -5,7 +5,8 @@
 set -euo pipefail
 pkgs=(cmake make gcc pkg-config python3.11 python3.11-dev libxxhash-dev
       libyaml-dev libcmocka-dev python3-sympy python3-flask python3-requests
-      python3-botocore libpython3.11-testsuite valgrind)
+      python3-botocore libpython3.11-testsuite valgrind clang
+      libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -6,12 +6,12 @@
  * assumes the alignment mmap gives; AddressSanitizer then catches any read
  * past its end), optionally re-sealed, and run through every function of
  * cds/archive.c that reads untrusted bytes: cds_archive_load(), then, when
- * it accepts the image, cds_archive_find(), cds_segment_cold_offset() and
- * cds_segment_validate() on every module and cds_pool_find() on every pool
- * index and a few beyond.  Re-sealing recomputes every checksum, as
- * libgit2's commit-graph fuzzer does, so that mutations reach the
- * structural checks behind them; without it the checksum checks
- * themselves are what gets fuzzed.
+ * it accepts the image, cds_archive_find() and cds_segment_validate() on
+ * every module and cds_pool_find() on every pool index and a few beyond
+ * (the rest of archive.c maps files and advises the kernel about pages).
+ * Re-sealing recomputes every checksum, as libgit2's commit-graph fuzzer
+ * does, so that mutations reach the structural checks behind them;
+ * without it the checksum checks themselves are what gets fuzzed.
  *
  * Not crashing is not enough: after every call an oracle, written
  * independently from docs/format.md 6, checks what that call promises
@@ -28,9 +28,13 @@
  *          PYCDS_FUZZ_RESEAL=0 or 1 in the environment overrides the bit.
  *   bit 1  when re-sealing, first set file_size to the image's size, so
  *          that insertions and deletions get past H5
- *   bit 2  expect the image's own fingerprint (runs H7 without failing it)
- * The other bits are ignored.  A raw archive file is therefore an input
- * once a mode byte is put in front of it (make_seeds.sh does). */
+ *   bit 2  expect the image's own fingerprint (H7), changed in the field
+ *          that bits 3-7 choose (FP_FLIPS): H7 must then fail, except
+ *          for the PIE build flag, which is not compared
+ * Bits 3-7 otherwise, and values of them past FP_FLIPS, change nothing.  A raw archive file is therefore an input
+ * once a mode byte is put in front of it (make_seeds.sh does).
+ * PYCDS_FUZZ_VERBOSE=1 prints what the reader said of each input: for
+ * reproducing a crash, or checking that seeds get past the checks. */
 #include "archive.h"
 #include "checksum.h"
 
@@ -44,6 +48,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MODE_RESEAL 0x1u
 #define MODE_FIX_SIZE 0x2u
 #define MODE_EXPECT 0x4u
+
+/* One change to a fingerprint per compared field (format.md 2.1), and
+ * the PIE flag that must be ignored: byte offset, bits to flip.  String
+ * fields are changed in their first byte, which strncmp always sees. */
+static const struct {
+    uint16_t off;
+    uint8_t xor;
+} FP_FLIPS[] = {
+    {offsetof(struct cds_disk_fingerprint, py_version_hex), 1},
+    {offsetof(struct cds_disk_fingerprint, pyc_magic), 1},
+    {offsetof(struct cds_disk_fingerprint, pointer_size), 1},
+    {offsetof(struct cds_disk_fingerprint, byte_order), 1},
+    {offsetof(struct cds_disk_fingerprint, long_shift), 1},
+    {offsetof(struct cds_disk_fingerprint, wchar_size), 1},
+    {offsetof(struct cds_disk_fingerprint, build_flags), CDS_BUILD_DEBUG},
+    {offsetof(struct cds_disk_fingerprint, layout_hash), 1},
+    {offsetof(struct cds_disk_fingerprint, runtime_hash), 1},
+    {offsetof(struct cds_disk_fingerprint, cache_tag), 1},
+    {offsetof(struct cds_disk_fingerprint, soabi), 1},
+    {offsetof(struct cds_disk_fingerprint, build_info), 1},
+    {offsetof(struct cds_disk_fingerprint, compiler), 1},
+    {offsetof(struct cds_disk_fingerprint, build_flags), CDS_BUILD_PIE},
+};
+#define FP_NFLIPS (sizeof(FP_FLIPS) / sizeof(FP_FLIPS[0]))
+#define FP_FLIP_IGNORED (FP_NFLIPS - 1)  /* the PIE flag */
+
+static void
+flip(struct cds_disk_fingerprint *fp, size_t k)
+{
+    ((uint8_t *)fp)[FP_FLIPS[k].off] ^= FP_FLIPS[k].xor;
+}
 
 #define HDR(field) offsetof(struct cds_disk_header, field)
 #define MOD(field) offsetof(struct cds_disk_module, field)
@@ -151,6 +186,27 @@ reseal(uint8_t *img, size_t size, bool fix_size)
 }
 
 static bool
+verbose(void)
+{
+    static int env = -1;
+    if (env == -1) {
+        const char *s = getenv("PYCDS_FUZZ_VERBOSE");
+        env = s != NULL && s[0] != '\0' && s[0] != '0';
+    }
+    return env == 1;
+}
+
+static void
+report(const char *what, long i, int rc, const cds_error *err)
+{
+    if (verbose()) {
+        fprintf(stderr, "fuzz_archive: %s %ld: %s%s%s\n", what, i,
+                cds_status_name(rc), rc < 0 ? ": " : "",
+                rc < 0 ? err->message : "");
+    }
+}
+
+static bool
 want_reseal(unsigned mode)
 {
     static int env = -2; /* -2 unread, -1 unset */
@@ -193,6 +249,22 @@ oracle_archive(const cds_archive *a, size_t size)
 
     REQUIRE(h != NULL && (const void *)h == (const void *)a->data);
     REQUIRE(a->size == size && h->file_size == size);
+    REQUIRE(memcmp(h->magic, CDS_MAGIC, CDS_MAGIC_SIZE) == 0);
+    REQUIRE(h->format_version == CDS_FORMAT_VERSION);
+    REQUIRE(h->header_size == CDS_HEADER_SIZE);
+    REQUIRE(h->flags == 0 && h->reserved1 == 0 && h->optimize <= 255);
+    for (size_t i = 0; i < sizeof(h->reserved); i++) {
+        REQUIRE(h->reserved[i] == 0);
+    }
+    REQUIRE(h->base_address % 4096 == 0);
+    REQUIRE(h->pool_block_size == CDS_POOL_BLOCK);
+    REQUIRE(h->segments_offset >= CDS_HEADER_SIZE &&
+            h->segments_offset % CDS_SEGMENT_ALIGN == 0 &&
+            inside(h->segments_offset, h->segments_size, size));
+    REQUIRE(h->index_offset >= h->segments_offset + h->segments_size);
+    REQUIRE(h->pool_offset >= h->segments_offset + h->segments_size &&
+            h->pool_offset % CDS_SEGMENT_ALIGN == 0 &&
+            inside(h->pool_offset, h->pool_size, h->index_offset));
     REQUIRE(inside(h->index_offset, h->index_size, size));
     REQUIRE(inside(h->slots_offset, 4ull * h->nslots, size));
     REQUIRE(h->entries_offset % 8 == 0);
@@ -374,17 +446,22 @@ oracle_segment(const cds_archive *a, uint32_t index)
     for (uint64_t i = 1; i < nslots; i++) {
         REQUIRE(slots[i - 1] != slots[i]); /* 5.2: exactly one list */
     }
-    /* interned strings and the slots that point at them */
+    /* interned strings and the slots that point at them: the ranges
+     * partition refs in order (S5) */
+    uint64_t next_ref = 0;
     for (uint32_t i = 0; i < m->nintern; i++) {
         REQUIRE(object_kind(objtab, m->nobjects, in[i].object) ==
                 CDS_OBJ_STR);
+        REQUIRE(in[i].first_ref == next_ref);
         REQUIRE(inside(in[i].first_ref, in[i].nrefs, m->nrefs));
+        next_ref += in[i].nrefs;
         for (uint32_t j = 0; j < in[i].nrefs; j++) {
             uint64_t v;
             memcpy(&v, seg + refs[in[i].first_ref + j], 8);
             REQUIRE(v == base + in[i].object);
         }
     }
+    REQUIRE(next_ref == m->nrefs);
     /* frozenset slots: a reloc slot aimed at a tuple, or ext (); keys
      * (slot << 32 | list << 16 | ext index), sorted, slots unique */
     uint64_t nkeys = (uint64_t)m->nreloc + m->next;
@@ -422,6 +499,15 @@ oracle_segment(const cds_archive *a, uint32_t index)
         }
     }
     free(keys);
+    /* ... each listed once in frozen (S7) */
+    uint32_t *fz = malloc((m->nfrozen ? m->nfrozen : 1) * sizeof(*fz));
+    REQUIRE(fz != NULL);
+    memcpy(fz, frozen, (size_t)m->nfrozen * sizeof(*fz));
+    qsort(fz, m->nfrozen, sizeof(*fz), compare_u32);
+    for (uint32_t i = 1; i < m->nfrozen; i++) {
+        REQUIRE(fz[i - 1] != fz[i]);
+    }
+    free(fz);
     free(slots);
 }
 
@@ -511,9 +597,9 @@ exercise(const cds_archive *a)
     }
     /* segments, each validated the way the import hook does, once */
     for (uint32_t i = 0; i < h->nmodules; i++) {
-        REQUIRE(cds_segment_cold_offset(a, i) <= a->modules[i].objects_size);
         memset(&err, 0, sizeof(err));
         rc = cds_segment_validate(a, i, &err);
+        report("segment", i, rc, &err);
         if (rc == 0) {
             oracle_segment(a, i);
         }
@@ -522,14 +608,12 @@ exercise(const cds_archive *a)
             REQUIRE(rc == CDS_ECHECKSUM || rc == CDS_ECORRUPT ||
                     rc == CDS_ENOMEM);
         }
-        /* no-ops on an image this process did not map, and must stay so */
-        cds_segment_prefault(a, i);
-        cds_segment_release_lists(a, i);
     }
     /* the pool: every index, then some out of range */
     uint64_t nblocks = cds_pool_nblocks(a);
     uint8_t *block_ok = calloc(nblocks ? nblocks : 1, 1);
     uint8_t *seen = calloc(nblocks ? nblocks : 1, 1);
+    uint32_t found = 0;
     REQUIRE(block_ok != NULL && seen != NULL);
     for (uint32_t i = 0; i < h->pool_count; i++) {
         uint32_t off = UINT32_MAX, extent = UINT32_MAX;
@@ -537,12 +621,15 @@ exercise(const cds_archive *a)
         rc = cds_pool_find(a, i, block_ok, &off, &extent, &err);
         if (rc == 0) {
             oracle_pool(a, i, off, extent, seen);
+            found++;
         }
         else {
             check_error(&err, rc);
             REQUIRE(rc == CDS_ECHECKSUM || rc == CDS_ECORRUPT);
+            report("pool string", i, rc, &err);
         }
     }
+    report("pool strings found", found, 0, &err);
     const uint32_t beyond[] = {h->pool_count, h->pool_count + 1,
                                UINT32_MAX / 4 + 1, UINT32_MAX};
     for (size_t i = 0; i < sizeof(beyond) / sizeof(beyond[0]); i++) {
@@ -583,32 +670,47 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (want_reseal(mode)) {
         reseal(img, n, (mode & MODE_FIX_SIZE) != 0);
     }
+    size_t fp_flip = FP_NFLIPS; /* none */
     if ((mode & MODE_EXPECT) && n >= CDS_HEADER_SIZE) {
         memcpy(&fp, img + HDR(fingerprint), sizeof(fp));
+        if ((mode >> 3) >= 1 && (mode >> 3) <= FP_NFLIPS) {
+            fp_flip = (mode >> 3) - 1;
+            flip(&fp, fp_flip);
+        }
         expect = &fp;
     }
     if (n >= CDS_HEADER_SIZE) {
-        /* the message builder runs on unterminated char arrays */
-        struct cds_disk_fingerprint other;
-        char why[200];
-        memcpy(&other, img + HDR(fingerprint), sizeof(other));
-        other.compiler[0] ^= 1;
-        REQUIRE(cds_fingerprint_diff(
-            (const void *)(img + HDR(fingerprint)), &other, why,
-            sizeof(why)));
-        REQUIRE(memchr(why, '\0', sizeof(why)) != NULL);
+        /* the message builder, on the file's unterminated char arrays */
+        const struct cds_disk_fingerprint *have =
+            (const void *)(img + HDR(fingerprint));
+        for (size_t k = 0; k < FP_NFLIPS; k++) {
+            struct cds_disk_fingerprint other = *have;
+            char why[200];
+            flip(&other, k);
+            REQUIRE(cds_fingerprint_diff(have, &other, why, sizeof(why)) ==
+                    (k != FP_FLIP_IGNORED));
+            REQUIRE(k == FP_FLIP_IGNORED ||
+                    memchr(why, '\0', sizeof(why)) != NULL);
+        }
     }
 
     memset(&err, 0, sizeof(err));
     int rc = cds_archive_load(&a, img, n, expect, &err);
+    report("load, modules", rc == 0 ? (long)a.header->nmodules : -1, rc,
+           &err);
     if (rc == 0) {
+        /* H7 cannot have passed a fingerprint that differs */
+        REQUIRE(fp_flip == FP_NFLIPS || fp_flip == FP_FLIP_IGNORED);
         oracle_archive(&a, n);
         exercise(&a);
     }
     else {
         check_error(&err, rc);
         REQUIRE(rc == CDS_EFORMAT || rc == CDS_ECORRUPT ||
-                rc == CDS_ECHECKSUM || rc == CDS_EINCOMPLETE);
+                rc == CDS_ECHECKSUM || rc == CDS_EINCOMPLETE ||
+                rc == CDS_EVERSION);
+        REQUIRE(rc != CDS_EVERSION ||
+                (fp_flip != FP_NFLIPS && fp_flip != FP_FLIP_IGNORED));
         REQUIRE(a.header == NULL);
     }
     cds_archive_close(&a); /* a no-op: the fuzzer owns the buffer */

@@ -34,7 +34,7 @@ if [ ! -f "$site/sitecustomize.py" ]; then
     echo "$0: $site has no sitecustomize.py: build the project first" >&2
     exit 1
 fi
-rm -rf "$out"
+rm -rf "$out/img" "$out/small" "$out/large" "$out/src"
 mkdir -p "$out/img" "$out/small" "$out/large" "$out/src/pkg"
 cd "$out/src"
 
