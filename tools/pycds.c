@@ -864,8 +864,10 @@ run_verify(const struct command *cmd, int argc, char **argv)
         return rc;
     }
     /* the header and index (H1..H11, I1..I8), the string pool (P1..P3),
-     * then every segment (S1..S7): everything the loader checks except
-     * the fingerprint, which needs the interpreter */
+     * then every segment (S1..S7): the format layer's checks.  What needs
+     * the interpreter is left to the loader: the fingerprint and
+     * optimization level, the object bodies (format.md 6.7) and the str
+     * image of each pool string; so is the trust check on the file. */
     rc = cds_archive_open(&a, archive, 0, NULL, &err);
     if (rc == 0) {
         rc = validate_pool(&a, &err);
