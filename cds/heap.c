@@ -281,9 +281,13 @@ cds_heap_check_runtime(cds_error *err)
     if (checked == 0) {
         checked = -1;
         if ((uint32_t)Py_Version != (uint32_t)PY_VERSION_HEX) {
+            /* dotted, as people name versions: the hex form is for
+             * the archive header */
+            unsigned long v = (unsigned long)Py_Version;
             CDS_FAIL(&saved, CDS_EVERSION, UINT64_MAX,
-                     "built for python 0x%x, running 0x%lx",
-                     (unsigned)PY_VERSION_HEX, (unsigned long)Py_Version);
+                     "built for Python %s, running Python %lu.%lu.%lu%s",
+                     PY_VERSION, v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff,
+                     (v & 0xf0) == 0xf0 ? "" : " (pre-release)");
         }
         else if (PyCode_Type.tp_basicsize !=
                      (Py_ssize_t)offsetof(PyCodeObject, co_code_adaptive) ||

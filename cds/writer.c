@@ -119,8 +119,10 @@ cds_writer_create(cds_writer **out, const char *path, uint64_t base,
     sprintf(w->tmp_path, "%s.tmp.XXXXXX", path);
     w->fd = mkstemp(w->tmp_path);
     if (w->fd < 0) {
-        rc = CDS_FAIL(err, CDS_EIO, UINT64_MAX, "cannot create %s: %s",
-                      w->tmp_path, strerror(errno));
+        /* the temporary name means nothing to the user: the archive's
+         * does, and the error is its directory's */
+        rc = CDS_FAIL(err, CDS_EIO, UINT64_MAX, "cannot write %s: %s",
+                      path, strerror(errno));
         w->tmp_path[0] = '\0';
         goto fail;
     }

@@ -71,7 +71,7 @@ warn_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void
 warn_once(const char *fmt, ...)
 {
-    char buf[900];
+    char buf[4096];
     va_list ap;
 
     if (G.warned++) {
@@ -80,7 +80,8 @@ warn_once(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    PySys_WriteStderr("pycds: warning: %s\n", buf);
+    /* not PySys_WriteStderr: it cuts at 1000 bytes, newline included */
+    PySys_FormatStderr("pycds: warning: %s\n", buf);
 }
 
 #define VERBOSE(level, ...)                                                 \
@@ -100,6 +101,43 @@ glue_get(const char *name)
         PyErr_Format(PyExc_SystemError, "pycds glue lacks %s", name);
     }
     return o; /* borrowed */
+}
+
+/* NULL when this _cds can work in the running interpreter (the version
+ * and object layout it was compiled for), else a new str saying why not
+ * and what to do, naming both interpreters by path and version. */
+static PyObject *
+runtime_problem(void)
+{
+    cds_error err;
+    PyObject *exe = PySys_GetObject("executable"); /* borrowed */
+    const char *path = "this interpreter";
+    const char *version = Py_GetVersion(); /* "3.11.7 (main, ...)" */
+
+    if (cds_heap_check_runtime(&err) == 0) {
+        return NULL;
+    }
+    if (exe != NULL && PyUnicode_Check(exe) &&
+        PyUnicode_GET_LENGTH(exe) > 0) {
+        path = PyUnicode_AsUTF8(exe);
+        if (path == NULL) {
+            PyErr_Clear();
+            path = "this interpreter";
+        }
+    }
+    if ((uint32_t)Py_Version != (uint32_t)PY_VERSION_HEX) {
+        char running[32];
+        snprintf(running, sizeof(running), "%.*s",
+                 (int)strcspn(version, " "), version);
+        return PyUnicode_FromFormat(
+            "pycds was built for Python %s (%s), not for Python %s (%s): "
+            "rebuild pycds for it (cmake -DPYCDS_PYTHON=%s)",
+            PY_VERSION, PYCDS_BUILD_PYTHON, running, path, path);
+    }
+    return PyUnicode_FromFormat(
+        "pycds cannot work in %s: %s; rebuild pycds for it (cmake "
+        "-DPYCDS_PYTHON=%s)",
+        path, err.message, path);
 }
 
 /* ---------------------------------------------------------------------
@@ -486,8 +524,14 @@ activate_share(void)
     if (reloc != NULL && reloc[0] != '\0' && strcmp(reloc, "0") != 0) {
         flags |= CDS_OPEN_RELOCATE;
     }
-    if ((rc = cds_heap_check_runtime(&err)) < 0 ||
-        (rc = cds_heap_fingerprint(&fp, &err)) < 0 ||
+    PyObject *problem = runtime_problem();
+    if (problem != NULL) {
+        warn_once("%s; using the normal import system",
+                  PyUnicode_AsUTF8(problem));
+        Py_DECREF(problem);
+        return;
+    }
+    if ((rc = cds_heap_fingerprint(&fp, &err)) < 0 ||
         (rc = cds_archive_open(&G.archive, G.archive_path, flags, &fp,
                                &err)) < 0) {
         warn_once("archive %s: %s (%s); using the normal import system",
@@ -669,6 +713,14 @@ activate_trace(void)
         warn_once("PYCDSMODE=TRACE without PYCDSLIST; not tracing");
         return;
     }
+    /* what is traced is only worth dumping with a pycds built for this
+     * interpreter: say so now, not at the dump */
+    PyObject *problem = runtime_problem();
+    if (problem != NULL) {
+        warn_once("%s; not tracing", PyUnicode_AsUTF8(problem));
+        Py_DECREF(problem);
+        return;
+    }
     G.trace_fd = open(list, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
     if (G.trace_fd < 0) {
         warn_once("cannot open trace list %s: %s", list, strerror(errno));
@@ -685,18 +737,63 @@ activate_trace(void)
 /* ---------------------------------------------------------------------
  * DUMP */
 
-/* Read the list: one name per line, '#' comments, blanks ignored, each
- * name once, in first-seen order (the import order of the trace). */
+/* A DUMP failure the user can act on (a list that cannot be read, an
+ * archive that cannot be written, an interpreter pycds is not built for):
+ * one line, no exception name (issue 6). */
+struct dump_error {
+    char message[1200];
+};
+
+static int
+dump_fail(struct dump_error *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+dump_fail(struct dump_error *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A skipped line or module: one line on stderr, whole whatever its length
+ * (PySys_WriteStderr would cut it at 1000 bytes). */
+static void
+report_skip(const char *fmt, ...)
+{
+    va_list ap;
+    PyObject *line;
+
+    va_start(ap, fmt);
+    line = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    if (line == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    PySys_FormatStderr("pycds: dump: %U\n", line);
+    Py_DECREF(line);
+}
+
+/* Read the list: one name per line, of any length, '#' comments, blanks
+ * ignored, each name once, in first-seen order (the import order of the
+ * trace).  A line that is not UTF-8 or holds a NUL byte is reported with
+ * its number and skipped (*nskipped).  The names, or NULL with an
+ * exception (out of memory) or with e filled. */
 static PyObject *
-read_list(const char *path)
+read_list(const char *path, Py_ssize_t *nskipped, struct dump_error *e)
 {
     FILE *f = fopen(path, "r");
     PyObject *names = NULL, *seen = NULL;
-    char line[CDS_MAX_NAME + 8];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    unsigned long lineno = 0;
 
     if (f == NULL) {
-        PyErr_Format(PyExc_OSError, "cannot open list %s: %s", path,
-                     strerror(errno));
+        dump_fail(e, "cannot open list %s: %s", path, strerror(errno));
         return NULL;
     }
     names = PyList_New(0);
@@ -704,26 +801,39 @@ read_list(const char *path)
     if (names == NULL || seen == NULL) {
         goto fail;
     }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        char *p = line, *end;
-        char *hash = strchr(p, '#');
-        if (hash != NULL) {
-            *hash = '\0';
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        char *p = line, *end = line + got;
+        lineno++;
+        if (memchr(line, '\0', (size_t)got) != NULL) {
+            report_skip("%s:%lu: skipping a line with a NUL byte", path,
+                        lineno);
+            ++*nskipped;
+            continue;
         }
-        while (*p == ' ' || *p == '\t') {
+        char *hash = memchr(p, '#', (size_t)got);
+        if (hash != NULL) {
+            end = hash;
+        }
+        while (p < end && (*p == ' ' || *p == '\t')) {
             p++;
         }
-        end = p + strlen(p);
         while (end > p && (end[-1] == '\n' || end[-1] == '\r' ||
                            end[-1] == ' ' || end[-1] == '\t')) {
-            *--end = '\0';
+            end--;
         }
-        if (*p == '\0') {
+        if (p == end) {
             continue;
         }
         PyObject *name = PyUnicode_DecodeUTF8(p, end - p, "strict");
         if (name == NULL) {
-            goto fail;
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                goto fail;
+            }
+            PyErr_Clear();
+            report_skip("%s:%lu: skipping a name that is not UTF-8", path,
+                        lineno);
+            ++*nskipped;
+            continue;
         }
         int r = PySet_Contains(seen, name);
         if (r == 0 && (PySet_Add(seen, name) < 0 ||
@@ -735,10 +845,16 @@ read_list(const char *path)
             goto fail;
         }
     }
+    if (ferror(f)) {
+        dump_fail(e, "cannot read list %s: %s", path, strerror(errno));
+        Py_CLEAR(names);
+    }
+    free(line);
     fclose(f);
     Py_DECREF(seen);
     return names;
 fail:
+    free(line);
     fclose(f);
     Py_XDECREF(names);
     Py_XDECREF(seen);
@@ -758,39 +874,47 @@ base_from_env(void)
     return CDS_DEFAULT_BASE;
 }
 
-/* Dump the listed modules to archive.  Returns a dict of counts or NULL
- * with an exception. */
-static PyObject *
-dump(const char *list, const char *archive)
+struct dump_counts {
+    Py_ssize_t dumped, skipped;
+    uint64_t objects;
+};
+
+/* Dump the listed modules to archive.  0, or -1 with e filled (a failure
+ * the user can act on) or with a Python exception set (anything else). */
+static int
+dump(const char *list, const char *archive, struct dump_counts *c,
+     struct dump_error *e)
 {
     struct cds_disk_fingerprint fp;
     cds_writer *w = NULL;
     cds_heap_pool *pool = NULL;
     struct cds_pool pool_view;
     cds_error err;
-    PyObject *names = NULL, *info_fn, *result = NULL;
-    Py_ssize_t ndumped = 0, nskipped = 0;
-    uint64_t objects = 0;
-    int rc;
+    PyObject *names = NULL, *info_fn, *problem;
+    int rc, status = -1;
 
+    memset(c, 0, sizeof(*c));
+    e->message[0] = '\0';
+    if ((problem = runtime_problem()) != NULL) {
+        dump_fail(e, "%s", PyUnicode_AsUTF8(problem));
+        Py_DECREF(problem);
+        return -1;
+    }
     if (load_glue() < 0 || (info_fn = glue_get("dump_info")) == NULL) {
-        return NULL;
+        return -1;
     }
-    if ((rc = cds_heap_check_runtime(&err)) < 0 ||
-        (rc = cds_heap_fingerprint(&fp, &err)) < 0) {
-        PyErr_Format(PyExc_RuntimeError, "pycds: %s", err.message);
-        return NULL;
+    if (cds_heap_fingerprint(&fp, &err) < 0) {
+        return dump_fail(e, "%s", err.message);
     }
-    if ((names = read_list(list)) == NULL) {
-        return NULL;
+    if ((names = read_list(list, &c->skipped, e)) == NULL) {
+        return -1;
     }
-    if ((rc = cds_heap_pool_create(&pool, &err)) < 0) {
+    if (cds_heap_pool_create(&pool, &err) < 0) {
         PyErr_NoMemory();
         goto out;
     }
-    if ((rc = cds_writer_create(&w, archive, base_from_env(), &fp, &err)) <
-        0) {
-        PyErr_Format(PyExc_OSError, "pycds: %s", err.message);
+    if (cds_writer_create(&w, archive, base_from_env(), &fp, &err) < 0) {
+        dump_fail(e, "%s", err.message);
         goto out;
     }
     /* the loaders below compile for this level (-O, -OO, PYTHONOPTIMIZE) */
@@ -805,9 +929,8 @@ dump(const char *list, const char *archive)
             goto out;
         }
         if (PyUnicode_Check(info)) {
-            PySys_WriteStderr("pycds: dump: skipping %s: %s\n", cname,
-                              PyUnicode_AsUTF8(info));
-            nskipped++;
+            report_skip("skipping %U: %U", name, info);
+            c->skipped++;
             Py_DECREF(info);
             continue;
         }
@@ -831,9 +954,9 @@ dump(const char *list, const char *archive)
         if (m.origin == NULL || m.search == NULL || PyErr_Occurred()) {
             /* a path that is not UTF-8 cannot be stored: skip the module */
             PyErr_Clear();
-            PySys_WriteStderr("pycds: dump: skipping %s: path not "
-                              "representable in UTF-8\n", cname);
-            nskipped++;
+            report_skip("skipping %U: path not representable in UTF-8",
+                        name);
+            c->skipped++;
             Py_DECREF(info);
             continue;
         }
@@ -841,40 +964,36 @@ dump(const char *list, const char *archive)
         uint64_t addr = base_from_env() + cds_writer_next_offset(w);
         rc = cds_heap_serialize_pooled(code, addr, pool, &seg, &err);
         if (rc == CDS_EUNSUPPORTED) {
-            PySys_WriteStderr("pycds: dump: skipping %s: %s\n", cname,
-                              err.message);
-            nskipped++;
+            report_skip("skipping %U: %s", name, err.message);
+            c->skipped++;
             Py_DECREF(info);
             continue;
         }
         if (rc == 0) {
             rc = cds_writer_add(w, &m, &seg.seg, &err);
-            objects += seg.seg.nobjects;
+            c->objects += seg.seg.nobjects;
             cds_heap_segment_clear(&seg);
         }
         Py_DECREF(info);
         if (rc < 0) {
-            PyErr_Format(PyExc_OSError, "pycds: dump %s: %s", cname,
-                         err.message);
+            dump_fail(e, "%s: %s", cname, err.message);
             goto out;
         }
-        ndumped++;
+        c->dumped++;
         VERBOSE(1, "pycds: dump: %s\n", cname);
     }
     cds_heap_pool_view(pool, &pool_view);
     cds_writer_set_pool(w, &pool_view);
-    if ((rc = cds_writer_finish(w, &err)) < 0) {
-        PyErr_Format(PyExc_OSError, "pycds: %s", err.message);
+    if (cds_writer_finish(w, &err) < 0) {
+        dump_fail(e, "%s", err.message);
         goto out;
     }
-    result = Py_BuildValue("{s:n,s:n,s:K}", "modules", ndumped, "skipped",
-                           nskipped, "objects",
-                           (unsigned long long)objects);
+    status = 0;
 out:
     cds_writer_destroy(w);
     cds_heap_pool_destroy(pool);
     Py_XDECREF(names);
-    return result;
+    return status;
 }
 
 static void
@@ -882,6 +1001,8 @@ activate_dump(void)
 {
     const char *list = getenv("PYCDSLIST");
     const char *archive = getenv("PYCDSARCHIVE");
+    struct dump_counts c;
+    struct dump_error e = {{0}};
     PyObject *prep, *r;
     int status = 1;
 
@@ -895,22 +1016,19 @@ activate_dump(void)
     }
     else {
         Py_DECREF(r);
-        r = dump(list, archive);
-        if (r == NULL) {
-            PyErr_Print();
+        if (dump(list, archive, &c, &e) == 0) {
+            PySys_FormatStderr("pycds: dumped %zd modules (%zd skipped, "
+                               "%llu objects) to %s\n",
+                               c.dumped, c.skipped,
+                               (unsigned long long)c.objects, archive);
+            status = 0;
+        }
+        else if (e.message[0] != '\0') {
+            PySys_FormatStderr("pycds: dump: %s\n", e.message);
         }
         else {
-            PySys_WriteStderr("pycds: dumped %zd modules (%zd skipped, %llu "
-                              "objects) to %s\n",
-                              PyLong_AsSsize_t(PyDict_GetItemString(r,
-                                                                    "modules")),
-                              PyLong_AsSsize_t(PyDict_GetItemString(r,
-                                                                    "skipped")),
-                              PyLong_AsUnsignedLongLong(
-                                  PyDict_GetItemString(r, "objects")),
-                              archive);
-            Py_DECREF(r);
-            status = 0;
+            /* not an expected condition: a bug, shown as one */
+            PyErr_Print();
         }
     }
     /* "writes the archive and exits, without executing any listed module":
@@ -991,10 +1109,20 @@ static PyObject *
 dump_py(PyObject *Py_UNUSED(mod), PyObject *args)
 {
     const char *list, *archive;
+    struct dump_counts c;
+    struct dump_error e;
+
     if (!PyArg_ParseTuple(args, "ss:dump", &list, &archive)) {
         return NULL;
     }
-    return dump(list, archive);
+    if (dump(list, archive, &c, &e) < 0) {
+        if (e.message[0] != '\0') {
+            PyErr_SetString(PyExc_OSError, e.message);
+        }
+        return NULL;
+    }
+    return Py_BuildValue("{s:n,s:n,s:K}", "modules", c.dumped, "skipped",
+                         c.skipped, "objects", (unsigned long long)c.objects);
 }
 
 static PyObject *
@@ -1021,7 +1149,20 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         "find_ns", (unsigned long long)G.find_ns);
 }
 
+static PyObject *
+check_py(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
+{
+    PyObject *problem = runtime_problem();
+    if (problem == NULL && !PyErr_Occurred()) {
+        Py_RETURN_NONE;
+    }
+    return problem;
+}
+
 static PyMethodDef cds_methods[] = {
+    {"check", check_py, METH_NOARGS,
+     "None if this _cds can work in the running interpreter, else a str "
+     "saying why not and what to do (the CLI's probe)."},
     {"_activate", activate, METH_NOARGS,
      "Act on PYCDSMODE (TRACE, DUMP, SHARE); called from pycds.pth."},
     {"dump", dump_py, METH_VARARGS,
