@@ -49,6 +49,9 @@
 
 #define CONFIG_DEFAULT "pycds.yaml"
 
+/* the highest PYCDSVERBOSE that means anything (importhook/_cdsmodule.c) */
+#define VERBOSE_MAX 2
+
 /* What one command accepts. */
 enum {
     OPT_OUTPUT = 1u << 0,   /* -o FILE */
@@ -422,6 +425,10 @@ parse_args(const struct command *cmd, int argc, char **argv, struct opts *o)
     if ((cmd->options & OPT_COMMAND) &&
         (o->command == NULL || o->command[0] == NULL)) {
         return USAGE_ERROR(cmd, "missing COMMAND after --");
+    }
+    /* the hook has levels 1 and 2 (PYCDSVERBOSE): more v's mean all */
+    if (o->verbose > VERBOSE_MAX) {
+        o->verbose = VERBOSE_MAX;
     }
     return 0;
 }
@@ -1030,11 +1037,20 @@ main(int argc, char **argv)
     /* options before the command name */
     while (i < argc && argv[i][0] == '-') {
         const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+        bool help = strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0;
+        bool version = strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0;
+
+        if ((help || version) && i + 1 < argc) {
+            /* inv. 3: not ignored ('pycds --help trace' would be help
+             * trace, 'pycds --version x' a typo) */
+            return USAGE_ERROR(NULL, "unexpected argument '%s' after %s",
+                               argv[i + 1], a);
+        }
+        if (help) {
             print_help(stdout);
             return CLI_EXIT_OK;
         }
-        if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+        if (version) {
             printf("pycds %s (archive format %u)\n", PYCDS_VERSION,
                    CDS_FORMAT_VERSION);
             return CLI_EXIT_OK;

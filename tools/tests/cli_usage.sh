@@ -73,6 +73,12 @@ expect 2 verify
 expect 2 verify a.img b.img
 expect 2 verify a.img -- true
 expect 2 help bogus
+# nothing may follow --help or --version at top level
+expect 2 --version extra
+expect 2 -V extra
+expect 2 --help extra
+expect 2 -h trace
+expect 2 --config x.yaml --version extra
 
 expect 0 --help && grep -q '^usage: pycds' out ||
     { echo "FAIL: --help has no usage line" >&2; failures=$((failures + 1)); }
@@ -83,6 +89,17 @@ expect 0 help run && grep -q '^usage: pycds run ARCHIVE' out ||
 expect 0 verify --help
 expect 0 --version && grep -q '^pycds [0-9]' out ||
     { echo "FAIL: --version" >&2; failures=$((failures + 1)); }
+
+# -v counts up to the highest level the hook has (2): more are capped
+for v in -vvv "-vv -vv" "-v -v -v" "--verbose -vv"; do
+    # shellcheck disable=SC2086 # $v is one or more options
+    expect 0 run a.img $v -- true &&
+        grep -qx 'pycds: env PYCDSVERBOSE=2' err ||
+        { echo "FAIL: run $v: level not capped at 2" >&2; sed 's/^/  stderr: /' err >&2
+          failures=$((failures + 1)); }
+done
+expect 0 run a.img -v -- true && grep -qx 'pycds: env PYCDSVERBOSE=1' err ||
+    { echo "FAIL: run -v: not PYCDSVERBOSE=1" >&2; failures=$((failures + 1)); }
 
 # a bad pycds.yaml is a usage error too, with file and line
 printf 'archive: a.img\narhive: b.img\n' >pycds.yaml
