@@ -14,9 +14,10 @@
  *  2. Paths put into the environment are absolute, so that they mean the
  *     same in a program that changes directory or starts others.
  *  3. A usage error exits 2 with one line saying what is wrong and a usage
- *     line (a bad pycds.yaml: the one line, with file and line number); a
- *     bad archive or an unreadable file exits 1 with one line.  Nothing
- *     else is printed unless asked (-v). */
+ *     line; a bad pycds.yaml exits 2 with the one line only, with file and
+ *     line number (the command line was not at fault); a bad archive or an
+ *     unreadable file exits 1 with one line.  Nothing else is printed
+ *     unless asked (-v). */
 #include "cli.h"
 
 #include "archive.h"

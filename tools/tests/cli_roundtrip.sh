@@ -4,11 +4,12 @@
 # trace, dump, verify, inspect, run (at the base and relocated), exit
 # status pass-through, a corrupted and a truncated copy, pycds.yaml
 # exclude patterns.  Takes a few seconds.
-#   sh cli_roundtrip.sh PYCDS PYTHON WORKDIR
+#   sh cli_roundtrip.sh PYCDS PYTHON WORKDIR [USAGE_MD]
 set -u
 PYCDS=$1
 PYTHON=$2
 WORK=$3
+USAGE_MD=${4:-}
 failures=0
 
 fail() {
@@ -52,6 +53,18 @@ for pattern in '^header:' '^fingerprint:' '^totals:' '^modules:' \
     '^    code: [1-9]'; do
     grep -q "$pattern" inspect.yaml || fail "inspect: no line $pattern"
 done
+# every key inspect writes is in docs/usage.md's example report
+if [ -n "$USAGE_MD" ] && [ ! -r "$USAGE_MD" ]; then
+    fail "cannot read $USAGE_MD (give an absolute path)"
+elif [ -n "$USAGE_MD" ]; then
+    awk '/^### `pycds inspect`/ { s = 1 } s && /^```yaml/ { y = 1; next }
+         y && /^```/ { exit } y' "$USAGE_MD" >doc.yaml
+    for key in $(sed -n 's/^[- ]*\([a-z_]*\):.*/\1/p' inspect.yaml |
+        sort -u); do
+        grep -Eq "(^|[ {])$key:" doc.yaml ||
+            fail "inspect writes '$key', docs/usage.md's example has not"
+    done
+fi
 "$PYCDS" inspect --no-modules heap.img >nomod.yaml ||
     fail "inspect --no-modules exited $?"
 grep -q '^modules:' nomod.yaml && fail "inspect --no-modules lists modules"

@@ -101,9 +101,11 @@ done
 expect 0 run a.img -v -- true && grep -qx 'pycds: env PYCDSVERBOSE=1' err ||
     { echo "FAIL: run -v: not PYCDSVERBOSE=1" >&2; failures=$((failures + 1)); }
 
-# a bad pycds.yaml is a usage error too, with file and line
+# a bad pycds.yaml is a usage error too, with file and line, and only
+# that line: no usage line (docs/usage.md, exit status)
 printf 'archive: a.img\narhive: b.img\n' >pycds.yaml
-expect 2 verify && grep -q "pycds.yaml:2: unknown key 'arhive'" err ||
+expect 2 verify && [ "$(wc -l <err)" -eq 1 ] &&
+    grep -qx "pycds: verify: pycds.yaml:2: unknown key 'arhive'" err ||
     { echo "FAIL: bad pycds.yaml" >&2; failures=$((failures + 1)); }
 rm -f pycds.yaml
 
