@@ -63,6 +63,10 @@ int cli_yaml_hex(cli_yaml *y, uint64_t v);
 int cli_yaml_bool(cli_yaml *y, bool v);
 int cli_yaml_plain(cli_yaml *y, const char *text);
 
+/* Are the len bytes at s valid UTF-8 as Python's strict decoder takes it
+ * (no overlong forms, surrogates or values above U+10FFFF)? */
+bool cli_utf8_check(const char *s, size_t len);
+
 /* ---------------------------------------------------------------------
  * pycds.yaml (yamlio.c)
  *

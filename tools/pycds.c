@@ -525,7 +525,15 @@ run_trace(const struct command *cmd, int argc, char **argv)
 
 /* Write the names of list that pass include and exclude to a temporary
  * file; *tmp is its malloc'd path.  Lines are read as the hook reads
- * them: '#' starts a comment, blanks are ignored. */
+ * them (read_list in importhook/_cdsmodule.c): '#' starts a comment,
+ * blanks are ignored, and a line with a NUL byte or a name that is not
+ * UTF-8 is reported and skipped.  The hook would report such a line with
+ * PYCDSLIST and its line number there, which would be the temporary
+ * file's: so the skip is made here, in the hook's words, with the user's
+ * list and line number, and the hook only sees names it accepts.  (Blank
+ * lines in place of the dropped ones would keep the numbers, but the
+ * file the hook names is still PYCDSLIST.)  The hook's summary does not
+ * count these lines; the -v summary here does. */
 static int
 filter_list(const char *list, const struct cli_config *cfg, int verbose,
             char **tmp)
@@ -533,8 +541,10 @@ filter_list(const char *list, const struct cli_config *cfg, int verbose,
     const char *dir = getenv("TMPDIR");
     FILE *in = NULL, *out = NULL;
     char *line = NULL;
-    size_t cap = 0, nin = 0, nout = 0;
+    size_t cap = 0, nin = 0, nout = 0, nskipped = 0;
+    unsigned long lineno = 0;
     int fd = -1, rc = CLI_EXIT_FAIL;
+    ssize_t got;
     size_t n;
 
     n = strlen(dir != NULL && dir[0] != '\0' ? dir : "/tmp") + 32;
@@ -559,19 +569,35 @@ filter_list(const char *list, const struct cli_config *cfg, int verbose,
         *tmp = NULL;
         goto out;
     }
-    while (getline(&line, &cap, in) >= 0) {
-        char *p = line, *end, *hash = strchr(line, '#');
+    while ((got = getline(&line, &cap, in)) >= 0) {
+        char *p = line, *end = line + got, *hash;
         bool keep;
 
-        if (hash != NULL) {
-            *hash = '\0';
+        lineno++;
+        if (memchr(line, '\0', (size_t)got) != NULL) {
+            print_error("dump: %s:%lu: skipping a line with a NUL byte", list,
+                        lineno);
+            nskipped++;
+            continue;
         }
-        p += strspn(p, " \t");
-        end = p + strlen(p);
-        while (end > p && strchr(" \t\r\n", end[-1]) != NULL) {
-            *--end = '\0';
+        if ((hash = memchr(line, '#', (size_t)got)) != NULL) {
+            end = hash;
         }
-        if (*p == '\0') {
+        while (p < end && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t' ||
+                           end[-1] == '\r' || end[-1] == '\n')) {
+            end--;
+        }
+        if (p == end) {
+            continue;
+        }
+        *end = '\0';
+        if (!cli_utf8_check(p, (size_t)(end - p))) {
+            print_error("dump: %s:%lu: skipping a name that is not UTF-8",
+                        list, lineno);
+            nskipped++;
             continue;
         }
         nin++;
@@ -600,8 +626,9 @@ filter_list(const char *list, const struct cli_config *cfg, int verbose,
     }
     if (verbose >= 1) {
         fprintf(stderr,
-                "pycds: dump: %zu of %zu names after include/exclude of %s\n",
-                nout, nin, cfg->path);
+                "pycds: dump: %zu of %zu names after include/exclude of %s "
+                "(%zu lines skipped)\n",
+                nout, nin, cfg->path, nskipped);
     }
     rc = 0;
 out:

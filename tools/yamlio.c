@@ -207,6 +207,18 @@ load_utf8(const unsigned char *p, size_t n)
     return width;
 }
 
+bool
+cli_utf8_check(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, w;
+
+    while (i < len && (w = load_utf8(p + i, len - i)) != 0) {
+        i += w;
+    }
+    return i == len;
+}
+
 /* inv. 2: would a YAML 1.1 or 1.2 reader take plain s for a string?
  * Conservative: module names and absolute paths pass, anything that
  * starts like a number, an indicator or a special word is quoted. */
@@ -238,15 +250,12 @@ cli_yaml_strn(cli_yaml *y, const char *s, size_t maxlen)
 {
     size_t len = strnlen(s, maxlen);
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0, w;
+    size_t i, w;
     char *copy;
     size_t n = 0;
     int rc;
 
-    while (i < len && (w = load_utf8(p + i, len - i)) != 0) {
-        i += w;
-    }
-    if (i == len) {
+    if (cli_utf8_check(s, len)) {
         return emit_scalar(y, s, len, check_plain_string(s, len));
     }
     /* inv. 1: each bad byte becomes U+FFFD (3 bytes) */

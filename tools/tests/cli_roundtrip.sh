@@ -154,6 +154,32 @@ grep -q '^- name: json$' conf.yaml || fail "pycds.yaml: json left out"
 grep -q '^- name: decimal$' conf.yaml && fail "pycds.yaml: decimal kept"
 rm -f pycds.yaml
 
+# a list with lines the hook skips (not UTF-8, a NUL byte): through the
+# include/exclude filter they are reported as the hook reports them,
+# with the user's list and line numbers, not the temporary file's
+printf 'json\n# a comment may hold \377\n\377\376\ndecimal\njs\000on\njson.decoder\n' \
+    >odd.lst
+"$PYCDS" dump odd.lst -o odd.img 2>odd.err ||
+    { fail "dump odd.lst exited $?"; show odd.err; }
+printf 'exclude: decimal\n' >filter.yaml
+"$PYCDS" dump odd.lst -o oddf.img --config filter.yaml 2>oddf.err ||
+    { fail "dump odd.lst with filter.yaml exited $?"; show oddf.err; }
+for err in odd.err oddf.err; do
+    grep -qx "pycds: dump: $WORK/odd.lst:3: skipping a name that is not UTF-8" \
+        "$err" &&
+        grep -qx "pycds: dump: $WORK/odd.lst:5: skipping a line with a NUL byte" \
+            "$err" ||
+        { fail "$err: bad lines not reported with their list and number"
+          show "$err"; }
+    [ "$(grep -c ':[0-9]*: skipping' "$err")" -eq 2 ] ||
+        { fail "$err: not exactly two lines skipped"; show "$err"; }
+done
+grep -q 'pycds-list\.' oddf.err &&
+    { fail "a message names the temporary list"; show oddf.err; }
+"$PYCDS" inspect oddf.img >oddf.yaml || fail "inspect oddf.img exited $?"
+grep -q '^- name: json.decoder$' oddf.yaml ||
+    fail "odd.lst with filter.yaml: json.decoder left out"
+
 if [ "$failures" -ne 0 ]; then
     echo "$failures failure(s); files in $WORK" >&2
     exit 1
