@@ -432,6 +432,7 @@ struct node {
 };
 
 struct ser {
+    PyObject *set_orders; /* id(frozenset) -> items in insertion order */
     struct node *nodes;
     uint32_t nnodes, cap;
     /* pointer -> node index + 1, open addressing */
@@ -592,6 +593,44 @@ visit_tuple_items(struct ser *s, PyObject *t, int depth)
 
 /* Collect o and what it reaches into s->nodes (depth-first, each object
  * once by identity, as marshal's reference table does). */
+/* A frozenset's items in the order loading must insert them (inv. 7):
+ * the order stock CPython inserts them in, from set_orders, where the
+ * dump found it (its .pyc), else the dumping process's iteration order.
+ * New reference, or NULL with an exception. */
+static PyObject *
+frozenset_items(struct ser *s, PyObject *o)
+{
+    if (s->set_orders != NULL && PyDict_Check(s->set_orders)) {
+        PyObject *key = PyLong_FromVoidPtr(o), *items;
+        if (key == NULL) {
+            return NULL;
+        }
+        items = PyDict_GetItemWithError(s->set_orders, key); /* borrowed */
+        Py_DECREF(key);
+        if (items == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+        /* the same items, or nothing to go by */
+        if (items != NULL && PyTuple_CheckExact(items) &&
+            PyTuple_GET_SIZE(items) == PySet_GET_SIZE(o)) {
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items); i++) {
+                int r = PySet_Contains(o, PyTuple_GET_ITEM(items, i));
+                if (r < 0) {
+                    return NULL;
+                }
+                if (r == 0) {
+                    items = NULL;
+                    break;
+                }
+            }
+            if (items != NULL) {
+                return Py_NewRef(items);
+            }
+        }
+    }
+    return PySequence_Tuple(o);
+}
+
 static int
 visit(struct ser *s, PyObject *o, int depth)
 {
@@ -633,7 +672,7 @@ visit(struct ser *s, PyObject *o, int depth)
     }
     else if (PyFrozenSet_CheckExact(o)) {
         kind = CDS_OBJ_FROZEN;
-        items = PySequence_Tuple(o);
+        items = frozenset_items(s, o);
         if (items == NULL) {
             PyErr_Clear();
             return CDS_FAIL(s->err, CDS_ENOMEM, UINT64_MAX,
@@ -1006,12 +1045,13 @@ int
 cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *out,
                    cds_error *err)
 {
-    return cds_heap_serialize_pooled(code, addr, NULL, out, err);
+    return cds_heap_serialize_pooled(code, addr, NULL, NULL, out, err);
 }
 
 int
 cds_heap_serialize_pooled(PyObject *code, uint64_t addr, cds_heap_pool *pool,
-                          cds_heap_segment *out, cds_error *err)
+                          PyObject *set_orders, cds_heap_segment *out,
+                          cds_error *err)
 {
     struct ser s;
     uint64_t off = 0;
@@ -1022,6 +1062,7 @@ cds_heap_serialize_pooled(PyObject *code, uint64_t addr, cds_heap_pool *pool,
     memset(&s, 0, sizeof(s));
     s.addr = addr;
     s.pool = pool;
+    s.set_orders = set_orders;
     s.out = out;
     s.err = err;
     s.mask = 1023;

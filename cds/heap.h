@@ -62,10 +62,15 @@ void cds_heap_pool_destroy(cds_heap_pool *pool);
 /* A view for cds_writer_set_pool(), valid until the pool changes. */
 void cds_heap_pool_view(const cds_heap_pool *pool, struct cds_pool *out);
 
-/* cds_heap_serialize() with a pool (NULL: none). */
+/* cds_heap_serialize() with a pool (NULL: none) and the insertion order
+ * of frozenset constants: set_orders (NULL: none) maps id(frozenset), as
+ * an int, to a tuple of its items in the order stock CPython inserts
+ * them when it loads the module's .pyc (format.md 5.4); a frozenset it
+ * does not map, or maps to anything but a tuple of exactly its items, is
+ * archived in this process's iteration order. */
 int cds_heap_serialize_pooled(PyObject *code, uint64_t addr,
-                              cds_heap_pool *pool, cds_heap_segment *seg,
-                              cds_error *err);
+                              cds_heap_pool *pool, PyObject *set_orders,
+                              cds_heap_segment *seg, cds_error *err);
 
 /* Check the bodies of module index's objects against the layout this
  * heap layer writes (format.md 5.1, 6.7): every object's size fields

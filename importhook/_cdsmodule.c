@@ -23,6 +23,7 @@
 #include "archive.h"
 #include "checksum.h"
 #include "heap.h"
+#include "marshal_walk.h"
 #include "writer.h"
 
 #include "glue.h"
@@ -962,7 +963,9 @@ dump(const char *list, const char *archive, struct dump_counts *c,
         }
         cds_heap_segment seg;
         uint64_t addr = base_from_env() + cds_writer_next_offset(w);
-        rc = cds_heap_serialize_pooled(code, addr, pool, &seg, &err);
+        rc = cds_heap_serialize_pooled(code, addr, pool,
+                                       PyTuple_GET_ITEM(info, 7), &seg,
+                                       &err);
         if (rc == CDS_EUNSUPPORTED) {
             report_skip("skipping %U: %s", name, err.message);
             c->skipped++;
@@ -1149,6 +1152,30 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         "find_ns", (unsigned long long)G.find_ns);
 }
 
+/* The dump's view of a .pyc body: the same marshal data with each
+ * frozenset read back as the tuple of its items in insertion order. */
+static PyObject *
+frozensets_as_tuples(PyObject *Py_UNUSED(mod), PyObject *arg)
+{
+    Py_buffer view;
+    cds_error err;
+    PyObject *out;
+
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    out = PyBytes_FromStringAndSize(view.buf, view.len);
+    PyBuffer_Release(&view);
+    if (out != NULL &&
+        cds_marshal_frozensets_to_tuples((uint8_t *)PyBytes_AS_STRING(out),
+                                         (size_t)PyBytes_GET_SIZE(out), NULL,
+                                         &err) < 0) {
+        PyErr_SetString(PyExc_ValueError, err.message);
+        Py_CLEAR(out);
+    }
+    return out;
+}
+
 static PyObject *
 check_py(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
 {
@@ -1160,6 +1187,9 @@ check_py(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef cds_methods[] = {
+    {"frozensets_as_tuples", frozensets_as_tuples, METH_O,
+     "frozensets_as_tuples(data): marshal data with each frozenset record "
+     "made a tuple of its items, in the order they are inserted."},
     {"check", check_py, METH_NOARGS,
      "None if this _cds can work in the running interpreter, else a str "
      "saying why not and what to do (the CLI's probe)."},

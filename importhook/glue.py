@@ -6,7 +6,7 @@
 import sys
 from _frozen_importlib import ModuleSpec
 from _frozen_importlib_external import (FileFinder, PathFinder, SourceFileLoader,
-                                        SourceLoader)
+                                        SourceLoader, cache_from_source)
 
 
 def spec_for(name, path, origin, search, is_package):
@@ -60,11 +60,91 @@ def dump_prepare():
         sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
 
 
+class _RecordingLoader(SourceFileLoader):
+    """A SourceFileLoader that keeps the .pyc bytes get_code read or
+    wrote: the marshal data stock CPython loads the module from."""
+
+    def __init__(self, name, path):
+        super().__init__(name, path)
+        try:
+            self.pyc_path = cache_from_source(path)
+        except NotImplementedError:   # no cache_tag: no .pyc at all
+            self.pyc_path = None
+        self.read = self.written = None
+        self.compiled = False
+
+    def get_data(self, path):
+        data = super().get_data(path)
+        if path == self.pyc_path:
+            self.read = data
+        return data
+
+    def set_data(self, path, data, *, _mode=0o666):
+        if path == self.pyc_path:
+            self.written = data
+        return super().set_data(path, data, _mode=_mode)
+
+    def source_to_code(self, data, path, *, _optimize=-1):
+        self.compiled = True
+        return super().source_to_code(data, path, _optimize=_optimize)
+
+
+def _code_and_set_orders(loader, name, origin):
+    """The code object stock CPython runs for name with a warm .pyc, and
+    the insertion order of its frozenset constants (format.md 5.4): a
+    frozenset iterates in an order that depends on the order its items
+    were inserted, which is the order of the .pyc, not one this process
+    can recompute."""
+    import marshal
+    from _imp import _fix_co_filename
+    from _cds import frozensets_as_tuples
+    code = loader.get_code(name)
+    if not loader.compiled:
+        stream = loader.read[16:]     # the .pyc it read
+    else:
+        # compiled from the source, its frozensets in source order: what
+        # stock runs next time is the .pyc written now (or that would be)
+        if loader.written is not None:
+            stream = loader.written[16:]
+        else:
+            stream = marshal.dumps(code)
+        code = marshal.loads(stream)
+        _fix_co_filename(code, origin)
+    if b'>' not in stream and b'\xbe' not in stream:
+        return code, None
+    orders = {}
+    _pair_sets(code, marshal.loads(frozensets_as_tuples(stream)), orders)
+    return code, orders
+
+
+CodeType = type(_code_and_set_orders.__code__)
+
+
+def _pair_sets(real, shadow, orders):
+    """Walk real (constants) and shadow (the same read with frozensets as
+    tuples) side by side; orders[id(f)] = f's items as inserted.  A
+    frozenset inside a frozenset (only hand-made code has one) is left
+    out: its shadow items do not compare equal to its own."""
+    kind = type(real)
+    if kind is frozenset:
+        if type(shadow) is tuple and len(shadow) == len(real):
+            mine = {x: x for x in real}
+            try:
+                orders[id(real)] = tuple(mine[x] for x in shadow)
+            except (KeyError, TypeError):
+                pass
+    elif kind is tuple and type(shadow) is tuple:
+        for a, b in zip(real, shadow):
+            _pair_sets(a, b, orders)
+    elif kind is CodeType and type(shadow) is CodeType:
+        _pair_sets(real.co_consts, shadow.co_consts, orders)
+
+
 def dump_info(name):
     """Find name's source without importing anything (a submodule through
     its parents' specs) and return (code, origin, search, is_package,
-    mtime_ns, size, source bytes), or a str saying why it cannot be
-    archived.  The source is read between the two stats that bracket
+    mtime_ns, size, source bytes, frozenset orders), or a str saying why
+    it cannot be archived.  The source is read between the two stats that bracket
     get_code, so an edit in between is noticed."""
     import os
     if name in NOT_ARCHIVED:
@@ -90,7 +170,8 @@ def dump_info(name):
         before = os.stat(origin)
         with open(origin, 'rb') as f:
             source = f.read()   # hashed by the caller (PYCDSCHECK=hash)
-        code = spec.loader.get_code(name)
+        code, orders = _code_and_set_orders(
+            _RecordingLoader(name, origin), name, origin)
         after = os.stat(origin)
     except Exception as e:
         return 'cannot load: %s: %s' % (type(e).__name__, e)
@@ -103,4 +184,4 @@ def dump_info(name):
     if len(source) != before.st_size:
         return 'source changed while dumping'
     return (code, origin, search, is_package, before.st_mtime_ns,
-            before.st_size, source)
+            before.st_size, source, orders)

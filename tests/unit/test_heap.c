@@ -210,7 +210,7 @@ add_code(cds_writer *w, cds_heap_pool *pool, const char *name,
     cds_error err;
     char origin[256];
     uint64_t addr = UNIT_BASE + cds_writer_next_offset(w);
-    int rc = cds_heap_serialize_pooled(code, addr, pool, &seg, &err);
+    int rc = cds_heap_serialize_pooled(code, addr, pool, NULL, &seg, &err);
 
     if (rc < 0) {
         print_error("serialize %s: %s\n", name, err.message);
