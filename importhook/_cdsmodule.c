@@ -56,14 +56,20 @@ static struct {
     uint8_t *seg_state;  /* per module: SEG_* */
     PyObject **codes;    /* per module: the loaded code object */
     PyObject **loaders;  /* per module: the loader find_spec last made */
-    PyObject *spec_for;
     PyObject *finder;
+    PyObject *module_spec;          /* ModuleSpec */
+    PyObject *file_finder;          /* FileFinder */
+    PyObject *path_importer_cache;  /* PathFinder._path_importer_cache */
+    int py_verbose;                 /* sys.flags.verbose (-v) */
     Py_ssize_t nserved, nmissed, nstale, nfailed;
     uint64_t load_ns, find_ns; /* time in segment loading, in find_spec */
     /* TRACE */
     int trace_fd;
     PyObject *traced;    /* set of names written */
 } G = {.trace_fd = -1};
+
+static PyObject *orig_get_code; /* SourceLoader.get_code */
+static PyObject *sfl_type;      /* SourceFileLoader */
 
 /* inv. 1: the one warning. */
 static void
@@ -223,6 +229,20 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Count a module served and say so: PYCDSVERBOSE=1, and python -v with
+ * the line SourceLoader.get_code prints for a .pyc ("# code object from
+ * '...'"), naming the archive instead. */
+static void
+report_served(const char *name, const char *path)
+{
+    G.nserved++;
+    VERBOSE(1, "pycds: %s: served from archive\n", name);
+    if (G.py_verbose) {
+        PySys_FormatStderr("# code object from pycds archive '%s' for '%s'\n",
+                           G.archive_path, path);
+    }
+}
+
 /* The archived code object for module fullname from file path, asked by
  * loader; NULL (and no exception: inv. 1) when it is not served. */
 static PyObject *
@@ -253,8 +273,7 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
     }
     switch (G.seg_state[ix]) {
     case SEG_LOADED:
-        G.nserved++;
-        VERBOSE(1, "pycds: %s: served from archive\n", name);
+        report_served(name, path);
         return Py_NewRef(G.codes[ix]);
     case SEG_BAD:
     case SEG_LOADING:
@@ -307,8 +326,7 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
         return NULL;
     }
     G.seg_state[ix] = SEG_LOADED;
-    G.nserved++;
-    VERBOSE(1, "pycds: %s: served from archive\n", name);
+    report_served(name, path);
     VERBOSE(2, "pycds: %s: segment of %u objects, %u relocations%s, "
                "%u interned\n",
             name, G.archive.modules[ix].nobjects,
@@ -317,6 +335,166 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
                                             : "",
             G.archive.modules[ix].nintern);
     return Py_NewRef(G.codes[ix]);
+}
+
+/* The finder of one path entry, as PathFinder._path_importer_cache gets
+ * it: sys.path_importer_cache first (a dict lookup: no call, no frame),
+ * the method itself on a miss or for '' (it makes and caches the
+ * finder).  New reference (Py_None: no finder), or NULL with an
+ * exception. */
+static PyObject *
+entry_finder(PyObject *entry)
+{
+    PyObject *cache = PySys_GetObject("path_importer_cache"); /* borrowed */
+
+    if (cache != NULL && PyDict_Check(cache) && PyUnicode_Check(entry) &&
+        PyUnicode_GET_LENGTH(entry) > 0) {
+        PyObject *f = PyDict_GetItemWithError(cache, entry);
+        if (f != NULL) {
+            return Py_NewRef(f);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return PyObject_CallOneArg(G.path_importer_cache, entry);
+}
+
+/* Is finder a FileFinder of directory dir (a trailing '/' aside)?  */
+static int
+finder_is_dir(PyObject *finder, const char *dir)
+{
+    Py_ssize_t n;
+    const char *p;
+    size_t dlen = strlen(dir);
+    int r = 0;
+
+    if ((PyObject *)Py_TYPE(finder) != G.file_finder) {
+        return 0;
+    }
+    PyObject *path = PyObject_GetAttrString(finder, "path");
+    if (path != NULL && PyUnicode_Check(path) &&
+        (p = PyUnicode_AsUTF8AndSize(path, &n)) != NULL) {
+        while (n > 1 && p[n - 1] == '/') {
+            n--;
+        }
+        r = (size_t)n == dlen && memcmp(p, dir, dlen) == 0;
+    }
+    Py_XDECREF(path);
+    PyErr_Clear();
+    return r;
+}
+
+/* Would PathFinder find name's archived file?  It takes the first entry
+ * of path (the parent package's __path__; sys.path for a top-level name)
+ * whose finder finds name with a loader (a namespace portion does not
+ * stop it), so the archived directory, search, must come before any such
+ * entry: an override directory put first on a package's __path__, or a
+ * directory earlier on sys.path, shadows the archive.  1: yes; 0: no,
+ * and *why (new str) says why; -1: an exception. */
+static int
+archived_dir_first(PyObject *name, PyObject *path, const char *search,
+                   PyObject **why)
+{
+    PyObject *entries = path, *it, *entry;
+    int found = 0;
+
+    *why = NULL;
+    if (path == Py_None) {
+        entries = PySys_GetObject("path"); /* borrowed */
+        if (entries == NULL) {
+            return -1;
+        }
+    }
+    if ((it = PyObject_GetIter(entries)) == NULL) {
+        return -1;
+    }
+    while (!found && *why == NULL && (entry = PyIter_Next(it)) != NULL) {
+        PyObject *finder = NULL, *spec = NULL, *loader = NULL;
+        /* PathFinder skips entries that are neither str nor bytes */
+        if (PyUnicode_Check(entry) || PyBytes_Check(entry)) {
+            finder = entry_finder(entry);
+        }
+        if (finder != NULL && finder != Py_None) {
+            found = finder_is_dir(finder, search);
+            if (!found) {
+                spec = PyObject_CallMethod(finder, "find_spec", "O", name);
+            }
+        }
+        if (spec != NULL && spec != Py_None) {
+            loader = PyObject_GetAttrString(spec, "loader");
+        }
+        if (loader != NULL && loader != Py_None) {
+            *why = PyUnicode_FromFormat(
+                "shadowed by %R, earlier in %s", entry,
+                path == Py_None ? "sys.path" : "the package's __path__");
+        }
+        Py_XDECREF(loader);
+        Py_XDECREF(spec);
+        Py_XDECREF(finder);
+        Py_DECREF(entry);
+        /* a finder that fails is PathFinder's problem, not ours: only
+         * the archive steps aside (inv. 1) */
+        PyErr_Clear();
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        Py_CLEAR(*why);
+        return -1;
+    }
+    if (!found && *why == NULL) {
+        *why = PyUnicode_FromFormat(
+            "directory %s is not in %s", search,
+            path == Py_None ? "sys.path" : "the package's __path__");
+    }
+    return found;
+}
+
+/* What FileFinder builds for an archived file (spec_from_file_location),
+ * minus the work the archive has done already: origin is absolute, and
+ * the package flag is the same test on the file name that
+ * SourceFileLoader.is_package makes.  New reference or NULL. */
+static PyObject *
+make_spec(PyObject *name, const char *origin, int is_package)
+{
+    PyObject *path = PyUnicode_DecodeFSDefault(origin);
+    PyObject *loader = NULL, *args = NULL, *kwargs = NULL, *spec = NULL;
+
+    if (path == NULL ||
+        (loader = PyObject_CallFunctionObjArgs(sfl_type, name, path,
+                                               NULL)) == NULL ||
+        (args = PyTuple_Pack(2, name, loader)) == NULL ||
+        (kwargs = Py_BuildValue("{s:O}", "origin", path)) == NULL ||
+        (spec = PyObject_Call(G.module_spec, args, kwargs)) == NULL ||
+        PyObject_SetAttrString(spec, "_set_fileattr", Py_True) < 0) {
+        goto fail;
+    }
+    if (is_package) {
+        const char *slash = strrchr(origin, '/');
+        PyObject *dir = PyUnicode_DecodeFSDefaultAndSize(
+            origin, slash != NULL ? slash - origin : 0);
+        PyObject *locations = dir != NULL ? PyList_New(1) : NULL;
+        if (locations == NULL) {
+            Py_XDECREF(dir);
+            goto fail;
+        }
+        PyList_SET_ITEM(locations, 0, dir);
+        int rc = PyObject_SetAttrString(spec, "submodule_search_locations",
+                                        locations);
+        Py_DECREF(locations);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    goto out;
+fail:
+    Py_CLEAR(spec);
+out:
+    Py_XDECREF(kwargs);
+    Py_XDECREF(args);
+    Py_XDECREF(loader);
+    Py_XDECREF(path);
+    return spec;
 }
 
 static PyObject *find_spec_impl(PyObject *const *args, Py_ssize_t nargs,
@@ -379,28 +557,23 @@ find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     if (!source_unchanged(ix, name, 1)) {
         Py_RETURN_NONE;
     }
-    PyObject *a[5];
-    a[0] = args[0];
-    a[1] = path;
-    a[2] = PyUnicode_DecodeFSDefault(origin);
-    a[3] = PyUnicode_DecodeFSDefault(cds_module_search(&G.archive, ix));
-    a[4] = (m->flags & CDS_MODULE_PACKAGE) ? Py_True : Py_False;
+    PyObject *why = NULL;
+    int first = archived_dir_first(args[0], path,
+                                   cds_module_search(&G.archive, ix), &why);
     PyObject *spec = NULL;
-    if (a[2] != NULL && a[3] != NULL) {
-        spec = PyObject_Vectorcall(G.spec_for, a, 5, NULL);
+    if (first == 1) {
+        spec = make_spec(args[0], origin, m->flags & CDS_MODULE_PACKAGE);
     }
-    Py_XDECREF(a[2]);
-    Py_XDECREF(a[3]);
     if (spec == NULL) {
         /* inv. 1: a failure here must not fail the import */
         PyErr_Clear();
-        Py_RETURN_NONE;
-    }
-    if (PyUnicode_Check(spec)) {
-        G.nmissed++;
-        VERBOSE(1, "pycds: %s: not served: %s\n", name,
-                PyUnicode_AsUTF8(spec));
-        Py_DECREF(spec);
+        if (why != NULL) {
+            G.nmissed++;
+            VERBOSE(1, "pycds: %s: not served: %s\n", name,
+                    PyUnicode_AsUTF8(why));
+            Py_DECREF(why);
+            PyErr_Clear();
+        }
         Py_RETURN_NONE;
     }
     /* remember the loader this check was made for */
@@ -563,8 +736,13 @@ activate_share(void)
                   "system", G.archive_path);
         return;
     }
-    PyObject *type = NULL;
-    if (load_glue() < 0 || (G.spec_for = glue_get("spec_for")) == NULL ||
+    PyObject *type = NULL, *pathfinder;
+    if (load_glue() < 0 ||
+        (G.module_spec = glue_get("ModuleSpec")) == NULL ||
+        (G.file_finder = glue_get("FileFinder")) == NULL ||
+        (pathfinder = glue_get("PathFinder")) == NULL ||
+        (G.path_importer_cache = PyObject_GetAttrString(
+             pathfinder, "_path_importer_cache")) == NULL ||
         install_get_code() < 0 ||
         (type = PyType_FromSpec(&finder_spec)) == NULL ||
         (G.finder = PyObject_CallNoArgs(type)) == NULL ||
@@ -581,6 +759,14 @@ activate_share(void)
         return;
     }
     Py_DECREF(type);
+    /* python -v: say where served code comes from, as the loader does */
+    PyObject *sysflags = PySys_GetObject("flags"); /* borrowed */
+    PyObject *v = sysflags != NULL
+                      ? PyObject_GetAttrString(sysflags, "verbose")
+                      : NULL;
+    G.py_verbose = v != NULL && PyLong_Check(v) ? (int)PyLong_AsLong(v) : 0;
+    Py_XDECREF(v);
+    PyErr_Clear();
     VERBOSE(1, "pycds: archive %s: %u modules, mapped %s\n", G.archive_path,
             n, cds_archive_at_base(&G.archive) ? "at its base"
                                                : "elsewhere (relocating)");
@@ -636,8 +822,6 @@ record_name(PyObject *name)
 /* ---------------------------------------------------------------------
  * SourceFileLoader.get_code, as TRACE and SHARE see it */
 
-static PyObject *orig_get_code; /* SourceLoader.get_code */
-static PyObject *sfl_type;      /* SourceFileLoader */
 
 /* A C method of SourceFileLoader, so that no frame of ours appears in a
  * traceback through it (importlib's frame trimming would not know it).

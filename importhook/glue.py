@@ -1,45 +1,13 @@
 # SPDX-License-Identifier: MIT
 # Python half of the _cds extension.  Compiled into _cds at build time
-# (glue.h) and run once on activation.  Everything per-object, and the
-# get_code that TRACE and SHARE put on SourceFileLoader, lives in C; this
-# file holds only path logic that must be importlib's own.
+# (glue.h) and run once on activation.  Everything SHARE does while the
+# program runs (the finder, the get_code put on SourceFileLoader) is C, so
+# that no frame of ours shows in a profiler or a tracer; this file holds
+# the DUMP side, which runs no program, and names importlib's classes.
 import sys
 from _frozen_importlib import ModuleSpec
 from _frozen_importlib_external import (FileFinder, PathFinder, SourceFileLoader,
                                         SourceLoader, cache_from_source)
-
-
-def spec_for(name, path, origin, search, is_package):
-    """The spec PathFinder would return for name, if it would find the
-    archived file; otherwise a str saying why not."""
-    if path is None:
-        # Top level: the first sys.path entry that has the name wins, as in
-        # PathFinder; ours must be that entry.
-        for entry in sys.path:
-            finder = PathFinder._path_importer_cache(entry)
-            if finder is None:
-                continue
-            if type(finder) is FileFinder and (
-                    finder.path == search or finder.path.rstrip('/') == search):
-                break
-            spec = finder.find_spec(name)
-            # a namespace portion (no loader) does not shadow: PathFinder
-            # keeps looking for a regular module or package
-            if spec is not None and spec.loader is not None:
-                return 'shadowed by sys.path entry %r' % (entry,)
-        else:
-            return 'directory %s is not on sys.path' % search
-    elif search not in path:
-        return 'directory %s is not in the parent package path' % search
-    # What FileFinder builds (spec_from_file_location), minus the work the
-    # archive has done already: origin is absolute, and the package flag
-    # is the same test on the file name that SourceFileLoader.is_package
-    # makes.
-    spec = ModuleSpec(name, SourceFileLoader(name, origin), origin=origin)
-    spec._set_fileattr = True
-    if is_package:
-        spec.submodule_search_locations = [origin.rpartition('/')[0]]
-    return spec
 
 
 # Imported by site before any program code, from whatever directory is
@@ -144,8 +112,8 @@ def dump_info(name):
     """Find name's source without importing anything (a submodule through
     its parents' specs) and return (code, origin, search, is_package,
     mtime_ns, size, source bytes, frozenset orders), or a str saying why
-    it cannot be archived.  The source is read between the two stats that bracket
-    get_code, so an edit in between is noticed."""
+    it cannot be archived.  The source is read between the two stats that
+    bracket get_code, so an edit in between is noticed."""
     import os
     if name in NOT_ARCHIVED:
         return 'not archived: site imports it before any program code'
@@ -155,14 +123,21 @@ def dump_info(name):
     try:
         for i in range(1, len(parts) + 1):
             prefix = '.'.join(parts[:i])
-            spec = PathFinder.find_spec(prefix, path)
-            if spec is None:
+            # PathFinder.find_spec's own worker: find_spec would wrap a
+            # namespace package's portions in a _NamespacePath, which
+            # looks its parent up in sys.modules (nothing is imported)
+            spec = PathFinder._get_spec(prefix,
+                                        sys.path if path is None else path)
+            if spec is None or (spec.loader is None and
+                                not spec.submodule_search_locations):
                 return 'not found' if i == len(parts) else \
                     'not found: no package %s' % prefix
             if i < len(parts):
                 if spec.submodule_search_locations is None:
                     return 'not found: %s is not a package' % prefix
                 path = list(spec.submodule_search_locations)
+        if spec.loader is None:
+            return 'a namespace package: no code to archive'
         if type(spec.loader) is not SourceFileLoader:
             return 'not a source module (loader %s)' % (
                 type(spec.loader).__name__,)
