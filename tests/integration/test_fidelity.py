@@ -100,9 +100,120 @@ def check_sets(t):
         t.stock([main], env=writing)
 
 
+NESTED = r'''
+import r.s.m
+import r.s.deeper.leaf
+print('nested', r.s.m.V, r.s.deeper.leaf.W, list(r.s.__path__))
+try:
+    import test.test_import.data.circular_imports.basic as basic
+except ImportError:
+    print('no CPython test package')
+else:
+    print('cpython data', basic.__name__, basic.__spec__.parent)
+'''
+
+
+def check_nested_namespace(t):
+    """2: r is a regular package, r.s a namespace package inside it."""
+    t.write('r/__init__.py', '')
+    t.write('r/s/m.py', 'V = 1\n')
+    t.write('r/s/deeper/leaf.py', 'W = 2\n')
+    main = t.write('main_nested.py', NESTED)
+    stock = t.stock([main])
+    t.check(stock.rc == 0 and 'nested 1 2' in stock.out, 'stock', stock)
+    tr = t.trace([main], lst='nested.lst')
+    names = t.read_list('nested.lst')
+    t.check('r.s.m' in names and 'r.s.deeper.leaf' in names, 'traced', tr,
+            names)
+    d = t.dump(lst='nested.lst', archive='nested.img', args=[main])
+    t.check(d.rc == 0 and 'skipping r.s.m' not in d.err
+            and 'skipping r.s.deeper.leaf' not in d.err
+            and 'skipping test.test_import' not in d.err,
+            'dump archives modules inside nested namespace packages', d)
+    res = t.share([main], archive='nested.img')
+    t.check_same(stock, res, 'nested namespace packages under SHARE')
+    for name in ('r.s.m', 'r.s.deeper.leaf'):
+        t.check(name in res.served, '%s served' % name, res)
+    if 'no CPython test package' not in stock.out:
+        t.check('test.test_import.data.circular_imports.basic' in res.served,
+                'a module of CPython\'s test data package served', res)
+    else:
+        print('note: libpython3.11-testsuite absent: its case skipped')
+
+
+OVERRIDE = r'''
+import os
+__path__.insert(0, os.path.join(os.path.dirname(__file__), 'override'))
+'''
+
+
+def check_override(t):
+    """4: a package that puts an override directory first on __path__."""
+    t.write('p/__init__.py', OVERRIDE)
+    t.write('p/mod.py', 'print("original mod")\n')
+    t.write('p/other.py', 'print("original other")\n')
+    t.write('p/override/mod.py', 'print("override mod")\n')
+    main = t.write('main_ov.py', 'import p.mod, p.other\n')
+    stock = t.stock([main])
+    t.check(stock.out == 'override mod\noriginal other\n', 'stock', stock)
+    # the list names p.mod: the dump, which imports nothing, finds it in
+    # p's own directory
+    t.write('ov.lst', 'p\np.mod\np.other\n')
+    d = t.dump(lst='ov.lst', archive='ov.img', args=[main])
+    t.check(d.rc == 0 and 'dumped 3 modules' in d.err, 'dump', d)
+    for relocate in (False, True):
+        res = t.share([main], archive='ov.img', relocate=relocate)
+        t.check_same(stock, res, 'override directory first on __path__')
+        t.check('p.other' in res.served and 'p.mod' not in res.served,
+                'the override wins over the archived p.mod', res)
+        t.check(any('p.mod: not served: shadowed' in line
+                    for line in res.err_lines),
+                'verbose says p.mod is shadowed', res)
+
+
+PROFILED = r'''
+import sys
+seen = set()
+def prof(frame, event, arg):
+    if event == 'call':
+        seen.add(frame.f_code.co_filename)
+sys.setprofile(prof)
+import json, textwrap, csv
+sys.setprofile(None)
+print('pycds frames', sorted(f for f in seen if f.startswith('<pycds')))
+print('importlib frames', any('importlib' in f for f in seen))
+'''
+
+
+def check_no_frames(t):
+    """5: no Python frame of pycds on the served path; python -v."""
+    main = t.write('main_prof.py', PROFILED)
+    t.build([main], lst='prof.lst', archive='prof.img')
+    stock = t.stock([main])
+    res = t.share([main], archive='prof.img')
+    t.check_same(stock, res, 'sys.setprofile sees what stock sees')
+    t.check("pycds frames []" in res.out and 'json' in res.served,
+            'no pycds frame under sys.setprofile', res)
+    for tool in (['-m', 'cProfile'], ['-m', 'trace', '--listfuncs']):
+        res = t.share(tool + [main], archive='prof.img', verbose=False)
+        t.check(res.rc == 0 and '<pycds' not in res.out and
+                'pycds frames []' in res.out,
+                '%s shows no pycds function' % tool[1], res)
+    res = t.share(['-v', main], archive='prof.img', verbose=False)
+    import json
+    import textwrap
+    for path in (json.__file__, textwrap.__file__):
+        line = "# code object from pycds archive '%s' for '%s'" % (
+            t.path('prof.img'), path)
+        t.check(line in res.err_lines, 'python -v says: ' + line, res)
+
+
 def main():
     t = cdstest.Case('fidelity')
     check_sets(t)
+    check_nested_namespace(t)
+    check_override(t)
+    check_no_frames(t)
     t.finish()
 
 
