@@ -211,6 +211,62 @@ quiet_mod   \t
     t.check(d6.rc != 0 and d6.out == '' and
             not os.path.exists(t.path('y.img')),
             'dump of a missing list fails and writes nothing', d6)
+
+    # --- lists of any length and encoding (issue 6, items 3 and 6) ---------
+    long_name = 'x' * 1031 + 'textwrap'
+    with open(t.path('odd.lst'), 'wb') as f:
+        f.write(b'json\n' + long_name.encode() + b'\n'
+                b'bad\xffname\n'
+                b'with\x00nul\n'
+                b'csv  # comment\n' +
+                b'x' * 5000 + b'\n' +
+                b'textwrap')                # no final newline
+    d7 = t.dump(lst='odd.lst', archive='odd.img')
+    lines = d7.err_lines
+    t.check(d7.rc == 0 and any(
+        l.startswith('pycds: dumped 3 modules (4 skipped') for l in lines),
+        'a list of long, non-UTF-8 and NUL lines: 3 dumped, 4 skipped',
+        d7)
+    t.check(('pycds: dump: skipping %s: not found' % long_name) in lines,
+            'a name of 1039 bytes is read whole, and its skip line is '
+            'whole and ends with a newline', d7)
+    t.check(('pycds: dump: skipping %s: not found' % ('x' * 5000)) in lines,
+            'a name of 5000 bytes too', d7)
+    t.check(('pycds: dump: %s:3: skipping a name that is not UTF-8'
+             % t.path('odd.lst')) in lines,
+            'a line that is not UTF-8 is named by file and line and '
+            'skipped', d7)
+    t.check(('pycds: dump: %s:4: skipping a line with a NUL byte'
+             % t.path('odd.lst')) in lines, 'a line with a NUL too', d7)
+    t.check(all(l.startswith('pycds: ') for l in lines) and
+            'Error' not in d7.err and 'Traceback' not in d7.err,
+            'every line is a pycds: line, no exception', d7)
+    res = t.share(['-c', 'import json, csv, textwrap'], archive='odd.img')
+    t.check({'json', 'csv', 'textwrap'} <= res.served,
+            'the odd list\'s good names are served', res)
+
+    # --- failures the user can act on: one pycds: line, exit 1 (item 7) ----
+    def one_line(res, what, *want):
+        t.check(res.rc == 1 and len(res.err_lines) == 1 and
+                res.err_lines[0].startswith('pycds: dump: ') and
+                all(w in res.err for w in want) and
+                'Error' not in res.err and 'Traceback' not in res.err,
+                what, res)
+    d8 = t.dump(lst='small.lst', archive='/nonexistent/dir/x.img')
+    one_line(d8, 'an archive in a missing directory',
+             'cannot write /nonexistent/dir/x.img', 'No such file')
+    d9 = t.dump(lst='missing.lst', archive='y.img')
+    one_line(d9, 'a missing list', 'cannot open list',
+             t.path('missing.lst'))
+    if os.geteuid() != 0:
+        os.makedirs(t.path('ro'), exist_ok=True)
+        os.chmod(t.path('ro'), 0o555)
+        d10 = t.dump(lst='small.lst', archive='ro/x.img')
+        one_line(d10, 'an archive in a read-only directory',
+                 'cannot write %s' % t.path('ro/x.img'), 'denied')
+    else:
+        print('note: running as root: the read-only directory case is '
+              'covered by the CLI test as another user')
     t.finish()
 
 
