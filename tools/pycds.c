@@ -198,17 +198,18 @@ check_dir(const char *path)
 
 /* The directory whose sitecustomize.py activates pycds where it is not
  * installed (importhook/sitecustomize.py): the build tree's
- * <builddir>/site next to <builddir>/tools/pycds, else the installed
- * <prefix>/share/pycds/site.  NULL when neither exists, and then the
- * installed pycds.pth activates.  Returns a malloc'd string. */
+ * <builddir>/site next to <builddir>/tools/pycds (*build_tree set), else
+ * the installed <prefix>/share/pycds/site.  NULL when neither exists, and
+ * then the installed pycds.pth activates.  Returns a malloc'd string. */
 static char *
-find_activation_dir(void)
+find_activation_dir(bool *build_tree)
 {
     static const char installed[] = PYCDS_INSTALL_PREFIX "/share/pycds/site";
     char exe[PATH_MAX], site[PATH_MAX + 32], probe[PATH_MAX + 64];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     char *slash;
 
+    *build_tree = false;
     if (n > 0) {
         exe[n] = '\0';
         if ((slash = strrchr(exe, '/')) != NULL) {
@@ -217,6 +218,7 @@ find_activation_dir(void)
             snprintf(probe, sizeof(probe), "%s/sitecustomize.py", site);
             if (check_file(probe)) {
                 char *real = realpath(site, NULL);
+                *build_tree = true;
                 return real != NULL ? real : strdup(site);
             }
         }
@@ -241,22 +243,77 @@ put_env(const char *name, const char *value, int verbose)
     }
 }
 
-/* Put the activation directory first on PYTHONPATH, keeping what was
- * there after it (once: a pycds run inside a pycds run adds nothing). */
-static void
-activate(int verbose)
+/* Is word, the first of a COMMAND, a Python interpreter?  The rule is
+ * simple and documented (docs/usage.md): its base name starts with
+ * "python" (python3.11, python3, /opt/venv/bin/python).  env, a shell or
+ * a script that starts Python is not one. */
+static bool
+check_python_name(const char *word)
 {
-    char *dir = find_activation_dir();
+    const char *slash = strrchr(word, '/');
+    return strncmp(slash != NULL ? slash + 1 : word, "python", 6) == 0;
+}
+
+/* A Python process that replaces PYTHONPATH loses the build tree's
+ * activation, silently (issue 6): say so under -v when COMMAND may start
+ * such processes, because it is not an interpreter itself or because an
+ * argument sets PYTHONPATH ("bash -c 'PYTHONPATH=/tmp python3.11 ...'",
+ * "env PYTHONPATH=..."). */
+static void
+note_replaced_path(const struct command *cmd, char **command,
+                   const char *dir)
+{
+    const char *why = NULL;
+
+    for (char **a = command; why == NULL && *a != NULL; a++) {
+        if (strstr(*a, "PYTHONPATH=") != NULL) {
+            why = "COMMAND sets PYTHONPATH";
+        }
+    }
+    if (why == NULL && !check_python_name(command[0])) {
+        why = "COMMAND is not a Python interpreter";
+    }
+    if (why != NULL) {
+        fprintf(stderr,
+                "pycds: %s: note: %s: Python processes with a PYTHONPATH of "
+                "their own are not %s; install pycds (cmake --install) or "
+                "keep %s on their PYTHONPATH\n",
+                cmd->name, why,
+                strcmp(cmd->name, "trace") == 0 ? "traced" : "served", dir);
+    }
+}
+
+/* Put the activation directory first on PYTHONPATH, keeping what was
+ * there after it (once: a pycds run inside a pycds run adds nothing).
+ * -v says where activation comes from and, for a COMMAND (trace, run)
+ * activated from the build tree, what can defeat it. */
+static void
+activate(const struct command *cmd, char **command, int verbose)
+{
+    bool build_tree;
+    char *dir = find_activation_dir(&build_tree);
     const char *old = getenv("PYTHONPATH");
     size_t dlen, n;
     char *path;
 
     if (dir == NULL) {
         if (verbose >= 1) {
-            fprintf(stderr, "pycds: no activation directory; relying on "
-                            "an installed pycds.pth\n");
+            fprintf(stderr, "pycds: %s: activation: no activation "
+                            "directory; relying on an installed pycds.pth\n",
+                    cmd->name);
         }
         return;
+    }
+    if (verbose >= 1) {
+        fprintf(stderr,
+                "pycds: %s: activation: %s/sitecustomize.py (%s), through "
+                "PYTHONPATH\n",
+                cmd->name, dir,
+                build_tree ? "the build tree, pycds is not installed"
+                           : "installed");
+        if (build_tree && command != NULL) {
+            note_replaced_path(cmd, command, dir);
+        }
     }
     dlen = strlen(dir);
     if (old != NULL && strncmp(old, dir, dlen) == 0 &&
@@ -515,7 +572,7 @@ run_trace(const struct command *cmd, int argc, char **argv)
     put_env("PYCDSMODE", "TRACE", o.verbose);
     put_env("PYCDSLIST", list, o.verbose);
     put_verbose(o.verbose);
-    activate(o.verbose);
+    activate(cmd, o.command, o.verbose);
     free(list);
     return exec_command(o.command);
 }
@@ -755,7 +812,7 @@ run_dump(const struct command *cmd, int argc, char **argv)
     put_env("PYCDSLIST", tmp != NULL ? tmp : list, o.verbose);
     put_env("PYCDSARCHIVE", archive, o.verbose);
     put_verbose(o.verbose);
-    activate(o.verbose);
+    activate(cmd, NULL, o.verbose);
     fflush(NULL);
     rc = spawn_python(python);
     if (rc == 0 && !check_written(archive, &before)) {
@@ -806,7 +863,7 @@ run_run(const struct command *cmd, int argc, char **argv)
         put_env("PYCDSRELOCATE", "1", o.verbose);
     }
     put_verbose(o.verbose);
-    activate(o.verbose);
+    activate(cmd, o.command, o.verbose);
     free(archive);
     return exec_command(o.command);
 }
