@@ -267,6 +267,37 @@ quiet_mod   \t
     else:
         print('note: running as root: the read-only directory case is '
               'covered by the CLI test as another user')
+
+    # --- an interpreter this _cds is not built for (same SOABI, other
+    # micro version): named by path and version, with the remedy ------
+    others = [p for p in ('/usr/bin/python3.11', os.path.expanduser(
+        '~/.pyenv/versions/3.11.7/bin/python3.11'))
+        if os.path.exists(p) and os.path.realpath(p) !=
+        os.path.realpath(t.python)]
+    if not others:
+        print('note: no other 3.11 interpreter: foreign-interpreter case '
+              'skipped')
+    for other in others:
+        saved, t.python = t.python, other
+        try:
+            d = t.dump(lst='small.lst', archive='foreign.img')
+            tr = t.trace(['-c', 'import json'], lst='foreign.lst')
+            sh = t.share(['-c', 'import json; print("ran")'],
+                         archive='stdlib.img', verbose=False)
+        finally:
+            t.python = saved
+        one_line(d, 'dump under %s' % other, 'pycds was built for Python',
+                 'not for Python', '(%s)' % other,
+                 'cmake -DPYCDS_PYTHON=%s' % other)
+        t.check(not os.path.exists(t.path('foreign.img')),
+                'nothing written under %s' % other, d)
+        t.check(tr.rc == 0 and len(tr.err_lines) == 1 and
+                tr.err_lines[0].startswith('pycds: warning: pycds was built')
+                and tr.err.rstrip().endswith('; not tracing'),
+                'TRACE under %s: one warning, not tracing' % other, tr)
+        t.check(sh.rc == 0 and sh.out == 'ran\n' and
+                len(sh.err_lines) == 1 and 'using the normal import system'
+                in sh.err, 'SHARE under %s: one warning, runs' % other, sh)
     t.finish()
 
 
