@@ -8,9 +8,11 @@
  *
  * Invariants:
  *  1. trace and run exec the program: its exit status, its signals and
- *     its pid are its own.  dump waits for the interpreter so that it can
- *     remove its temporary list and check that an archive was written; it
- *     exits with the interpreter's status (128 + N for signal N).
+ *     its pid are its own.  (trace first runs a Python COMMAND once in a
+ *     child, to ask whether pycds works there; run does so under -v.)
+ *     dump waits for the interpreter so that it can remove its temporary
+ *     list and check that an archive was written; it exits with the
+ *     interpreter's status (128 + N for signal N).
  *  2. Paths put into the environment are absolute, so that they mean the
  *     same in a program that changes directory or starts others.
  *  3. A usage error exits 2 with one line saying what is wrong and a usage
@@ -43,6 +45,12 @@
 #endif
 #ifndef PYCDS_DEFAULT_PYTHON
 #error "PYCDS_DEFAULT_PYTHON must be defined by the build"
+#endif
+#ifndef PYCDS_DEFAULT_PYTHON_VERSION
+#error "PYCDS_DEFAULT_PYTHON_VERSION must be defined by the build"
+#endif
+#ifndef PYCDS_DEFAULT_PYTHON_MINOR
+#error "PYCDS_DEFAULT_PYTHON_MINOR must be defined by the build"
 #endif
 #ifndef PYCDS_INSTALL_PREFIX
 #error "PYCDS_INSTALL_PREFIX must be defined by the build"
@@ -365,6 +373,302 @@ exec_command(char **command)
 }
 
 /* ---------------------------------------------------------------------
+ * The interpreter probe (trace; run -v) */
+
+/* word resolved as execvp(3) resolves it: as given when it holds a '/',
+ * else the first executable regular file of that name on PATH (the
+ * system's default path when PATH is unset; an empty entry is the
+ * current directory).  Returns a malloc'd path, or NULL when there is
+ * none (exec_command() then reports it). */
+static char *
+find_program(const char *word)
+{
+    const char *path = getenv("PATH");
+    char defpath[256];
+    size_t wlen = strlen(word);
+
+    if (strchr(word, '/') != NULL) {
+        return strdup(word);
+    }
+    if (path == NULL) {
+        size_t n = confstr(_CS_PATH, defpath, sizeof(defpath));
+        path = n > 0 && n <= sizeof(defpath) ? defpath : "/bin:/usr/bin";
+    }
+    for (const char *p = path;;) {
+        size_t dlen = strcspn(p, ":");
+        char *cand = malloc(dlen + 1 + wlen + 1);
+
+        if (cand == NULL) {
+            return NULL;
+        }
+        if (dlen == 0) {
+            memcpy(cand, word, wlen + 1);
+        }
+        else {
+            snprintf(cand, dlen + 1 + wlen + 1, "%.*s/%s", (int)dlen, p,
+                     word);
+        }
+        if (check_file(cand) && access(cand, X_OK) == 0) {
+            return cand;
+        }
+        free(cand);
+        if (p[dlen] == '\0') {
+            return NULL;
+        }
+        p += dlen + 1;
+    }
+}
+
+/* What the probe prints: a marker line (whatever else start-up writes to
+ * stdout), then the version, sys.executable and "ok", "import WHY" or
+ * "check WHY", each on one line.  It runs on Python 2 as well, so that
+ * a python2 is named as such. */
+static const char probe_code[] =
+    "import sys\n"
+    "try:\n"
+    "    import _cds\n"
+    "    r = getattr(_cds, 'check', lambda: None)()\n"
+    "    r = 'ok' if r is None else 'check ' + r\n"
+    "except ImportError as e:\n"
+    "    r = 'import %s' % (e,)\n"
+    "sys.stdout.write('pycds-probe\\n%s\\n%s\\n%s\\n' % "
+    "(sys.version.split()[0], sys.executable or '', ' '.join(r.split())))\n";
+
+enum probe_result {
+    PROBE_OK,       /* _cds imports and check() returns None */
+    PROBE_NOIMPORT, /* _cds cannot be imported (another SOABI) */
+    PROBE_CHECK,    /* check() says why _cds cannot work there */
+    PROBE_UNKNOWN,  /* the probe did not say: the program will */
+};
+
+struct probe {
+    enum probe_result result;
+    int status;             /* the probe's wait status */
+    const char *version;    /* "3.12.1"; these point into out */
+    const char *executable; /* sys.executable, or the path run */
+    const char *detail;     /* the ImportError, or check()'s message */
+    char out[8192];
+};
+
+/* Split the probe's output in p->out into its fields. */
+static enum probe_result
+load_probe(struct probe *p, const char *path)
+{
+    char *s = p->out, *f[3];
+
+    while (strncmp(s, "pycds-probe\n", 12) != 0) {
+        if ((s = strchr(s, '\n')) == NULL) {
+            return PROBE_UNKNOWN;
+        }
+        s++;
+    }
+    s += 12;
+    for (int i = 0; i < 3; i++) {
+        char *nl = strchr(s, '\n');
+        if (nl == NULL) {
+            return PROBE_UNKNOWN;
+        }
+        *nl = '\0';
+        f[i] = s;
+        s = nl + 1;
+    }
+    p->version = f[0];
+    p->executable = f[1][0] != '\0' ? f[1] : path;
+    if (strcmp(f[2], "ok") == 0) {
+        p->detail = "";
+        return PROBE_OK;
+    }
+    if (strncmp(f[2], "import ", 7) == 0) {
+        p->detail = f[2] + 7;
+        return PROBE_NOIMPORT;
+    }
+    if (strncmp(f[2], "check ", 6) == 0) {
+        p->detail = f[2] + 6;
+        return PROBE_CHECK;
+    }
+    return PROBE_UNKNOWN;
+}
+
+/* Run the interpreter at path once, as the program will get it (the
+ * activation already on PYTHONPATH) but with PYCDSMODE unset, so that
+ * nothing is traced or served: it imports _cds and asks _cds.check().
+ * argv0 is the COMMAND's first word, as the program's argv[0] (Python
+ * derives sys.executable from it).  Fills p; p->result says what came
+ * of it. */
+static void
+probe_python(struct probe *p, const char *path, const char *argv0,
+             int verbose)
+{
+    int fds[2];
+    size_t len = 0;
+    pid_t pid;
+
+    memset(p, 0, sizeof(*p));
+    p->result = PROBE_UNKNOWN;
+    p->status = -1;
+    fflush(NULL);
+    if (pipe(fds) != 0) {
+        return;
+    }
+    /* the program's stdout is the dup2 copy alone */
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    if ((pid = fork()) < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    if (pid == 0) {
+        char *argv[] = {(char *)(uintptr_t)argv0, "-c",
+                        (char *)(uintptr_t)probe_code, NULL};
+        int null = open("/dev/null", O_RDWR);
+
+        unsetenv("PYCDSMODE");
+        /* a path that is not UTF-8 still comes through */
+        setenv("PYTHONIOENCODING", "utf-8:surrogateescape", 1);
+        if (dup2(fds[1], STDOUT_FILENO) < 0) {
+            _exit(126);
+        }
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            if (verbose < 1) {
+                dup2(null, STDERR_FILENO);
+            }
+        }
+        execv(path, argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    for (;;) {
+        char drain[512];
+        char *buf = len < sizeof(p->out) - 1 ? p->out + len : drain;
+        size_t room = buf == drain ? sizeof(drain)
+                                   : sizeof(p->out) - 1 - len;
+        ssize_t got = read(fds[0], buf, room);
+
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            break;
+        }
+        if (buf != drain) {
+            len += (size_t)got;
+        }
+    }
+    p->out[len] = '\0';
+    close(fds[0]);
+    while (waitpid(pid, &p->status, 0) < 0) {
+        if (errno != EINTR) {
+            p->status = -1;
+            break;
+        }
+    }
+    p->result = load_probe(p, path);
+}
+
+/* Is version ("3.11.7") a release of the minor version pycds is built
+ * for ("3.11")?  The build accepts no other (find_package(Python 3.11
+ * EXACT) in the top CMakeLists.txt), so for another one rebuilding is
+ * no remedy. */
+static bool
+check_built_minor(const char *version)
+{
+    size_t n = strlen(PYCDS_DEFAULT_PYTHON_MINOR);
+    return strncmp(version, PYCDS_DEFAULT_PYTHON_MINOR, n) == 0 &&
+           (version[n] == '.' || version[n] == '\0');
+}
+
+/* The one line saying why pycds cannot work in the probed interpreter
+ * and what to do: "pycds: CMD: PATH is Python V (EXE), but pycds was
+ * built for Python B (PYCDS_DEFAULT_PYTHON) and cannot ...: REMEDY".
+ * Where the versions differ they are the reason; where they are the
+ * same, check()'s message says why and what to do. */
+static void
+print_probe_problem(const struct command *cmd, const char *path,
+                    const struct probe *p, const char *tail)
+{
+    bool same = strcmp(p->version, PYCDS_DEFAULT_PYTHON_VERSION) == 0;
+
+    fprintf(stderr, "pycds: %s: %s is Python %s", cmd->name, path,
+            p->version);
+    if (strcmp(p->executable, path) != 0) {
+        fprintf(stderr, " (%s)", p->executable);
+    }
+    fprintf(stderr,
+            ", but pycds was built for Python " PYCDS_DEFAULT_PYTHON_VERSION
+            " (" PYCDS_DEFAULT_PYTHON ") and cannot ");
+    if (p->result == PROBE_NOIMPORT) {
+        fprintf(stderr, "load there%s%s%s", p->detail[0] ? " (" : "",
+                p->detail, p->detail[0] ? ")" : "");
+    }
+    else {
+        fprintf(stderr, "work there");
+    }
+    if (!check_built_minor(p->version)) {
+        fprintf(stderr,
+                ": pycds builds for Python " PYCDS_DEFAULT_PYTHON_MINOR
+                " only: use " PYCDS_DEFAULT_PYTHON ", or another "
+                "Python " PYCDS_DEFAULT_PYTHON_MINOR " after rebuilding "
+                "pycds for it (cmake -DPYCDS_PYTHON=PATH)%s\n",
+                tail);
+    }
+    else if (p->result == PROBE_CHECK && same) {
+        fprintf(stderr, ": %s%s\n", p->detail, tail);
+    }
+    else {
+        fprintf(stderr, ": rebuild pycds for it (cmake -DPYCDS_PYTHON=%s)%s\n",
+                p->executable, tail);
+    }
+}
+
+/* Trace (fatal) and run -v: when COMMAND starts a Python interpreter,
+ * probe it once (one interpreter start) and say if pycds cannot work
+ * there.  Returns CLI_EXIT_FAIL after the message when fatal, else 0. */
+static int
+check_interpreter(const struct command *cmd, char **command, int verbose,
+                  bool fatal)
+{
+    struct probe p;
+    char *path;
+
+    if (!check_python_name(command[0]) ||
+        (path = find_program(command[0])) == NULL) {
+        return 0;
+    }
+    probe_python(&p, path, command[0], verbose);
+    switch (p.result) {
+    case PROBE_OK:
+        if (verbose >= 1) {
+            fprintf(stderr, "pycds: %s: %s is Python %s: pycds works there\n",
+                    cmd->name, path, p.version);
+        }
+        break;
+    case PROBE_UNKNOWN:
+        if (verbose >= 1) {
+            fprintf(stderr,
+                    "pycds: %s: could not ask %s whether pycds works there "
+                    "(%s %d); running it anyway\n",
+                    cmd->name, path,
+                    p.status != -1 && WIFSIGNALED(p.status) ? "signal"
+                                                            : "exit",
+                    p.status == -1           ? -1
+                    : WIFSIGNALED(p.status) ? WTERMSIG(p.status)
+                                             : WEXITSTATUS(p.status));
+        }
+        break;
+    case PROBE_NOIMPORT:
+    case PROBE_CHECK:
+        print_probe_problem(cmd, path, &p,
+                            fatal ? "" : "; it runs without pycds");
+        free(path);
+        return fatal ? CLI_EXIT_FAIL : 0;
+    }
+    free(path);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------
  * Arguments */
 
 /* The value of an option that takes one: "--name=V", "-oV", or the next
@@ -558,6 +862,16 @@ run_trace(const struct command *cmd, int argc, char **argv)
     if (rc != 0) {
         return rc;
     }
+    put_env("PYCDSMODE", "TRACE", o.verbose);
+    put_env("PYCDSLIST", list, o.verbose);
+    put_verbose(o.verbose);
+    activate(cmd, o.command, o.verbose);
+    /* an interpreter pycds cannot work in would trace nothing, with one
+     * warning lost in the program's output, and exit 0 (issue 6) */
+    if ((rc = check_interpreter(cmd, o.command, o.verbose, true)) != 0) {
+        free(list);
+        return rc;
+    }
     /* the hook appends to the list (O_APPEND): create it now so that a
      * bad path is reported here, not as a warning from inside the
      * program, and so that a program that imports nothing leaves an
@@ -569,10 +883,6 @@ run_trace(const struct command *cmd, int argc, char **argv)
         return rc;
     }
     close(fd);
-    put_env("PYCDSMODE", "TRACE", o.verbose);
-    put_env("PYCDSLIST", list, o.verbose);
-    put_verbose(o.verbose);
-    activate(cmd, o.command, o.verbose);
     free(list);
     return exec_command(o.command);
 }
@@ -816,9 +1126,11 @@ run_dump(const struct command *cmd, int argc, char **argv)
     fflush(NULL);
     rc = spawn_python(python);
     if (rc == 0 && !check_written(archive, &before)) {
-        /* the interpreter ran but nothing dumped: no _cds for it */
-        rc = FAIL("dump: %s exited 0 but did not write %s (is pycds "
-                  "available to this interpreter?)",
+        /* the interpreter ran but nothing dumped: no _cds for it (one
+         * that loads but cannot work there says so itself, exit 1) */
+        rc = FAIL("dump: %s exited 0 but did not write %s: pycds is not "
+                  "available to it (pycds was built for Python "
+                  PYCDS_DEFAULT_PYTHON_VERSION ", " PYCDS_DEFAULT_PYTHON ")",
                   python, archive);
     }
 out:
@@ -865,6 +1177,10 @@ run_run(const struct command *cmd, int argc, char **argv)
     put_verbose(o.verbose);
     activate(cmd, o.command, o.verbose);
     free(archive);
+    /* never a failure here: SHARE steps aside; -v may say why first */
+    if (o.verbose >= 1) {
+        check_interpreter(cmd, o.command, o.verbose, false);
+    }
     return exec_command(o.command);
 }
 
@@ -996,7 +1312,9 @@ static const struct command commands[] = {
      "Run COMMAND with PYCDSMODE=TRACE: every module it imports from a .py\n"
      "file is appended to LIST, one name a line, in first-import order.\n"
      "LIST is created if needed and appended to, never truncated, so that\n"
-     "several runs add up; remove it to start afresh.\n"
+     "several runs add up; remove it to start afresh.  A COMMAND named\n"
+     "python* is first asked whether pycds works in it; if not, trace says\n"
+     "why and exits 1 without running it.\n"
      "\n"
      "  -o, --output LIST  the module list (default: 'list' in pycds.yaml)\n"
      "  -v, -vv            show what is set; -vv also each traced module\n"},
@@ -1020,7 +1338,8 @@ static const struct command commands[] = {
      "costs one warning and the program runs as without pycds.\n"
      "\n"
      "  --relocate  never map at the archive's preferred address (testing)\n"
-     "  -v, -vv     PYCDSVERBOSE=1 or 2: where each import came from\n"},
+     "  -v, -vv     PYCDSVERBOSE=1 or 2: where each import came from; also\n"
+     "              whether pycds works in a python* COMMAND\n"},
     {"inspect", run_inspect, OPT_MODULES, 1,
      "inspect ARCHIVE [--no-modules]",
      "Describe ARCHIVE as YAML on stdout: header, build fingerprint, totals\n"
