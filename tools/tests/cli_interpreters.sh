@@ -14,14 +14,7 @@ WORK=$3
 failures=0
 skipped=0
 
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-show() {
-    sed "s|^|  $1: |" "$1" >&2
-}
+. "$(dirname "$0")/cli_lib.sh"
 
 # exactly one line, starting "pycds: ", in file $1
 check_one_line() {
@@ -33,8 +26,6 @@ check_has() {
     grep -qF -- "$2" "$1" || { fail "$3: no '$2'"; show "$1"; }
 }
 
-unset PYCDSMODE PYCDSLIST PYCDSARCHIVE PYCDSRELOCATE PYCDSVERBOSE PYCDSBASE
-unset PYTHONPATH
 rm -rf "$WORK"
 mkdir -p "$WORK" && cd "$WORK" || exit 1
 

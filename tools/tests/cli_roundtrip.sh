@@ -12,19 +12,8 @@ WORK=$3
 USAGE_MD=${4:-}
 failures=0
 
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/cli_lib.sh"
 
-# show a file on stderr, for a failure's context
-show() {
-    sed "s|^|  $1: |" "$1" >&2
-}
-
-# a clean slate: nothing inherited may steer the hook
-unset PYCDSMODE PYCDSLIST PYCDSARCHIVE PYCDSRELOCATE PYCDSVERBOSE PYCDSBASE
-unset PYTHONPATH
 rm -rf "$WORK"
 mkdir -p "$WORK" && cd "$WORK" || exit 1
 
