@@ -70,7 +70,8 @@ load_i32(struct walk *w, int32_t *v)
 static int
 load_count(struct walk *w, size_t *n)
 {
-    int32_t v;
+    int32_t v = 0;
+    *n = 0;
     int rc = load_i32(w, &v);
     if (rc == 0 && v < 0) {
         rc = CDS_CORRUPT(w->err, w->pos - 4, "marshal data: negative size");
@@ -84,6 +85,7 @@ load_count(struct walk *w, size_t *n)
 static int
 load_u8(struct walk *w, size_t *n)
 {
+    *n = 0;
     int rc = need(w, 1);
     if (rc == 0) {
         *n = w->data[w->pos++];
@@ -111,7 +113,7 @@ walk_objects(struct walk *w, size_t n, int depth)
 static int
 walk_object(struct walk *w, int depth)
 {
-    size_t n, at = w->pos;
+    size_t n = 0, at = w->pos;
     int32_t v = 0;
     int rc;
 
