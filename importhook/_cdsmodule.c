@@ -24,6 +24,7 @@
 #include "checksum.h"
 #include "heap.h"
 #include "marshal_walk.h"
+#include "modlist.h"
 #include "writer.h"
 
 #include "glue.h"
@@ -987,29 +988,21 @@ read_list(const char *path, Py_ssize_t *nskipped, struct dump_error *e)
         goto fail;
     }
     while ((got = getline(&line, &cap, f)) >= 0) {
-        char *p = line, *end = line + got;
+        const char *p;
+        size_t n;
         lineno++;
-        if (memchr(line, '\0', (size_t)got) != NULL) {
+        enum cds_list_line kind = cds_list_line_parse(line, (size_t)got, &p,
+                                                      &n);
+        if (kind == CDS_LIST_NUL) {
             report_skip("%s:%lu: skipping a line with a NUL byte", path,
                         lineno);
             ++*nskipped;
             continue;
         }
-        char *hash = memchr(p, '#', (size_t)got);
-        if (hash != NULL) {
-            end = hash;
-        }
-        while (p < end && (*p == ' ' || *p == '\t')) {
-            p++;
-        }
-        while (end > p && (end[-1] == '\n' || end[-1] == '\r' ||
-                           end[-1] == ' ' || end[-1] == '\t')) {
-            end--;
-        }
-        if (p == end) {
+        if (kind == CDS_LIST_BLANK) {
             continue;
         }
-        PyObject *name = PyUnicode_DecodeUTF8(p, end - p, "strict");
+        PyObject *name = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "strict");
         if (name == NULL) {
             if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
                 goto fail;

@@ -25,6 +25,7 @@
 #include "archive.h"
 #include "cds.h"
 #include "format.h"
+#include "modlist.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -937,31 +938,27 @@ filter_list(const char *list, const struct cli_config *cfg, int verbose,
         goto out;
     }
     while ((got = getline(&line, &cap, in)) >= 0) {
-        char *p = line, *end = line + got, *hash;
+        const char *name;
+        size_t len;
         bool keep;
 
         lineno++;
-        if (memchr(line, '\0', (size_t)got) != NULL) {
+        enum cds_list_line kind = cds_list_line_parse(line, (size_t)got,
+                                                      &name, &len);
+        if (kind == CDS_LIST_NUL) {
             print_error("dump: %s:%lu: skipping a line with a NUL byte", list,
                         lineno);
             nskipped++;
             continue;
         }
-        if ((hash = memchr(line, '#', (size_t)got)) != NULL) {
-            end = hash;
-        }
-        while (p < end && (*p == ' ' || *p == '\t')) {
-            p++;
-        }
-        while (end > p && (end[-1] == ' ' || end[-1] == '\t' ||
-                           end[-1] == '\r' || end[-1] == '\n')) {
-            end--;
-        }
-        if (p == end) {
+        if (kind == CDS_LIST_BLANK) {
             continue;
         }
-        *end = '\0';
-        if (!cli_utf8_check(p, (size_t)(end - p))) {
+        /* a name is followed by a blank, a '#' or the end: make it a
+         * string in place */
+        char *p = line + (name - line);
+        p[len] = '\0';
+        if (!cli_utf8_check(p, len)) {
             print_error("dump: %s:%lu: skipping a name that is not UTF-8",
                         list, lineno);
             nskipped++;
