@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(cmake make gcc pkg-config python3.11 python3.11-dev libxxhash-dev
       libyaml-dev libcmocka-dev python3-sympy python3-flask python3-requests
       python3-botocore libpython3.11-testsuite valgrind clang
+      python3-pytest flake8 black python3-coverage python3-pip
       libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
