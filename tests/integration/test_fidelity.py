@@ -182,6 +182,12 @@ import json, textwrap, csv
 sys.setprofile(None)
 print('pycds frames', sorted(f for f in seen if f.startswith('<pycds')))
 print('importlib frames', any('importlib' in f for f in seen))
+# the path finders made for the directories imported from: stock's, but
+# for the directory PYTHONPATH adds under SHARE (pycds's activation)
+import os
+extra = set(os.environ.get('PYTHONPATH', '').split(':'))
+print('importer cache', sorted(str(k) for k in sys.path_importer_cache
+                               if k not in extra))
 '''
 
 
