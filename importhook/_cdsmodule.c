@@ -5,7 +5,9 @@
  * _activate() during site import when PYCDSMODE is set.  The hot paths
  * are C: the finder's miss (one hash probe) and get_code (validate and
  * patch a segment on first use, then hand out the same code object).  The
- * Python glue (glue.py, embedded) holds only what must be Python.
+ * Python glue (glue.py, embedded) is DUMP's: TRACE and SHARE run no
+ * Python code of pycds (no frame of ours in a profiler, nothing to
+ * unmarshal at start-up).
  *
  * Invariants:
  *  1. The archive is a cache: any problem with it produces at most one
@@ -109,6 +111,30 @@ glue_get(const char *name)
         PyErr_Format(PyExc_SystemError, "pycds glue lacks %s", name);
     }
     return o; /* borrowed */
+}
+
+/* A class of importlib's frozen halves, loaded long before site runs:
+ * TRACE and SHARE need no glue (nothing to unmarshal and run at
+ * start-up).  Borrowed, kept alive by the module; NULL with an
+ * exception. */
+static PyObject *
+importlib_get(const char *name)
+{
+    static const char *const modules[] = {"_frozen_importlib_external",
+                                          "_frozen_importlib"};
+    PyObject *sysmods = PyImport_GetModuleDict(); /* borrowed */
+
+    for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
+        PyObject *m = PyDict_GetItemString(sysmods, modules[i]);
+        PyObject *o = m != NULL ? PyObject_GetAttrString(m, name) : NULL;
+        if (o != NULL) {
+            Py_DECREF(o); /* the module holds it */
+            return o;
+        }
+        PyErr_Clear();
+    }
+    PyErr_Format(PyExc_SystemError, "pycds: importlib lacks %s", name);
+    return NULL;
 }
 
 /* NULL when this _cds can work in the running interpreter (the version
@@ -628,7 +654,7 @@ static int
 install_finder(PyObject *finder)
 {
     PyObject *meta_path = PySys_GetObject("meta_path"); /* borrowed */
-    PyObject *pathfinder = glue_get("PathFinder");
+    PyObject *pathfinder = importlib_get("PathFinder");
     Py_ssize_t i, n;
 
     if (meta_path == NULL || !PyList_Check(meta_path) || pathfinder == NULL) {
@@ -738,10 +764,9 @@ activate_share(void)
         return;
     }
     PyObject *type = NULL, *pathfinder;
-    if (load_glue() < 0 ||
-        (G.module_spec = glue_get("ModuleSpec")) == NULL ||
-        (G.file_finder = glue_get("FileFinder")) == NULL ||
-        (pathfinder = glue_get("PathFinder")) == NULL ||
+    if ((G.module_spec = importlib_get("ModuleSpec")) == NULL ||
+        (G.file_finder = importlib_get("FileFinder")) == NULL ||
+        (pathfinder = importlib_get("PathFinder")) == NULL ||
         (G.path_importer_cache = PyObject_GetAttrString(
              pathfinder, "_path_importer_cache")) == NULL ||
         install_get_code() < 0 ||
@@ -871,9 +896,9 @@ static PyMethodDef loader_get_code_def = {
 static int
 install_get_code(void)
 {
-    PyObject *sl = glue_get("SourceLoader"), *descr;
+    PyObject *sl = importlib_get("SourceLoader"), *descr;
 
-    sfl_type = glue_get("SourceFileLoader");
+    sfl_type = importlib_get("SourceFileLoader");
     if (sl == NULL || sfl_type == NULL || !PyType_Check(sfl_type)) {
         return -1;
     }
@@ -913,7 +938,7 @@ activate_trace(void)
         return;
     }
     G.traced = PySet_New(NULL);
-    if (G.traced == NULL || load_glue() < 0 || install_get_code() < 0) {
+    if (G.traced == NULL || install_get_code() < 0) {
         PyErr_Clear();
         warn_once("cannot install the tracer");
         return;

@@ -1,13 +1,12 @@
 # SPDX-License-Identifier: MIT
-# Python half of the _cds extension.  Compiled into _cds at build time
-# (glue.h) and run once on activation.  Everything SHARE does while the
-# program runs (the finder, the get_code put on SourceFileLoader) is C, so
-# that no frame of ours shows in a profiler or a tracer; this file holds
-# the DUMP side, which runs no program, and names importlib's classes.
+# Python half of the _cds extension's DUMP.  Compiled into _cds at build
+# time (glue.h) and run when DUMP starts.  TRACE and SHARE never run it:
+# everything they do while a program runs (the finder, the get_code put
+# on SourceFileLoader) is C, so that no frame of pycds shows in a
+# profiler or a tracer.
 import sys
-from _frozen_importlib import ModuleSpec
-from _frozen_importlib_external import (FileFinder, PathFinder, SourceFileLoader,
-                                        SourceLoader, cache_from_source)
+from _frozen_importlib_external import (PathFinder, SourceFileLoader,
+                                        cache_from_source)
 
 
 # Imported by site before any program code, from whatever directory is
