@@ -2,9 +2,16 @@
 """Memory safety of a real interpreter run under valgrind's memcheck
 (PYTHONMALLOC=malloc): SHARE at the preferred base, relocated, and with a
 corrupt segment (the error path) report no invalid reads, writes or
-frees, no more uses of uninitialised values and no more definite leaks
-than the stock run (some interpreter builds have their own memcheck
-noise), and the output is as stock.  Skipped without valgrind."""
+frees, no use of an uninitialised value in a pycds function or where the
+stock run has none, no more definite leaks than the stock run, and the
+output is as stock.  Skipped without valgrind.
+
+Some interpreter builds have memcheck noise of their own: pyenv's 3.11.7
+reads an uninitialised digit in int.from_bytes of zero bytes, which every
+.pyc check does.  Valgrind reports such an error once per distinct stack,
+so a run that reads the same .pyc through pycds's get_code (the corrupt
+segment, imported normally) reports more of them than stock, all at the
+places stock has them: hence the comparison of places, not counts."""
 import re
 import shutil
 
@@ -34,8 +41,9 @@ def f():
 VALGRIND = ['valgrind', '--leak-check=full',
             '--show-leak-kinds=definite', '--errors-for-leak-kinds=definite',
             '--track-origins=no']
-
-
+# a frame in pycds code
+PYCDS_FRAMES = re.compile(r'_cdsmodule\.c|/cds/|\b(heap|archive|writer|'
+                          r'marshal_walk|modlist)\.c:|_cds\.cpython')
 SERIOUS = re.compile(r'^==\d+== (Invalid (read|write|free)|Mismatched free'
                      r'|Source and destination overlap|Syscall param .*'
                      r'unaddressable|Process terminating|Jump to the '
@@ -44,13 +52,30 @@ UNINIT = re.compile(r'^==\d+== (Conditional jump or move depends on|Use of) '
                     r'uninitialised', re.M)
 
 
-def summary(res):
+def uninit_sites(err):
+    """Where each uninitialised-value error was used: its top frame
+    (function, file and line), one per error."""
+    sites = []
+    for block in re.split(r'\n==\d+== \n', err):
+        if UNINIT.search(block):
+            top = re.search(r'^==\d+==\s+at 0x[0-9A-F]+: (.*)$', block, re.M)
+            sites.append(top.group(1) if top else block)
+    return sites
+
+
+def summary(res, stock_sites=None):
     """(serious errors, uninitialised-value errors, bytes definitely
-    lost), or None when valgrind printed no summary."""
+    lost), or None when valgrind printed no summary.  With stock_sites,
+    only the uninitialised-value errors used in a pycds function or at a
+    place where the stock run has none are counted."""
     if not re.search(r'ERROR SUMMARY: \d+ errors', res.err):
         return None
     d = re.search(r'definitely lost: ([\d,]+) bytes', res.err)
-    return (len(SERIOUS.findall(res.err)), len(UNINIT.findall(res.err)),
+    sites = uninit_sites(res.err)
+    if stock_sites is not None:
+        sites = [x for x in sites
+                 if PYCDS_FRAMES.search(x) or x not in stock_sites]
+    return (len(SERIOUS.findall(res.err)), len(sites),
             int(d.group(1).replace(',', '')) if d else 0)
 
 
@@ -84,11 +109,13 @@ def main():
                          ('share (relocated)', {'relocate': True}),
                          ('share (corrupt segment)', {'archive': 'bad.img'})):
             res = t.share(args, verbose=False, env=env, **kw)
-            got = summary(res)
+            got = summary(res, set(uninit_sites(stock.err)))
             t.check_equal(res.out, stock.out, what + ': stdout as stock', res)
             t.check(res.rc == 0 and got is not None and got[0] == 0
-                    and got[1] <= base[1] and got[2] <= base[2],
-                    '%s: no invalid accesses, nothing beyond stock: %s'
+                    and got[1] == 0 and got[2] <= base[2],
+                    '%s: no invalid accesses, no uninitialised value used '
+                    'in pycds or where stock has none, no more lost than '
+                    'stock: %s'
                     % (what, got), res)
             warned = len(res.warnings)
             t.check(warned == (1 if 'archive' in kw else 0),
