@@ -3,7 +3,10 @@
 # Install what is missing, build, and run every test: against Debian's
 # /usr/bin/python3.11 (non-PIE) and, where it exists, pyenv's 3.11.7 (PIE
 # with a shared libpython); unit and integration tests also under
-# ASan/UBSan; a one-minute libFuzzer run of the reader (clang).
+# ASan/UBSan, and in a Release build with PYTHONDONTWRITEBYTECODE unset
+# (.pyc files written and read, as on users' machines; the development
+# machines and CI set it); a one-minute libFuzzer run of the reader
+# (clang).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -19,7 +22,12 @@ run() { # name python build-type [ctest args...]; CMAKE_ARGS, CC honoured
         ${CMAKE_ARGS:-} >/dev/null
     cmake --build "$dir" -j "$jobs" >/dev/null
     shift 3
-    (cd "$dir" && ctest --output-on-failure -j "$jobs" "$@") || status=1
+    if [ -n "${AS_USER_SHELL:-}" ]; then
+        (cd "$dir" && env -u PYTHONDONTWRITEBYTECODE \
+            ctest --output-on-failure -j "$jobs" "$@") || status=1
+    else
+        (cd "$dir" && ctest --output-on-failure -j "$jobs" "$@") || status=1
+    fi
 }
 
 run debian /usr/bin/python3.11 RelWithDebInfo
@@ -31,6 +39,8 @@ else
     echo "=== pycds tests: pie: skipped ($pie not found)"
 fi
 run asan /usr/bin/python3.11 Sanitize -L 'unit|integration'
+AS_USER_SHELL=1 run release-bytecode /usr/bin/python3.11 Release \
+    -L 'unit|integration'
 # the reader under libFuzzer for a minute, and its saved crash inputs
 CC=clang CMAKE_ARGS=-DPYCDS_FUZZ=ON \
     run fuzz /usr/bin/python3.11 RelWithDebInfo -L fuzz

@@ -1561,7 +1561,7 @@ test_heap_validate_str(void **state)
 
     (void)state;
     for (size_t c = 0; c < UNIT_ARRAY_SIZE(cases); c++) {
-        uint32_t end;
+        uint32_t end = 0;
         vimg_open(&v);
         uint32_t off = vfind(&v, CDS_OBJ_STR,
                              c >= 10  ? str_kind4
