@@ -591,8 +591,28 @@ visit_tuple_items(struct ser *s, PyObject *t, int depth)
     return 0;
 }
 
-/* Collect o and what it reaches into s->nodes (depth-first, each object
- * once by identity, as marshal's reference table does). */
+/* Does tuple items hold exactly the objects of set o, in any order?  The
+ * sizes are equal: each of o's objects found in items makes items a
+ * permutation of them.  Constant sets are small; a scan each is fine. */
+static int
+check_same_items(PyObject *o, PyObject *items)
+{
+    PyObject *it = PyObject_GetIter(o), *x;
+    int same = it != NULL;
+
+    while (same && (x = PyIter_Next(it)) != NULL) {
+        Py_ssize_t i = 0, n = PyTuple_GET_SIZE(items);
+        while (i < n && PyTuple_GET_ITEM(items, i) != x) {
+            i++;
+        }
+        same = i < n;
+        Py_DECREF(x);
+    }
+    Py_XDECREF(it);
+    PyErr_Clear();
+    return same;
+}
+
 /* A frozenset's items in the order loading must insert them (inv. 7):
  * the order stock CPython inserts them in, from set_orders, where the
  * dump found it (its .pyc), else the dumping process's iteration order.
@@ -610,27 +630,19 @@ frozenset_items(struct ser *s, PyObject *o)
         if (items == NULL && PyErr_Occurred()) {
             return NULL;
         }
-        /* the same items, or nothing to go by */
+        /* the set's own item objects, each once (equal ones, such as 1
+         * for True, would be other constants), or nothing to go by */
         if (items != NULL && PyTuple_CheckExact(items) &&
-            PyTuple_GET_SIZE(items) == PySet_GET_SIZE(o)) {
-            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items); i++) {
-                int r = PySet_Contains(o, PyTuple_GET_ITEM(items, i));
-                if (r < 0) {
-                    return NULL;
-                }
-                if (r == 0) {
-                    items = NULL;
-                    break;
-                }
-            }
-            if (items != NULL) {
-                return Py_NewRef(items);
-            }
+            PyTuple_GET_SIZE(items) == PySet_GET_SIZE(o) &&
+            check_same_items(o, items)) {
+            return Py_NewRef(items);
         }
     }
     return PySequence_Tuple(o);
 }
 
+/* Collect o and what it reaches into s->nodes (depth-first, each object
+ * once by identity, as marshal's reference table does). */
 static int
 visit(struct ser *s, PyObject *o, int depth)
 {

@@ -180,7 +180,7 @@ walk_object(struct walk *w, int depth)
             if ((rc = need(w, 1)) < 0) {
                 return rc;
             }
-            if (w->data[w->pos] == '0') {
+            if ((w->data[w->pos] & ~FLAG_REF) == '0') { /* NULL */
                 w->pos++;
                 return 0;
             }
@@ -207,13 +207,10 @@ cds_marshal_frozensets_to_tuples(uint8_t *data, size_t size, size_t *nsets,
                                  cds_error *err)
 {
     struct walk w = {.data = data, .size = size, .err = err};
+    /* bytes after the object are left alone, as marshal.loads ignores
+     * them */
     int rc = walk_object(&w, 0);
 
-    if (rc == 0 && w.pos != size) {
-        rc = CDS_CORRUPT(err, w.pos,
-                         "marshal data: %zu bytes after the object",
-                         size - w.pos);
-    }
     if (nsets != NULL) {
         *nsets = w.nsets;
     }

@@ -18,7 +18,8 @@
  * marshal.loads of the result is the same object graph with each
  * frozenset replaced by a tuple of its items in the order marshal read,
  * and so inserted, them.  *nsets (may be NULL) counts the records
- * rewritten.  0, or CDS_ECORRUPT (data is not one whole marshal object
+ * rewritten.  Bytes after the object are ignored, as marshal.loads does.
+ * 0, or CDS_ECORRUPT (data does not start with one whole marshal object
  * of CPython 3.11 to 3.15) with data partly rewritten. */
 int cds_marshal_frozensets_to_tuples(uint8_t *data, size_t size,
                                      size_t *nsets, cds_error *err);

@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -81,7 +82,7 @@ warn_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void
 warn_once(const char *fmt, ...)
 {
-    char buf[4096];
+    char buf[2 * PATH_MAX + 1024]; /* an archive path, a module path */
     va_list ap;
 
     if (G.warned++) {
@@ -115,8 +116,8 @@ glue_get(const char *name)
 
 /* A class of importlib's frozen halves, loaded long before site runs:
  * TRACE and SHARE need no glue (nothing to unmarshal and run at
- * start-up).  Borrowed, kept alive by the module; NULL with an
- * exception. */
+ * start-up).  A new reference, which the callers keep for the life of the
+ * process (inv. 2); NULL with an exception. */
 static PyObject *
 importlib_get(const char *name)
 {
@@ -128,7 +129,6 @@ importlib_get(const char *name)
         PyObject *m = PyDict_GetItemString(sysmods, modules[i]);
         PyObject *o = m != NULL ? PyObject_GetAttrString(m, name) : NULL;
         if (o != NULL) {
-            Py_DECREF(o); /* the module holds it */
             return o;
         }
         PyErr_Clear();
@@ -137,41 +137,43 @@ importlib_get(const char *name)
     return NULL;
 }
 
-/* NULL when this _cds can work in the running interpreter (the version
- * and object layout it was compiled for), else a new str saying why not
- * and what to do, naming both interpreters by path and version. */
-static PyObject *
-runtime_problem(void)
+/* 0 when this _cds can work in the running interpreter (the version and
+ * object layout it was compiled for); else 1, with buf saying why not
+ * and what to do, naming both interpreters by path and version.  Makes
+ * no Python object: it cannot fail. */
+static int
+runtime_problem(char *buf, size_t size)
 {
     cds_error err;
     PyObject *exe = PySys_GetObject("executable"); /* borrowed */
-    const char *path = "this interpreter";
+    const char *path = NULL;
     const char *version = Py_GetVersion(); /* "3.11.7 (main, ...)" */
 
     if (cds_heap_check_runtime(&err) == 0) {
-        return NULL;
+        return 0;
     }
     if (exe != NULL && PyUnicode_Check(exe) &&
         PyUnicode_GET_LENGTH(exe) > 0) {
         path = PyUnicode_AsUTF8(exe);
-        if (path == NULL) {
-            PyErr_Clear();
-            path = "this interpreter";
-        }
+    }
+    if (path == NULL) {
+        PyErr_Clear();
+        path = "this interpreter";
     }
     if ((uint32_t)Py_Version != (uint32_t)PY_VERSION_HEX) {
-        char running[32];
-        snprintf(running, sizeof(running), "%.*s",
-                 (int)strcspn(version, " "), version);
-        return PyUnicode_FromFormat(
-            "pycds was built for Python %s (%s), not for Python %s (%s): "
-            "rebuild pycds for it (cmake -DPYCDS_PYTHON=%s)",
-            PY_VERSION, PYCDS_BUILD_PYTHON, running, path, path);
+        snprintf(buf, size,
+                 "pycds was built for Python %s (%s), not for Python %.*s "
+                 "(%s): rebuild pycds for it (cmake -DPYCDS_PYTHON=%s)",
+                 PY_VERSION, PYCDS_BUILD_PYTHON,
+                 (int)strcspn(version, " "), version, path, path);
     }
-    return PyUnicode_FromFormat(
-        "pycds cannot work in %s: %s; rebuild pycds for it (cmake "
-        "-DPYCDS_PYTHON=%s)",
-        path, err.message, path);
+    else {
+        snprintf(buf, size,
+                 "pycds cannot work in %s: %s; rebuild pycds for it (cmake "
+                 "-DPYCDS_PYTHON=%s)",
+                 path, err.message, path);
+    }
+    return 1;
 }
 
 /* ---------------------------------------------------------------------
@@ -387,7 +389,13 @@ entry_finder(PyObject *entry)
     return PyObject_CallOneArg(G.path_importer_cache, entry);
 }
 
-/* Is finder a FileFinder of directory dir (a trailing '/' aside)?  */
+/* Does finder load plain source files of directory dir (a trailing '/'
+ * aside)?  A FileFinder of that directory whose loader for ".py", the
+ * first of its (suffix, loader) pairs with that suffix, as
+ * FileFinder.find_spec tries them, is exactly SourceFileLoader: a path
+ * hook made with FileFinder.path_hook((MyLoader, [".py"])) (import-time
+ * transformers do this) loads with its own loader, and the archive steps
+ * aside.  1, 0, or -1 with an exception. */
 static int
 finder_is_dir(PyObject *finder, const char *dir)
 {
@@ -400,16 +408,38 @@ finder_is_dir(PyObject *finder, const char *dir)
         return 0;
     }
     PyObject *path = PyObject_GetAttrString(finder, "path");
-    if (path != NULL && PyUnicode_Check(path) &&
+    if (path == NULL) {
+        return -1;
+    }
+    if (PyUnicode_Check(path) &&
         (p = PyUnicode_AsUTF8AndSize(path, &n)) != NULL) {
         while (n > 1 && p[n - 1] == '/') {
             n--;
         }
         r = (size_t)n == dlen && memcmp(p, dir, dlen) == 0;
     }
-    Py_XDECREF(path);
-    PyErr_Clear();
-    return r;
+    Py_DECREF(path);
+    if (r != 1) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *loaders = PyObject_GetAttrString(finder, "_loaders");
+    if (loaders == NULL) {
+        return -1;
+    }
+    r = -2; /* no ".py" pair: not a finder of source files */
+    if (PyList_Check(loaders)) {
+        for (Py_ssize_t i = 0; r == -2 && i < PyList_GET_SIZE(loaders); i++) {
+            PyObject *pair = PyList_GET_ITEM(loaders, i);
+            if (PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2 &&
+                PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)) &&
+                PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(pair, 0),
+                                                 ".py") == 0) {
+                r = PyTuple_GET_ITEM(pair, 1) == sfl_type;
+            }
+        }
+    }
+    Py_DECREF(loaders);
+    return r == 1;
 }
 
 /* Would PathFinder find name's archived file?  It takes the first entry
@@ -417,14 +447,27 @@ finder_is_dir(PyObject *finder, const char *dir)
  * whose finder finds name with a loader (a namespace portion does not
  * stop it), so the archived directory, search, must come before any such
  * entry: an override directory put first on a package's __path__, or a
- * directory earlier on sys.path, shadows the archive.  1: yes; 0: no,
- * and *why (new str) says why; -1: an exception. */
+ * directory earlier on sys.path, shadows the archive.  An earlier finder
+ * that fails, or that only has the legacy find_module API, is not judged
+ * here: the archive steps aside and PathFinder does what it does with it
+ * (raise, or use it).  1: yes; 0: no, and *why (new str, or NULL when it
+ * could not be made) says why; -1: an exception. */
+/* An exception that is no error of a finder's (KeyboardInterrupt,
+ * SystemExit): it goes on to the import, as without pycds. */
 static int
-archived_dir_first(PyObject *name, PyObject *path, const char *search,
-                   PyObject **why)
+check_interrupted(void)
+{
+    return PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception);
+}
+
+static int
+archived_dir_first(PyObject *name, PyObject *path, PyObject *target,
+                   const char *search, PyObject **why)
 {
     PyObject *entries = path, *it, *entry;
-    int found = 0;
+    const char *where = path == Py_None ? "sys.path"
+                                        : "the package's __path__";
+    int found = 0, stop = 0;
 
     *why = NULL;
     if (path == Py_None) {
@@ -436,43 +479,86 @@ archived_dir_first(PyObject *name, PyObject *path, const char *search,
     if ((it = PyObject_GetIter(entries)) == NULL) {
         return -1;
     }
-    while (!found && *why == NULL && (entry = PyIter_Next(it)) != NULL) {
+    while (!found && !stop && (entry = PyIter_Next(it)) != NULL) {
         PyObject *finder = NULL, *spec = NULL, *loader = NULL;
-        /* PathFinder skips entries that are neither str nor bytes */
-        if (PyUnicode_Check(entry) || PyBytes_Check(entry)) {
-            finder = entry_finder(entry);
+        /* PathFinder skips entries that are not str (bytes included) */
+        if (!PyUnicode_Check(entry)) {
+            Py_DECREF(entry);
+            continue;
         }
-        if (finder != NULL && finder != Py_None) {
-            found = finder_is_dir(finder, search);
-            if (!found) {
-                spec = PyObject_CallMethod(finder, "find_spec", "O", name);
+        finder = entry_finder(entry);
+        if (finder == NULL) {
+            stop = 1;
+            if (check_interrupted()) {
+                goto interrupted;
+            }
+            PyErr_Clear();
+            *why = PyUnicode_FromFormat("the finder of %R failed", entry);
+        }
+        else if (finder != Py_None &&
+                 (found = finder_is_dir(finder, search)) == 0) {
+            spec = PyObject_CallMethod(finder, "find_spec", "OO", name,
+                                       target);
+            if (spec == NULL) {
+                stop = 1;
+                if (check_interrupted()) {
+                    goto interrupted;
+                }
+                *why = PyUnicode_FromFormat(
+                    PyErr_ExceptionMatches(PyExc_AttributeError)
+                        ? "the finder of %R is not one PathFinder asks "
+                          "with find_spec"
+                        : "the finder of %R failed",
+                    entry);
+                PyErr_Clear();
+            }
+            else if (spec != Py_None &&
+                     ((loader = PyObject_GetAttrString(spec, "loader")) ==
+                          NULL ||
+                      loader != Py_None)) {
+                stop = 1;
+                if (check_interrupted()) {
+                    goto interrupted;
+                }
+                PyErr_Clear();
+                *why = PyUnicode_FromFormat("shadowed by %R, earlier in %s",
+                                            entry, where);
             }
         }
-        if (spec != NULL && spec != Py_None) {
-            loader = PyObject_GetAttrString(spec, "loader");
-        }
-        if (loader != NULL && loader != Py_None) {
-            *why = PyUnicode_FromFormat(
-                "shadowed by %R, earlier in %s", entry,
-                path == Py_None ? "sys.path" : "the package's __path__");
+        if (found < 0) {
+            stop = 1;
+            found = 0;
+            if (check_interrupted()) {
+                goto interrupted;
+            }
+            PyErr_Clear();
+            *why = PyUnicode_FromFormat("the finder of %R failed", entry);
         }
         Py_XDECREF(loader);
         Py_XDECREF(spec);
         Py_XDECREF(finder);
         Py_DECREF(entry);
-        /* a finder that fails is PathFinder's problem, not ours: only
-         * the archive steps aside (inv. 1) */
+        /* a message that could not be made is no reason to go on: stop
+         * stays set (inv. 1) */
         PyErr_Clear();
+        continue;
+    interrupted:
+        Py_XDECREF(loader);
+        Py_XDECREF(spec);
+        Py_XDECREF(finder);
+        Py_DECREF(entry);
+        Py_DECREF(it);
+        Py_CLEAR(*why);
+        return -1;
     }
     Py_DECREF(it);
     if (PyErr_Occurred()) {
         Py_CLEAR(*why);
         return -1;
     }
-    if (!found && *why == NULL) {
-        *why = PyUnicode_FromFormat(
-            "directory %s is not in %s", search,
-            path == Py_None ? "sys.path" : "the package's __path__");
+    if (!found && !stop) {
+        *why = PyUnicode_FromFormat("directory %s is not in %s", search,
+                                    where);
     }
     return found;
 }
@@ -543,7 +629,7 @@ find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     Py_ssize_t len;
     const char *name;
     uint32_t ix;
-    PyObject *path = Py_None;
+    PyObject *path = Py_None, *target = Py_None;
 
     if (nargs < 1 || nargs > 3 ||
         (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 3 - nargs)) {
@@ -554,12 +640,17 @@ find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
     if (nargs >= 2) {
         path = args[1];
     }
-    else if (kwnames != NULL) {
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
-            if (PyUnicode_CompareWithASCIIString(
-                    PyTuple_GET_ITEM(kwnames, i), "path") == 0) {
-                path = args[nargs + i];
-            }
+    if (nargs >= 3) {
+        target = args[2];
+    }
+    for (Py_ssize_t i = 0; kwnames != NULL && i < PyTuple_GET_SIZE(kwnames);
+         i++) {
+        PyObject *kw = PyTuple_GET_ITEM(kwnames, i);
+        if (PyUnicode_CompareWithASCIIString(kw, "path") == 0) {
+            path = args[nargs + i];
+        }
+        else if (PyUnicode_CompareWithASCIIString(kw, "target") == 0) {
+            target = args[nargs + i];
         }
     }
     name = PyUnicode_AsUTF8AndSize(args[0], &len);
@@ -585,20 +676,24 @@ find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
         Py_RETURN_NONE;
     }
     PyObject *why = NULL;
-    int first = archived_dir_first(args[0], path,
+    int first = archived_dir_first(args[0], path, target,
                                    cds_module_search(&G.archive, ix), &why);
     PyObject *spec = NULL;
     if (first == 1) {
         spec = make_spec(args[0], origin, m->flags & CDS_MODULE_PACKAGE);
     }
     if (spec == NULL) {
+        if (check_interrupted()) {
+            return NULL;
+        }
         /* inv. 1: a failure here must not fail the import */
         PyErr_Clear();
-        if (why != NULL) {
+        if (first == 0) {
             G.nmissed++;
+            const char *w = why != NULL ? PyUnicode_AsUTF8(why) : NULL;
             VERBOSE(1, "pycds: %s: not served: %s\n", name,
-                    PyUnicode_AsUTF8(why));
-            Py_DECREF(why);
+                    w != NULL ? w : "path check failed");
+            Py_XDECREF(why);
             PyErr_Clear();
         }
         Py_RETURN_NONE;
@@ -658,6 +753,7 @@ install_finder(PyObject *finder)
     Py_ssize_t i, n;
 
     if (meta_path == NULL || !PyList_Check(meta_path) || pathfinder == NULL) {
+        Py_XDECREF(pathfinder);
         PyErr_Clear();
         return -1;
     }
@@ -667,6 +763,7 @@ install_finder(PyObject *finder)
             break;
         }
     }
+    Py_DECREF(pathfinder);
     return PyList_Insert(meta_path, i, finder);
 }
 
@@ -725,11 +822,9 @@ activate_share(void)
     if (reloc != NULL && reloc[0] != '\0' && strcmp(reloc, "0") != 0) {
         flags |= CDS_OPEN_RELOCATE;
     }
-    PyObject *problem = runtime_problem();
-    if (problem != NULL) {
-        warn_once("%s; using the normal import system",
-                  PyUnicode_AsUTF8(problem));
-        Py_DECREF(problem);
+    char problem[2 * PATH_MAX + 256];
+    if (runtime_problem(problem, sizeof(problem))) {
+        warn_once("%s; using the normal import system", problem);
         return;
     }
     if ((rc = cds_heap_fingerprint(&fp, &err)) < 0 ||
@@ -763,12 +858,15 @@ activate_share(void)
                   "system", G.archive_path);
         return;
     }
-    PyObject *type = NULL, *pathfinder;
-    if ((G.module_spec = importlib_get("ModuleSpec")) == NULL ||
+    PyObject *type = NULL, *pathfinder = importlib_get("PathFinder");
+    if (pathfinder != NULL) {
+        G.path_importer_cache =
+            PyObject_GetAttrString(pathfinder, "_path_importer_cache");
+        Py_DECREF(pathfinder);
+    }
+    if (G.path_importer_cache == NULL ||
+        (G.module_spec = importlib_get("ModuleSpec")) == NULL ||
         (G.file_finder = importlib_get("FileFinder")) == NULL ||
-        (pathfinder = importlib_get("PathFinder")) == NULL ||
-        (G.path_importer_cache = PyObject_GetAttrString(
-             pathfinder, "_path_importer_cache")) == NULL ||
         install_get_code() < 0 ||
         (type = PyType_FromSpec(&finder_spec)) == NULL ||
         (G.finder = PyObject_CallNoArgs(type)) == NULL ||
@@ -898,11 +996,15 @@ install_get_code(void)
 {
     PyObject *sl = importlib_get("SourceLoader"), *descr;
 
-    sfl_type = importlib_get("SourceFileLoader");
+    if (sfl_type == NULL) {
+        sfl_type = importlib_get("SourceFileLoader");
+    }
     if (sl == NULL || sfl_type == NULL || !PyType_Check(sfl_type)) {
+        Py_XDECREF(sl);
         return -1;
     }
     orig_get_code = PyObject_GetAttrString(sl, "get_code");
+    Py_DECREF(sl);
     if (orig_get_code == NULL) {
         return -1;
     }
@@ -926,10 +1028,9 @@ activate_trace(void)
     }
     /* what is traced is only worth dumping with a pycds built for this
      * interpreter: say so now, not at the dump */
-    PyObject *problem = runtime_problem();
-    if (problem != NULL) {
-        warn_once("%s; not tracing", PyUnicode_AsUTF8(problem));
-        Py_DECREF(problem);
+    char problem[2 * PATH_MAX + 256];
+    if (runtime_problem(problem, sizeof(problem))) {
+        warn_once("%s; not tracing", problem);
         return;
     }
     G.trace_fd = open(list, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
@@ -952,7 +1053,7 @@ activate_trace(void)
  * archive that cannot be written, an interpreter pycds is not built for):
  * one line, no exception name (issue 6). */
 struct dump_error {
-    char message[1200];
+    char message[2 * PATH_MAX + 256]; /* two paths and some words */
 };
 
 static int
@@ -1093,14 +1194,12 @@ dump(const char *list, const char *archive, struct dump_counts *c,
     cds_heap_pool *pool = NULL;
     struct cds_pool pool_view;
     cds_error err;
-    PyObject *names = NULL, *info_fn, *problem;
+    PyObject *names = NULL, *info_fn;
     int rc, status = -1;
 
     memset(c, 0, sizeof(*c));
     e->message[0] = '\0';
-    if ((problem = runtime_problem()) != NULL) {
-        dump_fail(e, "%s", PyUnicode_AsUTF8(problem));
-        Py_DECREF(problem);
+    if (runtime_problem(e->message, sizeof(e->message))) {
         return -1;
     }
     if (load_glue() < 0 || (info_fn = glue_get("dump_info")) == NULL) {
@@ -1366,7 +1465,13 @@ frozensets_as_tuples(PyObject *Py_UNUSED(mod), PyObject *arg)
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
-    out = PyBytes_FromStringAndSize(view.buf, view.len);
+    /* a bytes object of its own: from a 1-byte buffer
+     * PyBytes_FromStringAndSize would return the interpreter's shared one,
+     * which the walk then rewrites */
+    out = PyBytes_FromStringAndSize(NULL, view.len);
+    if (out != NULL && view.len > 0) {
+        memcpy(PyBytes_AS_STRING(out), view.buf, (size_t)view.len);
+    }
     PyBuffer_Release(&view);
     if (out != NULL &&
         cds_marshal_frozensets_to_tuples((uint8_t *)PyBytes_AS_STRING(out),
@@ -1381,11 +1486,11 @@ frozensets_as_tuples(PyObject *Py_UNUSED(mod), PyObject *arg)
 static PyObject *
 check_py(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
 {
-    PyObject *problem = runtime_problem();
-    if (problem == NULL && !PyErr_Occurred()) {
+    char problem[2 * PATH_MAX + 256];
+    if (!runtime_problem(problem, sizeof(problem))) {
         Py_RETURN_NONE;
     }
-    return problem;
+    return PyUnicode_FromString(problem);
 }
 
 static PyMethodDef cds_methods[] = {

@@ -10,6 +10,8 @@
    the override's submodule, as stock.
 5. Profilers and tracers see no Python frame of pycds on the served
    path; python -v says where each served module's code came from.
+And, found by review: a custom FileFinder loader, a failing finder and a
+legacy finder earlier on the path are left to PathFinder.
 """
 import os
 import shutil
@@ -214,12 +216,107 @@ def check_no_frames(t):
         t.check(line in res.err_lines, 'python -v says: ' + line, res)
 
 
+HOOKS = r'''
+import sys
+from importlib.machinery import (FileFinder, SourceFileLoader,
+                                 SOURCE_SUFFIXES)
+
+# an import-time transformer: a FileFinder whose loader for .py is its own
+class Xform(SourceFileLoader):
+    def source_to_code(self, data, path, *, _optimize=-1):
+        return super().source_to_code(data.replace(b'original',
+                                                   b'transformed'), path)
+
+here = sys.path[0]
+sys.path_hooks.insert(0, FileFinder.path_hook((Xform, SOURCE_SUFFIXES)))
+sys.path_importer_cache.pop(here, None)
+import hooked
+print('hooked', hooked.WHAT, type(hooked.__loader__).__name__)
+sys.path_hooks.pop(0)
+sys.path_importer_cache.pop(here, None)
+
+# an earlier entry whose finder fails: the import fails as without pycds
+class Boom:
+    def find_spec(self, name, target=None):
+        raise RuntimeError('boom ' + name)
+
+def boom_hook(entry):
+    if entry == '<boom>':
+        return Boom()
+    raise ImportError
+
+sys.path_hooks.insert(0, boom_hook)
+sys.path.insert(0, '<boom>')
+try:
+    import failing
+except RuntimeError as e:
+    print('failing raised', e)
+sys.path.remove('<boom>')
+
+# an earlier entry with a legacy finder (find_module only)
+class Legacy:
+    def find_module(self, name, path=None):
+        return self if name == 'legacy_mod' else None
+    def load_module(self, name):
+        import types
+        m = sys.modules[name] = types.ModuleType(name)
+        m.WHAT = 'from the legacy finder'
+        return m
+
+def legacy_hook(entry):
+    if entry == '<legacy>':
+        return Legacy()
+    raise ImportError
+
+sys.path_hooks.insert(0, legacy_hook)
+sys.path.insert(0, '<legacy>')
+import warnings
+with warnings.catch_warnings():
+    warnings.simplefilter('ignore')
+    import legacy_mod
+print('legacy', legacy_mod.WHAT)
+
+cds = sys.modules.get('_cds')
+if cds is not None:
+    try:
+        cds.frozensets_as_tuples(b'>')
+    except ValueError:
+        pass
+print('one byte', b'>', bytes([62]) == b'>')
+'''
+
+
+def check_hooks(t):
+    """A custom FileFinder loader, a failing finder and a legacy finder
+    earlier on sys.path: the archive steps aside, as PathFinder would
+    not reach it (found by review)."""
+    t.write('hooked.py', "WHAT = 'original'\n")
+    t.write('failing.py', "WHAT = 'archived failing'\n")
+    t.write('legacy_mod.py', "WHAT = 'archived legacy'\n")
+    main = t.write('main_hooks.py', HOOKS)
+    t.write('hooks.lst', 'hooked\nfailing\nlegacy_mod\n')
+    d = t.dump(lst='hooks.lst', archive='hooks.img', args=[main])
+    t.check(d.rc == 0 and 'dumped 3 modules' in d.err, 'dump', d)
+    stock = t.stock([main])
+    t.check('hooked transformed Xform' in stock.out and
+            'failing raised boom failing' in stock.out and
+            'legacy from the legacy finder' in stock.out and
+            'one byte' in stock.out, 'stock', stock)
+    for relocate in (False, True):
+        res = t.share([main], archive='hooks.img', relocate=relocate)
+        t.check_same(stock, res, 'custom, failing and legacy finders%s'
+                     % (', relocated' if relocate else ''))
+        t.check(not {'hooked', 'failing', 'legacy_mod'} & res.served,
+                'none of them served', res)
+
+
 def main():
     t = cdstest.Case('fidelity')
     check_sets(t)
     check_nested_namespace(t)
     check_override(t)
     check_no_frames(t)
+    check_hooks(t)
     t.finish()
 
 
