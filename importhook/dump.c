@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: MIT */
+/* DUMP: read the list, find each module without importing anything (the
+ * embedded glue), serialize the code stock runs from its .pyc, and write
+ * the archive; _exit without running the program. */
+#include "hook.h"
+
+#include <marshal.h>
+
+#include "checksum.h"
+#include "heap.h"
+#include "marshal_walk.h"
+#include "modlist.h"
+#include "writer.h"
+
+#include "glue.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static PyObject *
+glue_get(const char *name)
+{
+    PyObject *o = PyDict_GetItemString(cds__hook.glue, name);
+    if (o == NULL && !PyErr_Occurred()) {
+        PyErr_Format(PyExc_SystemError, "pycds glue lacks %s", name);
+    }
+    return o; /* borrowed */
+}
+
+static int
+load_glue(void)
+{
+    PyObject *code, *builtins;
+
+    if (cds__hook.glue != NULL) {
+        return 0;
+    }
+    code = PyMarshal_ReadObjectFromString((const char *)glue_code,
+                                          sizeof(glue_code));
+    if (code == NULL) {
+        return -1;
+    }
+    cds__hook.glue = PyDict_New();
+    builtins = PyEval_GetBuiltins();
+    if (cds__hook.glue == NULL ||
+        PyDict_SetItemString(cds__hook.glue, "__builtins__", builtins) < 0) {
+        Py_DECREF(code);
+        return -1;
+    }
+    PyObject *modname = PyUnicode_FromString("_cds");
+    if (modname == NULL ||
+        PyDict_SetItemString(cds__hook.glue, "__name__", modname) < 0) {
+        Py_XDECREF(modname);
+        Py_DECREF(code);
+        return -1;
+    }
+    Py_DECREF(modname);
+    PyObject *r = PyEval_EvalCode(code, cds__hook.glue, cds__hook.glue);
+    Py_DECREF(code);
+    if (r == NULL) {
+        return -1;
+    }
+    Py_DECREF(r);
+    return 0;
+}
+
+
+/* A DUMP failure the user can act on (a list that cannot be read, an
+ * archive that cannot be written, an interpreter pycds is not built for):
+ * one line, no exception name (issue 6). */
+struct dump_error {
+    char message[2 * PATH_MAX + 256]; /* two paths and some words */
+};
+
+static int
+dump_fail(struct dump_error *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+dump_fail(struct dump_error *e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A skipped line or module: one line on stderr, whole whatever its length
+ * (PySys_WriteStderr would cut it at 1000 bytes). */
+static void
+report_skip(const char *fmt, ...)
+{
+    va_list ap;
+    PyObject *line;
+
+    va_start(ap, fmt);
+    line = PyUnicode_FromFormatV(fmt, ap);
+    va_end(ap);
+    if (line == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    PySys_FormatStderr("pycds: dump: %U\n", line);
+    Py_DECREF(line);
+}
+
+/* Read the list: one name per line, of any length, '#' comments, blanks
+ * ignored, each name once, in first-seen order (the import order of the
+ * trace).  A line that is not UTF-8 or holds a NUL byte is reported with
+ * its number and skipped (*nskipped).  The names, or NULL with an
+ * exception (out of memory) or with e filled. */
+static PyObject *
+read_list(const char *path, Py_ssize_t *nskipped, struct dump_error *e)
+{
+    FILE *f = fopen(path, "r");
+    PyObject *names = NULL, *seen = NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    unsigned long lineno = 0;
+
+    if (f == NULL) {
+        dump_fail(e, "cannot open list %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    names = PyList_New(0);
+    seen = PySet_New(NULL);
+    if (names == NULL || seen == NULL) {
+        goto fail;
+    }
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        const char *p;
+        size_t n;
+        lineno++;
+        enum cds_list_line kind = cds_list_line_parse(line, (size_t)got, &p,
+                                                      &n);
+        if (kind == CDS_LIST_NUL) {
+            report_skip("%s:%lu: skipping a line with a NUL byte", path,
+                        lineno);
+            ++*nskipped;
+            continue;
+        }
+        if (kind == CDS_LIST_BLANK) {
+            continue;
+        }
+        PyObject *name = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "strict");
+        if (name == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                goto fail;
+            }
+            PyErr_Clear();
+            report_skip("%s:%lu: skipping a name that is not UTF-8", path,
+                        lineno);
+            ++*nskipped;
+            continue;
+        }
+        int r = PySet_Contains(seen, name);
+        if (r == 0 && (PySet_Add(seen, name) < 0 ||
+                       PyList_Append(names, name) < 0)) {
+            r = -1;
+        }
+        Py_DECREF(name);
+        if (r < 0) {
+            goto fail;
+        }
+    }
+    if (ferror(f)) {
+        dump_fail(e, "cannot read list %s: %s", path, strerror(errno));
+        Py_CLEAR(names);
+    }
+    free(line);
+    fclose(f);
+    Py_DECREF(seen);
+    return names;
+fail:
+    free(line);
+    fclose(f);
+    Py_XDECREF(names);
+    Py_XDECREF(seen);
+    return NULL;
+}
+
+static uint64_t
+base_from_env(void)
+{
+    const char *s = getenv("PYCDSBASE");
+    if (s != NULL && s[0] != '\0') {
+        unsigned long long v = strtoull(s, NULL, 0);
+        if (v != 0 && v % 4096 == 0) {
+            return v;
+        }
+    }
+    return CDS_DEFAULT_BASE;
+}
+
+struct dump_counts {
+    Py_ssize_t dumped, skipped;
+    uint64_t objects;
+};
+
+/* Dump the listed modules to archive.  0, or -1 with e filled (a failure
+ * the user can act on) or with a Python exception set (anything else). */
+static int
+dump(const char *list, const char *archive, struct dump_counts *c,
+     struct dump_error *e)
+{
+    struct cds_disk_fingerprint fp;
+    cds_writer *w = NULL;
+    cds_heap_pool *pool = NULL;
+    struct cds_pool pool_view;
+    cds_error err;
+    PyObject *names = NULL, *info_fn;
+    int rc, status = -1;
+
+    memset(c, 0, sizeof(*c));
+    e->message[0] = '\0';
+    if (cds__hook_runtime_problem(e->message, sizeof(e->message))) {
+        return -1;
+    }
+    if (load_glue() < 0 || (info_fn = glue_get("dump_info")) == NULL) {
+        return -1;
+    }
+    if (cds_heap_fingerprint(&fp, &err) < 0) {
+        return dump_fail(e, "%s", err.message);
+    }
+    if ((names = read_list(list, &c->skipped, e)) == NULL) {
+        return -1;
+    }
+    if (cds_heap_pool_create(&pool, &err) < 0) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    if (cds_writer_create(&w, archive, base_from_env(), &fp, &err) < 0) {
+        dump_fail(e, "%s", err.message);
+        goto out;
+    }
+    /* the loaders below compile for this level (-O, -OO, PYTHONOPTIMIZE) */
+    cds_writer_set_optimize(w, Py_OptimizeFlag > 255 ? 255u
+                                                     : (unsigned)Py_OptimizeFlag);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
+        PyObject *name = PyList_GET_ITEM(names, i);
+        PyObject *info = PyObject_CallOneArg(info_fn, name);
+        const char *cname = PyUnicode_AsUTF8(name);
+        if (info == NULL || cname == NULL) {
+            Py_XDECREF(info);
+            goto out;
+        }
+        if (PyUnicode_Check(info)) {
+            report_skip("skipping %U: %U", name, info);
+            c->skipped++;
+            Py_DECREF(info);
+            continue;
+        }
+        PyObject *code = PyTuple_GET_ITEM(info, 0);
+        struct cds_writer_module m = {
+            .name = cname,
+            .origin = PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 1)),
+            .search = PyUnicode_AsUTF8(PyTuple_GET_ITEM(info, 2)),
+            .flags = PyObject_IsTrue(PyTuple_GET_ITEM(info, 3))
+                         ? CDS_MODULE_PACKAGE
+                         : 0,
+            .source_mtime_ns = PyLong_AsLongLong(PyTuple_GET_ITEM(info, 4)),
+            .source_size = PyLong_AsUnsignedLongLong(
+                PyTuple_GET_ITEM(info, 5)),
+        };
+        PyObject *source = PyTuple_GET_ITEM(info, 6);
+        if (PyBytes_Check(source)) {
+            m.source_hash = cds_hash(PyBytes_AS_STRING(source),
+                                     (size_t)PyBytes_GET_SIZE(source));
+        }
+        if (m.origin == NULL || m.search == NULL || PyErr_Occurred()) {
+            /* a path that is not UTF-8 cannot be stored: skip the module */
+            PyErr_Clear();
+            report_skip("skipping %U: path not representable in UTF-8",
+                        name);
+            c->skipped++;
+            Py_DECREF(info);
+            continue;
+        }
+        cds_heap_segment seg;
+        uint64_t addr = base_from_env() + cds_writer_next_offset(w);
+        rc = cds_heap_serialize_pooled(code, addr, pool,
+                                       PyTuple_GET_ITEM(info, 7), &seg,
+                                       &err);
+        if (rc == CDS_EUNSUPPORTED) {
+            report_skip("skipping %U: %s", name, err.message);
+            c->skipped++;
+            Py_DECREF(info);
+            continue;
+        }
+        if (rc == 0) {
+            rc = cds_writer_add(w, &m, &seg.seg, &err);
+            c->objects += seg.seg.nobjects;
+            cds_heap_segment_clear(&seg);
+        }
+        Py_DECREF(info);
+        if (rc < 0) {
+            dump_fail(e, "%s: %s", cname, err.message);
+            goto out;
+        }
+        c->dumped++;
+        VERBOSE(1, "pycds: dump: %s\n", cname);
+    }
+    cds_heap_pool_view(pool, &pool_view);
+    cds_writer_set_pool(w, &pool_view);
+    if (cds_writer_finish(w, &err) < 0) {
+        dump_fail(e, "%s", err.message);
+        goto out;
+    }
+    status = 0;
+out:
+    cds_writer_destroy(w);
+    cds_heap_pool_destroy(pool);
+    Py_XDECREF(names);
+    return status;
+}
+
+void
+cds__dump_activate(void)
+{
+    const char *list = getenv("PYCDSLIST");
+    const char *archive = getenv("PYCDSARCHIVE");
+    struct dump_counts c;
+    struct dump_error e = {{0}};
+    PyObject *prep, *r;
+    int status = 1;
+
+    if (list == NULL || !*list || archive == NULL || !*archive) {
+        PySys_WriteStderr("pycds: dump: PYCDSMODE=DUMP needs PYCDSLIST and "
+                          "PYCDSARCHIVE\n");
+    }
+    else if (load_glue() < 0 || (prep = glue_get("dump_prepare")) == NULL ||
+             (r = PyObject_CallNoArgs(prep)) == NULL) {
+        PyErr_Print();
+    }
+    else {
+        Py_DECREF(r);
+        if (dump(list, archive, &c, &e) == 0) {
+            PySys_FormatStderr("pycds: dumped %zd modules (%zd skipped, "
+                               "%llu objects) to %s\n",
+                               c.dumped, c.skipped,
+                               (unsigned long long)c.objects, archive);
+            status = 0;
+        }
+        else if (e.message[0] != '\0') {
+            PySys_FormatStderr("pycds: dump: %s\n", e.message);
+        }
+        else {
+            /* not an expected condition: a bug, shown as one */
+            PyErr_Print();
+        }
+    }
+    /* "writes the archive and exits, without executing any listed module":
+     * site is still importing us, so leave without running the program */
+    PyObject *out = PySys_GetObject("stdout");
+    PyObject *errs = PySys_GetObject("stderr");
+    if (out != NULL) {
+        r = PyObject_CallMethod(out, "flush", NULL);
+        Py_XDECREF(r);
+    }
+    if (errs != NULL) {
+        r = PyObject_CallMethod(errs, "flush", NULL);
+        Py_XDECREF(r);
+    }
+    PyErr_Clear();
+    _exit(status);
+}
+
+PyObject *
+cds__dump_py(PyObject *Py_UNUSED(mod), PyObject *args)
+{
+    const char *list, *archive;
+    struct dump_counts c;
+    struct dump_error e;
+
+    if (!PyArg_ParseTuple(args, "ss:dump", &list, &archive)) {
+        return NULL;
+    }
+    if (dump(list, archive, &c, &e) < 0) {
+        if (e.message[0] != '\0') {
+            PyErr_SetString(PyExc_OSError, e.message);
+        }
+        return NULL;
+    }
+    return Py_BuildValue("{s:n,s:n,s:K}", "modules", c.dumped, "skipped",
+                         c.skipped, "objects", (unsigned long long)c.objects);
+}
+
+/* The dump's view of a .pyc body: the same marshal data with each
+ * frozenset read back as the tuple of its items in insertion order. */
+PyObject *
+cds__dump_frozensets_as_tuples(PyObject *Py_UNUSED(mod), PyObject *arg)
+{
+    Py_buffer view;
+    cds_error err;
+    PyObject *out;
+
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    /* a bytes object of its own: from a 1-byte buffer
+     * PyBytes_FromStringAndSize would return the interpreter's shared one,
+     * which the walk then rewrites */
+    out = PyBytes_FromStringAndSize(NULL, view.len);
+    if (out != NULL && view.len > 0) {
+        memcpy(PyBytes_AS_STRING(out), view.buf, (size_t)view.len);
+    }
+    PyBuffer_Release(&view);
+    if (out != NULL &&
+        cds_marshal_frozensets_to_tuples((uint8_t *)PyBytes_AS_STRING(out),
+                                         (size_t)PyBytes_GET_SIZE(out), NULL,
+                                         &err) < 0) {
+        PyErr_SetString(PyExc_ValueError, err.message);
+        Py_CLEAR(out);
+    }
+    return out;
+}
+

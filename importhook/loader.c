@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/* SourceFileLoader.get_code as TRACE and SHARE see it: SHARE serves the
+ * archived code object (a segment validated and patched on first use),
+ * TRACE records what the original get_code loaded. */
+#include "hook.h"
+
+#include "heap.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Count a module served and say so: PYCDSVERBOSE=1, and python -v with
+ * the line SourceLoader.get_code prints for a .pyc ("# code object from
+ * '...'"), naming the archive instead. */
+static void
+report_served(const char *name, const char *path)
+{
+    cds__hook.nserved++;
+    VERBOSE(1, "pycds: %s: served from archive\n", name);
+    if (cds__hook.py_verbose) {
+        PySys_FormatStderr("# code object from pycds archive '%s' for '%s'\n",
+                           cds__hook.archive_path, path);
+    }
+}
+
+/* The archived code object for module fullname from file path, asked by
+ * loader; NULL (and no exception: inv. 1) when it is not served. */
+static PyObject *
+archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
+{
+    Py_ssize_t len;
+    const char *name, *path;
+    uint32_t ix;
+    cds_error err;
+    int rc;
+
+    name = PyUnicode_AsUTF8AndSize(fullname, &len);
+    path = PyUnicode_Check(pathobj) ? PyUnicode_AsUTF8(pathobj) : NULL;
+    if (name == NULL || path == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (cds__hook.seg_state == NULL || cds__hook.disabled ||
+        cds_archive_find(&cds__hook.archive, name, (size_t)len, &ix) < 0 ||
+        strcmp(cds_module_origin(&cds__hook.archive, ix), path) != 0) {
+        return NULL;
+    }
+    /* a loader the finder did not make (importlib.reload makes its own
+     * through the finder; pydoc.importfile, runpy and friends do not):
+     * the finder's staleness check has not run for it */
+    if (cds__hook.loaders[ix] != loader && !cds__source_unchanged(ix, name, 0)) {
+        return NULL;
+    }
+    switch (cds__hook.seg_state[ix]) {
+    case SEG_LOADED:
+        report_served(name, path);
+        return Py_NewRef(cds__hook.codes[ix]);
+    case SEG_BAD:
+    case SEG_LOADING:
+        /* inv. 3: loading can allocate, so collect garbage, so run a
+         * finalizer that switches threads; another thread asking for the
+         * same segment then imports it normally */
+        return NULL;
+    }
+    cds__hook.seg_state[ix] = SEG_LOADING;
+    uint64_t t0 = now_ns();
+    /* an archive overwritten in place: pages past its new end would
+     * fault with SIGBUS (inv. 1) */
+    if (cds_archive_check_file(&cds__hook.archive, &err) < 0) {
+        cds__hook.seg_state[ix] = SEG_BAD;
+        cds__hook.disabled = 1;
+        cds__hook.nfailed++;
+        cds__hook_warn("archive %s: %s; using the normal import system",
+                  cds__hook.archive_path, err.message);
+        return NULL;
+    }
+    /* The prefault changes no byte, only who owns the pages: done first,
+     * validation reads private pages instead of mapping the file's and
+     * having them copied right after (2 ms of 27 on sympy).  A segment
+     * that then fails validation has cost some copying, nothing else. */
+    rc = 0;
+    if (cds__hook.prefault) {
+        rc = cds_segment_prefault(&cds__hook.archive, ix, &err);
+    }
+    /* inv. 3: validate everything before the first write */
+    if (rc == 0) {
+        rc = cds_segment_validate(&cds__hook.archive, ix, &err);
+    }
+    /* object bodies: what marshal and _PyCode_New could have built */
+    if (rc == 0) {
+        rc = cds_heap_validate(&cds__hook.archive, ix, &err);
+    }
+    if (rc == 0) {
+        rc = cds_heap_load(&cds__hook.archive, ix, &cds__hook.codes[ix], &err);
+    }
+    if (rc == 0) {
+        cds_segment_release_lists(&cds__hook.archive, ix);
+    }
+    cds__hook.load_ns += now_ns() - t0;
+    if (rc < 0) {
+        cds__hook.seg_state[ix] = SEG_BAD;
+        cds__hook.nfailed++;
+        cds__hook_warn("archive %s: %s (%s); importing it normally",
+                  cds__hook.archive_path, err.message, cds_status_name(rc));
+        VERBOSE(1, "pycds: %s: not served: %s\n", name, err.message);
+        return NULL;
+    }
+    cds__hook.seg_state[ix] = SEG_LOADED;
+    report_served(name, path);
+    VERBOSE(2, "pycds: %s: segment of %u objects, %u relocations%s, "
+               "%u interned\n",
+            name, cds__hook.archive.modules[ix].nobjects,
+            cds__hook.archive.modules[ix].nreloc,
+            cds_archive_at_base(&cds__hook.archive) ? " (at base: none applied)"
+                                            : "",
+            cds__hook.archive.modules[ix].nintern);
+    return Py_NewRef(cds__hook.codes[ix]);
+}
+
+
+/* TRACE one module name (once per process). */
+static void
+record_name(PyObject *name)
+{
+    Py_ssize_t len;
+    const char *s;
+    int r;
+
+    if (cds__hook.traced == NULL || cds__hook.trace_fd < 0 || !PyUnicode_Check(name)) {
+        return;
+    }
+    r = PySet_Contains(cds__hook.traced, name);
+    if (r != 0) {
+        if (r < 0) {
+            PyErr_Clear();
+        }
+        return;
+    }
+    if (PySet_Add(cds__hook.traced, name) < 0 ||
+        (s = PyUnicode_AsUTF8AndSize(name, &len)) == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    /* site imports these before pycds is active, from whatever directory
+     * is first on sys.path then (the CLI's activation directory): never
+     * archived */
+    if (strcmp(s, "sitecustomize") == 0 || strcmp(s, "usercustomize") == 0) {
+        return;
+    }
+    /* one write(2) per name on an O_APPEND descriptor: the line is in the
+     * file the moment it returns, whatever happens to the process later,
+     * and concurrent tracers do not interleave within a line */
+    char *line = PyMem_Malloc((size_t)len + 2);
+    if (line != NULL) {
+        memcpy(line, s, (size_t)len);
+        line[len] = '\n';
+        if (write(cds__hook.trace_fd, line, (size_t)len + 1) < 0) {
+            cds__hook_warn("cannot write trace list: %s", strerror(errno));
+        }
+        PyMem_Free(line);
+    }
+    VERBOSE(2, "pycds: traced %s\n", s);
+}
+
+
+
+/* A C method of SourceFileLoader, so that no frame of ours appears in a
+ * traceback through it (importlib's frame trimming would not know it).
+ * SHARE: a plain SourceFileLoader (subclasses may transform the source)
+ * for an archived module's file gets the archived code.  TRACE: records
+ * what the original loaded. */
+static PyObject *
+loader_get_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *code, *call[2];
+
+    if (cds__hook.mode == MODE_SHARE && nargs == 1 &&
+        (PyObject *)Py_TYPE(self) == cds__hook.sfl_type) {
+        PyObject *path = PyObject_GetAttrString(self, "path");
+        if (path == NULL) {
+            PyErr_Clear();
+        }
+        else {
+            code = archived_code(self, args[0], path);
+            Py_DECREF(path);
+            if (code != NULL) {
+                return code;
+            }
+        }
+    }
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "get_code(fullname)");
+        return NULL;
+    }
+    call[0] = self;
+    call[1] = args[0];
+    code = PyObject_Vectorcall(cds__hook.orig_get_code, call, 2, NULL);
+    if (cds__hook.mode == MODE_TRACE && code != NULL) {
+        record_name(args[0]);
+    }
+    return code;
+}
+
+static PyMethodDef loader_get_code_def = {
+    "get_code", (PyCFunction)(void (*)(void))loader_get_code, METH_FASTCALL,
+    "Code object for the module: from the pycds archive when it is served "
+    "there, otherwise as SourceLoader.get_code.",
+};
+
+/* Put loader_get_code on SourceFileLoader. */
+int
+cds__loader_install(void)
+{
+    PyObject *sl = cds__hook_importlib_get("SourceLoader"), *descr;
+
+    if (cds__hook.sfl_type == NULL) {
+        cds__hook.sfl_type = cds__hook_importlib_get("SourceFileLoader");
+    }
+    if (sl == NULL || cds__hook.sfl_type == NULL || !PyType_Check(cds__hook.sfl_type)) {
+        Py_XDECREF(sl);
+        return -1;
+    }
+    cds__hook.orig_get_code = PyObject_GetAttrString(sl, "get_code");
+    Py_DECREF(sl);
+    if (cds__hook.orig_get_code == NULL) {
+        return -1;
+    }
+    descr = PyDescr_NewMethod((PyTypeObject *)cds__hook.sfl_type, &loader_get_code_def);
+    if (descr == NULL) {
+        return -1;
+    }
+    int rc = PyObject_SetAttrString(cds__hook.sfl_type, "get_code", descr);
+    Py_DECREF(descr);
+    return rc;
+}
+
+void
+cds__trace_activate(void)
+{
+    const char *list = getenv("PYCDSLIST");
+
+    if (list == NULL || list[0] == '\0') {
+        cds__hook_warn("PYCDSMODE=TRACE without PYCDSLIST; not tracing");
+        return;
+    }
+    /* what is traced is only worth dumping with a pycds built for this
+     * interpreter: say so now, not at the dump */
+    char problem[2 * PATH_MAX + 256];
+    if (cds__hook_runtime_problem(problem, sizeof(problem))) {
+        cds__hook_warn("%s; not tracing", problem);
+        return;
+    }
+    cds__hook.trace_fd = open(list, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (cds__hook.trace_fd < 0) {
+        cds__hook_warn("cannot open trace list %s: %s", list, strerror(errno));
+        return;
+    }
+    cds__hook.traced = PySet_New(NULL);
+    if (cds__hook.traced == NULL || cds__loader_install() < 0) {
+        PyErr_Clear();
+        cds__hook_warn("cannot install the tracer");
+        return;
+    }
+}
+
