@@ -222,10 +222,11 @@ from importlib.machinery import (FileFinder, SourceFileLoader,
                                  SOURCE_SUFFIXES)
 
 # an import-time transformer: a FileFinder whose loader for .py is its own
+# (it compiles every time, so that a .pyc, written or not, changes nothing)
 class Xform(SourceFileLoader):
-    def source_to_code(self, data, path, *, _optimize=-1):
-        return super().source_to_code(data.replace(b'original',
-                                                   b'transformed'), path)
+    def get_code(self, fullname):
+        data = self.get_data(self.path).replace(b'original', b'transformed')
+        return compile(data, self.path, 'exec', dont_inherit=True)
 
 here = sys.path[0]
 sys.path_hooks.insert(0, FileFinder.path_hook((Xform, SOURCE_SUFFIXES)))
