@@ -75,8 +75,7 @@ cds__hook_runtime_problem(char *buf, size_t size)
     if (cds_heap_check_runtime(&err) == 0) {
         return 0;
     }
-    if (exe != NULL && PyUnicode_Check(exe) &&
-        PyUnicode_GET_LENGTH(exe) > 0) {
+    if (exe != NULL && PyUnicode_Check(exe) && PyUnicode_GET_LENGTH(exe) > 0) {
         path = PyUnicode_AsUTF8(exe);
     }
     if (path == NULL) {
@@ -87,8 +86,8 @@ cds__hook_runtime_problem(char *buf, size_t size)
         snprintf(buf, size,
                  "pycds was built for Python %s (%s), not for Python %.*s "
                  "(%s): rebuild pycds for it (cmake -DPYCDS_PYTHON=%s)",
-                 PY_VERSION, PYCDS_BUILD_PYTHON,
-                 (int)strcspn(version, " "), version, path, path);
+                 PY_VERSION, PYCDS_BUILD_PYTHON, (int)strcspn(version, " "),
+                 version, path, path);
     }
     else {
         snprintf(buf, size,
@@ -98,7 +97,6 @@ cds__hook_runtime_problem(char *buf, size_t size)
     }
     return 1;
 }
-
 
 static PyObject *
 activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
@@ -134,8 +132,8 @@ activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
     }
     else {
         cds__hook.check = CHECK_STAT;
-        cds__hook_warn("unknown PYCDSCHECK=%s (stat, hash or none); using stat",
-                  check);
+        cds__hook_warn(
+            "unknown PYCDSCHECK=%s (stat, hash or none); using stat", check);
     }
     if (strcasecmp(mode, "TRACE") == 0) {
         cds__hook.mode = MODE_TRACE;
@@ -150,7 +148,8 @@ activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         cds__share_activate();
     }
     else if (strcasecmp(mode, "OFF") != 0) {
-        cds__hook_warn("unknown PYCDSMODE=%s (TRACE, DUMP, SHARE or OFF)", mode);
+        cds__hook_warn("unknown PYCDSMODE=%s (TRACE, DUMP, SHARE or OFF)",
+                       mode);
     }
     Py_RETURN_NONE;
 }
@@ -168,15 +167,18 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
     }
     return Py_BuildValue(
         "{s:s,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:i,s:K,s:K}", "mode",
-        modes[cds__hook.mode], "active", cds__hook.seg_state != NULL ? Py_True : Py_False,
-        "served", cds__hook.nserved, "missed", cds__hook.nmissed, "stale", cds__hook.nstale,
-        "failed", cds__hook.nfailed, "modules",
+        modes[cds__hook.mode], "active",
+        cds__hook.seg_state != NULL ? Py_True : Py_False, "served",
+        cds__hook.nserved, "missed", cds__hook.nmissed, "stale",
+        cds__hook.nstale, "failed", cds__hook.nfailed, "modules",
         cds__hook.seg_state != NULL ? cds__hook.archive.header->nmodules : 0u,
         "segments_loaded", loaded, "segments_bad", bad, "relocated",
-        cds__hook.seg_state != NULL && !cds_archive_at_base(&cds__hook.archive) ? Py_True
-                                                                 : Py_False,
-        "warnings", cds__hook.warned, "load_ns", (unsigned long long)cds__hook.load_ns,
-        "find_ns", (unsigned long long)cds__hook.find_ns);
+        cds__hook.seg_state != NULL && !cds_archive_at_base(&cds__hook.archive)
+            ? Py_True
+            : Py_False,
+        "warnings", cds__hook.warned, "load_ns",
+        (unsigned long long)cds__hook.load_ns, "find_ns",
+        (unsigned long long)cds__hook.find_ns);
 }
 
 static PyObject *
@@ -220,4 +222,3 @@ PyInit__cds(void)
 {
     return PyModule_Create(&cds_module);
 }
-

@@ -67,7 +67,6 @@ load_glue(void)
     return 0;
 }
 
-
 /* A DUMP failure the user can act on (a list that cannot be read, an
  * archive that cannot be written, an interpreter pycds is not built for):
  * one line, no exception name (issue 6). */
@@ -75,8 +74,7 @@ struct dump_error {
     char message[2 * PATH_MAX + 256]; /* two paths and some words */
 };
 
-static int
-dump_fail(struct dump_error *e, const char *fmt, ...)
+static int dump_fail(struct dump_error *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static int
@@ -136,8 +134,8 @@ read_list(const char *path, Py_ssize_t *nskipped, struct dump_error *e)
         const char *p;
         size_t n;
         lineno++;
-        enum cds_list_line kind = cds_list_line_parse(line, (size_t)got, &p,
-                                                      &n);
+        enum cds_list_line kind =
+            cds_list_line_parse(line, (size_t)got, &p, &n);
         if (kind == CDS_LIST_NUL) {
             report_skip("%s:%lu: skipping a line with a NUL byte", path,
                         lineno);
@@ -159,8 +157,8 @@ read_list(const char *path, Py_ssize_t *nskipped, struct dump_error *e)
             continue;
         }
         int r = PySet_Contains(seen, name);
-        if (r == 0 && (PySet_Add(seen, name) < 0 ||
-                       PyList_Append(names, name) < 0)) {
+        if (r == 0 &&
+            (PySet_Add(seen, name) < 0 || PyList_Append(names, name) < 0)) {
             r = -1;
         }
         Py_DECREF(name);
@@ -239,8 +237,8 @@ dump(const char *list, const char *archive, struct dump_counts *c,
         goto out;
     }
     /* the loaders below compile for this level (-O, -OO, PYTHONOPTIMIZE) */
-    cds_writer_set_optimize(w, Py_OptimizeFlag > 255 ? 255u
-                                                     : (unsigned)Py_OptimizeFlag);
+    cds_writer_set_optimize(
+        w, Py_OptimizeFlag > 255 ? 255u : (unsigned)Py_OptimizeFlag);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
         PyObject *name = PyList_GET_ITEM(names, i);
         PyObject *info = PyObject_CallOneArg(info_fn, name);
@@ -264,8 +262,8 @@ dump(const char *list, const char *archive, struct dump_counts *c,
                          ? CDS_MODULE_PACKAGE
                          : 0,
             .source_mtime_ns = PyLong_AsLongLong(PyTuple_GET_ITEM(info, 4)),
-            .source_size = PyLong_AsUnsignedLongLong(
-                PyTuple_GET_ITEM(info, 5)),
+            .source_size =
+                PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(info, 5)),
         };
         PyObject *source = PyTuple_GET_ITEM(info, 6);
         if (PyBytes_Check(source)) {
@@ -275,8 +273,7 @@ dump(const char *list, const char *archive, struct dump_counts *c,
         if (m.origin == NULL || m.search == NULL || PyErr_Occurred()) {
             /* a path that is not UTF-8 cannot be stored: skip the module */
             PyErr_Clear();
-            report_skip("skipping %U: path not representable in UTF-8",
-                        name);
+            report_skip("skipping %U: path not representable in UTF-8", name);
             c->skipped++;
             Py_DECREF(info);
             continue;
@@ -284,8 +281,7 @@ dump(const char *list, const char *archive, struct dump_counts *c,
         cds_heap_segment seg;
         uint64_t addr = base_from_env() + cds_writer_next_offset(w);
         rc = cds_heap_serialize_pooled(code, addr, pool,
-                                       PyTuple_GET_ITEM(info, 7), &seg,
-                                       &err);
+                                       PyTuple_GET_ITEM(info, 7), &seg, &err);
         if (rc == CDS_EUNSUPPORTED) {
             report_skip("skipping %U: %s", name, err.message);
             c->skipped++;
@@ -410,13 +406,11 @@ cds__dump_frozensets_as_tuples(PyObject *Py_UNUSED(mod), PyObject *arg)
         memcpy(PyBytes_AS_STRING(out), view.buf, (size_t)view.len);
     }
     PyBuffer_Release(&view);
-    if (out != NULL &&
-        cds_marshal_frozensets_to_tuples((uint8_t *)PyBytes_AS_STRING(out),
-                                         (size_t)PyBytes_GET_SIZE(out), NULL,
-                                         &err) < 0) {
+    if (out != NULL && cds_marshal_frozensets_to_tuples(
+                           (uint8_t *)PyBytes_AS_STRING(out),
+                           (size_t)PyBytes_GET_SIZE(out), NULL, &err) < 0) {
         PyErr_SetString(PyExc_ValueError, err.message);
         Py_CLEAR(out);
     }
     return out;
 }
-

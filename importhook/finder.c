@@ -109,8 +109,8 @@ archived_dir_first(PyObject *name, PyObject *path, PyObject *target,
                    const char *search, PyObject **why)
 {
     PyObject *entries = path, *it, *entry;
-    const char *where = path == Py_None ? "sys.path"
-                                        : "the package's __path__";
+    const char *where =
+        path == Py_None ? "sys.path" : "the package's __path__";
     int found = 0, stop = 0;
 
     *why = NULL;
@@ -141,8 +141,8 @@ archived_dir_first(PyObject *name, PyObject *path, PyObject *target,
         }
         else if (finder != Py_None &&
                  (found = finder_is_dir(finder, search)) == 0) {
-            spec = PyObject_CallMethod(finder, "find_spec", "OO", name,
-                                       target);
+            spec =
+                PyObject_CallMethod(finder, "find_spec", "OO", name, target);
             if (spec == NULL) {
                 stop = 1;
                 if (check_interrupted()) {
@@ -156,10 +156,9 @@ archived_dir_first(PyObject *name, PyObject *path, PyObject *target,
                     entry);
                 PyErr_Clear();
             }
-            else if (spec != Py_None &&
-                     ((loader = PyObject_GetAttrString(spec, "loader")) ==
-                          NULL ||
-                      loader != Py_None)) {
+            else if (spec != Py_None && ((loader = PyObject_GetAttrString(
+                                              spec, "loader")) == NULL ||
+                                         loader != Py_None)) {
                 stop = 1;
                 if (check_interrupted()) {
                     goto interrupted;
@@ -201,8 +200,8 @@ archived_dir_first(PyObject *name, PyObject *path, PyObject *target,
         return -1;
     }
     if (!found && !stop) {
-        *why = PyUnicode_FromFormat("directory %s is not in %s", search,
-                                    where);
+        *why =
+            PyUnicode_FromFormat("directory %s is not in %s", search, where);
     }
     return found;
 }
@@ -320,8 +319,9 @@ find_spec_impl(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
         Py_RETURN_NONE;
     }
     PyObject *why = NULL;
-    int first = archived_dir_first(args[0], path, target,
-                                   cds_module_search(&cds__hook.archive, ix), &why);
+    int first =
+        archived_dir_first(args[0], path, target,
+                           cds_module_search(&cds__hook.archive, ix), &why);
     PyObject *spec = NULL;
     if (first == 1) {
         spec = make_spec(args[0], origin, m->flags & CDS_MODULE_PACKAGE);
@@ -361,7 +361,8 @@ finder_invalidate_caches(PyObject *Py_UNUSED(self),
 static PyObject *
 finder_repr(PyObject *Py_UNUSED(self))
 {
-    return PyUnicode_FromFormat("<pycds archive finder %s>", cds__hook.archive_path);
+    return PyUnicode_FromFormat("<pycds archive finder %s>",
+                                cds__hook.archive_path);
 }
 
 static PyMethodDef finder_methods[] = {
@@ -423,7 +424,7 @@ cds__share_activate(void)
     cds__hook.archive_path = getenv("PYCDSARCHIVE");
     if (cds__hook.archive_path == NULL || cds__hook.archive_path[0] == '\0') {
         cds__hook_warn("PYCDSMODE=SHARE without PYCDSARCHIVE; "
-                  "using the normal import system");
+                       "using the normal import system");
         return;
     }
     if (reloc != NULL && reloc[0] != '\0' && strcmp(reloc, "0") != 0) {
@@ -435,19 +436,21 @@ cds__share_activate(void)
         return;
     }
     if ((rc = cds_heap_fingerprint(&fp, &err)) < 0 ||
-        (rc = cds_archive_open(&cds__hook.archive, cds__hook.archive_path, flags, &fp,
-                               &err)) < 0) {
+        (rc = cds_archive_open(&cds__hook.archive, cds__hook.archive_path,
+                               flags, &fp, &err)) < 0) {
         cds__hook_warn("archive %s: %s (%s); using the normal import system",
-                  cds__hook.archive_path, err.message, cds_status_name(rc));
+                       cds__hook.archive_path, err.message,
+                       cds_status_name(rc));
         return;
     }
     /* -O and -OO select other .pyc files: code compiled with another
      * level must not be served (asserts, __debug__, docstrings) */
     if (cds__hook.archive.header->optimize != (uint32_t)Py_OptimizeFlag) {
-        cds__hook_warn("archive %s: written for optimization level %u, running "
-                  "at %d; using the normal import system",
-                  cds__hook.archive_path, cds__hook.archive.header->optimize,
-                  Py_OptimizeFlag);
+        cds__hook_warn(
+            "archive %s: written for optimization level %u, running "
+            "at %d; using the normal import system",
+            cds__hook.archive_path, cds__hook.archive.header->optimize,
+            Py_OptimizeFlag);
         cds_archive_close(&cds__hook.archive);
         return;
     }
@@ -455,14 +458,16 @@ cds__share_activate(void)
     cds__hook.seg_state = calloc(n ? n : 1, 1);
     cds__hook.codes = calloc(n ? n : 1, sizeof(PyObject *));
     cds__hook.loaders = calloc(n ? n : 1, sizeof(PyObject *));
-    if (cds__hook.seg_state == NULL || cds__hook.codes == NULL || cds__hook.loaders == NULL) {
+    if (cds__hook.seg_state == NULL || cds__hook.codes == NULL ||
+        cds__hook.loaders == NULL) {
         free(cds__hook.seg_state);
         free(cds__hook.codes);
         free(cds__hook.loaders);
         cds__hook.seg_state = NULL;
         cds_archive_close(&cds__hook.archive);
         cds__hook_warn("archive %s: out of memory; using the normal import "
-                  "system", cds__hook.archive_path);
+                       "system",
+                       cds__hook.archive_path);
         return;
     }
     PyObject *type = NULL, *pathfinder = cds__hook_importlib_get("PathFinder");
@@ -472,8 +477,10 @@ cds__share_activate(void)
         Py_DECREF(pathfinder);
     }
     if (cds__hook.path_importer_cache == NULL ||
-        (cds__hook.module_spec = cds__hook_importlib_get("ModuleSpec")) == NULL ||
-        (cds__hook.file_finder = cds__hook_importlib_get("FileFinder")) == NULL ||
+        (cds__hook.module_spec = cds__hook_importlib_get("ModuleSpec")) ==
+            NULL ||
+        (cds__hook.file_finder = cds__hook_importlib_get("FileFinder")) ==
+            NULL ||
         cds__loader_install() < 0 ||
         (type = PyType_FromSpec(&finder_spec)) == NULL ||
         (cds__hook.finder = PyObject_CallNoArgs(type)) == NULL ||
@@ -485,21 +492,24 @@ cds__share_activate(void)
         free(cds__hook.loaders);
         cds__hook.seg_state = NULL;
         cds_archive_close(&cds__hook.archive); /* nothing handed out yet */
-        cds__hook_warn("archive %s: cannot install the finder; using the normal "
-                  "import system", cds__hook.archive_path);
+        cds__hook_warn(
+            "archive %s: cannot install the finder; using the normal "
+            "import system",
+            cds__hook.archive_path);
         return;
     }
     Py_DECREF(type);
     /* python -v: say where served code comes from, as the loader does */
     PyObject *sysflags = PySys_GetObject("flags"); /* borrowed */
-    PyObject *v = sysflags != NULL
-                      ? PyObject_GetAttrString(sysflags, "verbose")
-                      : NULL;
-    cds__hook.py_verbose = v != NULL && PyLong_Check(v) ? (int)PyLong_AsLong(v) : 0;
+    PyObject *v =
+        sysflags != NULL ? PyObject_GetAttrString(sysflags, "verbose") : NULL;
+    cds__hook.py_verbose =
+        v != NULL && PyLong_Check(v) ? (int)PyLong_AsLong(v) : 0;
     Py_XDECREF(v);
     PyErr_Clear();
-    VERBOSE(1, "pycds: archive %s: %u modules, mapped %s\n", cds__hook.archive_path,
-            n, cds_archive_at_base(&cds__hook.archive) ? "at its base"
-                                               : "elsewhere (relocating)");
+    VERBOSE(1, "pycds: archive %s: %u modules, mapped %s\n",
+            cds__hook.archive_path, n,
+            cds_archive_at_base(&cds__hook.archive)
+                ? "at its base"
+                : "elsewhere (relocating)");
 }
-

@@ -38,28 +38,29 @@ struct cds_hook {
     int mode;
     int verbose;
     int warned;
-    int prefault;        /* PYCDSPREFAULT, default on */
-    int check;           /* CHECK_*, PYCDSCHECK */
-    int disabled;        /* the archive is no longer usable at all */
-    PyObject *glue;      /* the glue's namespace */
+    int prefault;   /* PYCDSPREFAULT, default on */
+    int check;      /* CHECK_*, PYCDSCHECK */
+    int disabled;   /* the archive is no longer usable at all */
+    PyObject *glue; /* the glue's namespace */
     /* SHARE */
     cds_archive archive;
     const char *archive_path;
-    uint8_t *seg_state;  /* per module: SEG_* */
-    PyObject **codes;    /* per module: the loaded code object */
-    PyObject **loaders;  /* per module: the loader find_spec last made */
+    uint8_t *seg_state; /* per module: SEG_* */
+    PyObject **codes;   /* per module: the loaded code object */
+    PyObject **loaders; /* per module: the loader find_spec last made */
     PyObject *finder;
-    PyObject *module_spec;          /* ModuleSpec */
-    PyObject *file_finder;          /* FileFinder */
-    PyObject *path_importer_cache;  /* PathFinder._path_importer_cache */
-    int py_verbose;                 /* sys.flags.verbose (-v) */
+    PyObject *module_spec;         /* ModuleSpec */
+    PyObject *file_finder;         /* FileFinder */
+    PyObject *path_importer_cache; /* PathFinder._path_importer_cache */
+    int py_verbose;                /* sys.flags.verbose (-v) */
     Py_ssize_t nserved, nmissed, nstale, nfailed;
     uint64_t load_ns, find_ns; /* time in segment loading, in find_spec */
-    /* TRACE */
-    int trace_fd;
-    PyObject *traced;    /* set of names written */
+    /* TRACE and SHARE: the get_code they put on SourceFileLoader */
     PyObject *orig_get_code; /* SourceLoader.get_code */
     PyObject *sfl_type;      /* SourceFileLoader */
+    /* TRACE */
+    int trace_fd;
+    PyObject *traced; /* set of names written */
 };
 
 /* The one state (inv. 2), defined in _cdsmodule.c. */
@@ -69,11 +70,11 @@ extern struct cds_hook cds__hook;
 void cds__hook_warn(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 
-#define VERBOSE(level, ...)                                                 \
-    do {                                                                    \
-        if (cds__hook.verbose >= (level)) {                                 \
-            PySys_WriteStderr(__VA_ARGS__);                                 \
-        }                                                                   \
+#define VERBOSE(level, ...)                                                   \
+    do {                                                                      \
+        if (cds__hook.verbose >= (level)) {                                   \
+            PySys_WriteStderr(__VA_ARGS__);                                   \
+        }                                                                     \
     } while (0)
 
 static inline uint64_t

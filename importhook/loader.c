@@ -52,7 +52,8 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
     /* a loader the finder did not make (importlib.reload makes its own
      * through the finder; pydoc.importfile, runpy and friends do not):
      * the finder's staleness check has not run for it */
-    if (cds__hook.loaders[ix] != loader && !cds__source_unchanged(ix, name, 0)) {
+    if (cds__hook.loaders[ix] != loader &&
+        !cds__source_unchanged(ix, name, 0)) {
         return NULL;
     }
     switch (cds__hook.seg_state[ix]) {
@@ -75,7 +76,7 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
         cds__hook.disabled = 1;
         cds__hook.nfailed++;
         cds__hook_warn("archive %s: %s; using the normal import system",
-                  cds__hook.archive_path, err.message);
+                       cds__hook.archive_path, err.message);
         return NULL;
     }
     /* The prefault changes no byte, only who owns the pages: done first,
@@ -105,22 +106,24 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
         cds__hook.seg_state[ix] = SEG_BAD;
         cds__hook.nfailed++;
         cds__hook_warn("archive %s: %s (%s); importing it normally",
-                  cds__hook.archive_path, err.message, cds_status_name(rc));
+                       cds__hook.archive_path, err.message,
+                       cds_status_name(rc));
         VERBOSE(1, "pycds: %s: not served: %s\n", name, err.message);
         return NULL;
     }
     cds__hook.seg_state[ix] = SEG_LOADED;
     report_served(name, path);
-    VERBOSE(2, "pycds: %s: segment of %u objects, %u relocations%s, "
-               "%u interned\n",
+    VERBOSE(2,
+            "pycds: %s: segment of %u objects, %u relocations%s, "
+            "%u interned\n",
             name, cds__hook.archive.modules[ix].nobjects,
             cds__hook.archive.modules[ix].nreloc,
-            cds_archive_at_base(&cds__hook.archive) ? " (at base: none applied)"
-                                            : "",
+            cds_archive_at_base(&cds__hook.archive)
+                ? " (at base: none applied)"
+                : "",
             cds__hook.archive.modules[ix].nintern);
     return Py_NewRef(cds__hook.codes[ix]);
 }
-
 
 /* TRACE one module name (once per process). */
 static void
@@ -130,7 +133,8 @@ record_name(PyObject *name)
     const char *s;
     int r;
 
-    if (cds__hook.traced == NULL || cds__hook.trace_fd < 0 || !PyUnicode_Check(name)) {
+    if (cds__hook.traced == NULL || cds__hook.trace_fd < 0 ||
+        !PyUnicode_Check(name)) {
         return;
     }
     r = PySet_Contains(cds__hook.traced, name);
@@ -165,8 +169,6 @@ record_name(PyObject *name)
     }
     VERBOSE(2, "pycds: traced %s\n", s);
 }
-
-
 
 /* A C method of SourceFileLoader, so that no frame of ours appears in a
  * traceback through it (importlib's frame trimming would not know it).
@@ -206,7 +208,9 @@ loader_get_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static PyMethodDef loader_get_code_def = {
-    "get_code", (PyCFunction)(void (*)(void))loader_get_code, METH_FASTCALL,
+    "get_code",
+    (PyCFunction)(void (*)(void))loader_get_code,
+    METH_FASTCALL,
     "Code object for the module: from the pycds archive when it is served "
     "there, otherwise as SourceLoader.get_code.",
 };
@@ -220,7 +224,8 @@ cds__loader_install(void)
     if (cds__hook.sfl_type == NULL) {
         cds__hook.sfl_type = cds__hook_importlib_get("SourceFileLoader");
     }
-    if (sl == NULL || cds__hook.sfl_type == NULL || !PyType_Check(cds__hook.sfl_type)) {
+    if (sl == NULL || cds__hook.sfl_type == NULL ||
+        !PyType_Check(cds__hook.sfl_type)) {
         Py_XDECREF(sl);
         return -1;
     }
@@ -229,7 +234,8 @@ cds__loader_install(void)
     if (cds__hook.orig_get_code == NULL) {
         return -1;
     }
-    descr = PyDescr_NewMethod((PyTypeObject *)cds__hook.sfl_type, &loader_get_code_def);
+    descr = PyDescr_NewMethod((PyTypeObject *)cds__hook.sfl_type,
+                              &loader_get_code_def);
     if (descr == NULL) {
         return -1;
     }
@@ -254,7 +260,8 @@ cds__trace_activate(void)
         cds__hook_warn("%s; not tracing", problem);
         return;
     }
-    cds__hook.trace_fd = open(list, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    cds__hook.trace_fd =
+        open(list, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
     if (cds__hook.trace_fd < 0) {
         cds__hook_warn("cannot open trace list %s: %s", list, strerror(errno));
         return;
@@ -266,4 +273,3 @@ cds__trace_activate(void)
         return;
     }
 }
-

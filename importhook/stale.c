@@ -80,4 +80,3 @@ cds__source_unchanged(uint32_t ix, const char *name, int report)
     }
     return 0;
 }
-
