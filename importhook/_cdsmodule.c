@@ -37,6 +37,21 @@ cds__hook_warn(const char *fmt, ...)
     PySys_FormatStderr("pycds: warning: %s\n", buf);
 }
 
+/* sys.flags.NAME (optimize, verbose, ignore_environment): the
+ * interpreter's configuration as every version exposes it, where the
+ * Py_*Flag globals are deprecated (3.12).  0 when it cannot be read. */
+int
+cds__hook_sys_flag(const char *name)
+{
+    PyObject *flags = PySys_GetObject("flags"); /* borrowed */
+    PyObject *v = flags != NULL ? PyObject_GetAttrString(flags, name) : NULL;
+    long n = v != NULL && PyLong_Check(v) ? PyLong_AsLong(v) : 0;
+
+    Py_XDECREF(v);
+    PyErr_Clear();
+    return n < 0 ? 0 : n > INT_MAX ? INT_MAX : (int)n;
+}
+
 /* A class of importlib's frozen halves, loaded long before site runs:
  * TRACE and SHARE need no glue (nothing to unmarshal and run at
  * start-up).  A new reference, which the callers keep for the life of the
@@ -110,7 +125,7 @@ activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
     }
     /* -E and -I ignore PYTHON* variables; an archive is code, so the
      * PYCDS* ones are ignored with them */
-    if (Py_IgnoreEnvironmentFlag) {
+    if (cds__hook_sys_flag("ignore_environment")) {
         Py_RETURN_NONE;
     }
     /* inv. 2: the main interpreter only */

@@ -237,8 +237,8 @@ dump(const char *list, const char *archive, struct dump_counts *c,
         goto out;
     }
     /* the loaders below compile for this level (-O, -OO, PYTHONOPTIMIZE) */
-    cds_writer_set_optimize(
-        w, Py_OptimizeFlag > 255 ? 255u : (unsigned)Py_OptimizeFlag);
+    int optimize = cds__hook_sys_flag("optimize");
+    cds_writer_set_optimize(w, optimize > 255 ? 255u : (unsigned)optimize);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
         PyObject *name = PyList_GET_ITEM(names, i);
         PyObject *info = PyObject_CallOneArg(info_fn, name);

@@ -445,12 +445,13 @@ cds__share_activate(void)
     }
     /* -O and -OO select other .pyc files: code compiled with another
      * level must not be served (asserts, __debug__, docstrings) */
-    if (cds__hook.archive.header->optimize != (uint32_t)Py_OptimizeFlag) {
+    int optimize = cds__hook_sys_flag("optimize");
+    if (cds__hook.archive.header->optimize != (uint32_t)optimize) {
         cds__hook_warn(
             "archive %s: written for optimization level %u, running "
             "at %d; using the normal import system",
             cds__hook.archive_path, cds__hook.archive.header->optimize,
-            Py_OptimizeFlag);
+            optimize);
         cds_archive_close(&cds__hook.archive);
         return;
     }
@@ -500,13 +501,7 @@ cds__share_activate(void)
     }
     Py_DECREF(type);
     /* python -v: say where served code comes from, as the loader does */
-    PyObject *sysflags = PySys_GetObject("flags"); /* borrowed */
-    PyObject *v =
-        sysflags != NULL ? PyObject_GetAttrString(sysflags, "verbose") : NULL;
-    cds__hook.py_verbose =
-        v != NULL && PyLong_Check(v) ? (int)PyLong_AsLong(v) : 0;
-    Py_XDECREF(v);
-    PyErr_Clear();
+    cds__hook.py_verbose = cds__hook_sys_flag("verbose");
     VERBOSE(1, "pycds: archive %s: %u modules, mapped %s\n",
             cds__hook.archive_path, n,
             cds_archive_at_base(&cds__hook.archive)

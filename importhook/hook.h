@@ -87,6 +87,7 @@ now_ns(void)
 
 /* _cdsmodule.c */
 PyObject *cds__hook_importlib_get(const char *name);
+int cds__hook_sys_flag(const char *name);
 int cds__hook_runtime_problem(char *buf, size_t size);
 
 /* stale.c: is module ix's source unchanged since the dump (PYCDSCHECK)?
