@@ -12,6 +12,7 @@
 #include "hook.h"
 
 #include "heap.h"
+#include "writer.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -113,12 +114,77 @@ cds__hook_runtime_problem(char *buf, size_t size)
     return 1;
 }
 
+/* The value of PYCDS variable name, NULL when unset or empty. */
+static const char *
+load_env(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* Parse the PYCDS* environment into c (struct cds_hook_config).  A bad
+ * PYCDSCHECK or PYCDSMODE is the one warning (inv. 1); MODE_OFF then. */
+static void
+config_read(struct cds_hook_config *c)
+{
+    const char *mode = load_env("PYCDSMODE");
+    const char *verbose = load_env("PYCDSVERBOSE");
+    const char *pf = load_env("PYCDSPREFAULT");
+    const char *check = load_env("PYCDSCHECK");
+    const char *reloc = load_env("PYCDSRELOCATE");
+    const char *base = load_env("PYCDSBASE");
+
+    memset(c, 0, sizeof(*c));
+    c->verbose = verbose != NULL ? atoi(verbose) : 0;
+    c->prefault = pf == NULL || strcmp(pf, "0") != 0;
+    c->relocate = reloc != NULL && strcmp(reloc, "0") != 0;
+    c->archive = load_env("PYCDSARCHIVE");
+    c->list = load_env("PYCDSLIST");
+    c->base = CDS_DEFAULT_BASE;
+    if (base != NULL) {
+        unsigned long long v = strtoull(base, NULL, 0);
+        if (v != 0 && v % 4096 == 0) {
+            c->base = v;
+        }
+    }
+    c->check = CHECK_STAT;
+    if (check == NULL || strcmp(check, "stat") == 0) {
+        c->check = CHECK_STAT;
+    }
+    else if (strcmp(check, "hash") == 0) {
+        c->check = CHECK_HASH;
+    }
+    else if (strcmp(check, "none") == 0) {
+        c->check = CHECK_NONE;
+    }
+    else {
+        cds__hook_warn(
+            "unknown PYCDSCHECK=%s (stat, hash or none); using stat", check);
+    }
+    c->mode = MODE_OFF;
+    if (mode == NULL || strcasecmp(mode, "OFF") == 0) {
+        c->mode = MODE_OFF;
+    }
+    else if (strcasecmp(mode, "TRACE") == 0) {
+        c->mode = MODE_TRACE;
+    }
+    else if (strcasecmp(mode, "DUMP") == 0) {
+        c->mode = MODE_DUMP;
+    }
+    else if (strcasecmp(mode, "SHARE") == 0) {
+        c->mode = MODE_SHARE;
+    }
+    else {
+        cds__hook_warn("unknown PYCDSMODE=%s (TRACE, DUMP, SHARE or OFF)",
+                       mode);
+    }
+}
+
 static PyObject *
 activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
 {
     static int done;
     const char *mode = getenv("PYCDSMODE");
-    const char *verbose = getenv("PYCDSVERBOSE");
 
     if (done++ || mode == NULL || mode[0] == '\0') {
         Py_RETURN_NONE;
@@ -132,39 +198,13 @@ activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
     if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
         Py_RETURN_NONE;
     }
-    cds__hook.verbose = verbose != NULL ? atoi(verbose) : 0;
-    const char *pf = getenv("PYCDSPREFAULT");
-    cds__hook.prefault = pf == NULL || strcmp(pf, "0") != 0;
-    const char *check = getenv("PYCDSCHECK");
-    if (check == NULL || check[0] == '\0' || strcmp(check, "stat") == 0) {
-        cds__hook.check = CHECK_STAT;
-    }
-    else if (strcmp(check, "hash") == 0) {
-        cds__hook.check = CHECK_HASH;
-    }
-    else if (strcmp(check, "none") == 0) {
-        cds__hook.check = CHECK_NONE;
-    }
-    else {
-        cds__hook.check = CHECK_STAT;
-        cds__hook_warn(
-            "unknown PYCDSCHECK=%s (stat, hash or none); using stat", check);
-    }
-    if (strcasecmp(mode, "TRACE") == 0) {
-        cds__hook.mode = MODE_TRACE;
-        cds__trace_activate();
-    }
-    else if (strcasecmp(mode, "DUMP") == 0) {
-        cds__hook.mode = MODE_DUMP;
+    config_read(&cds__hook.config);
+    switch (cds__hook.config.mode) {
+    case MODE_TRACE: cds__trace_activate(); break;
+    case MODE_DUMP:
         cds__dump_activate(); /* does not return */
-    }
-    else if (strcasecmp(mode, "SHARE") == 0) {
-        cds__hook.mode = MODE_SHARE;
-        cds__share_activate();
-    }
-    else if (strcasecmp(mode, "OFF") != 0) {
-        cds__hook_warn("unknown PYCDSMODE=%s (TRACE, DUMP, SHARE or OFF)",
-                       mode);
+        break;
+    case MODE_SHARE: cds__share_activate(); break;
     }
     Py_RETURN_NONE;
 }
@@ -182,7 +222,7 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
     }
     return Py_BuildValue(
         "{s:s,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:i,s:K,s:K}", "mode",
-        modes[cds__hook.mode], "active",
+        modes[cds__hook.config.mode], "active",
         cds__hook.seg_state != NULL ? Py_True : Py_False, "served",
         cds__hook.nserved, "missed", cds__hook.nmissed, "stale",
         cds__hook.nstale, "failed", cds__hook.nfailed, "modules",

@@ -182,19 +182,6 @@ fail:
     return NULL;
 }
 
-static uint64_t
-base_from_env(void)
-{
-    const char *s = getenv("PYCDSBASE");
-    if (s != NULL && s[0] != '\0') {
-        unsigned long long v = strtoull(s, NULL, 0);
-        if (v != 0 && v % 4096 == 0) {
-            return v;
-        }
-    }
-    return CDS_DEFAULT_BASE;
-}
-
 struct dump_counts {
     Py_ssize_t dumped, skipped;
     uint64_t objects;
@@ -232,7 +219,7 @@ dump(const char *list, const char *archive, struct dump_counts *c,
         PyErr_NoMemory();
         goto out;
     }
-    if (cds_writer_create(&w, archive, base_from_env(), &fp, &err) < 0) {
+    if (cds_writer_create(&w, archive, cds__hook.config.base, &fp, &err) < 0) {
         dump_fail(e, "%s", err.message);
         goto out;
     }
@@ -279,7 +266,7 @@ dump(const char *list, const char *archive, struct dump_counts *c,
             continue;
         }
         cds_heap_segment seg;
-        uint64_t addr = base_from_env() + cds_writer_next_offset(w);
+        uint64_t addr = cds__hook.config.base + cds_writer_next_offset(w);
         rc = cds_heap_serialize_pooled(code, addr, pool,
                                        PyTuple_GET_ITEM(info, 7), &seg, &err);
         if (rc == CDS_EUNSUPPORTED) {
@@ -318,14 +305,14 @@ out:
 void
 cds__dump_activate(void)
 {
-    const char *list = getenv("PYCDSLIST");
-    const char *archive = getenv("PYCDSARCHIVE");
+    const char *list = cds__hook.config.list;
+    const char *archive = cds__hook.config.archive;
     struct dump_counts c;
     struct dump_error e = {{0}};
     PyObject *prep, *r;
     int status = 1;
 
-    if (list == NULL || !*list || archive == NULL || !*archive) {
+    if (list == NULL || archive == NULL) {
         PySys_WriteStderr("pycds: dump: PYCDSMODE=DUMP needs PYCDSLIST and "
                           "PYCDSARCHIVE\n");
     }

@@ -418,16 +418,15 @@ cds__share_activate(void)
     struct cds_disk_fingerprint fp;
     cds_error err;
     unsigned flags = CDS_OPEN_WRITABLE | CDS_OPEN_TRUSTED;
-    const char *reloc = getenv("PYCDSRELOCATE");
     int rc;
 
-    cds__hook.archive_path = getenv("PYCDSARCHIVE");
-    if (cds__hook.archive_path == NULL || cds__hook.archive_path[0] == '\0') {
+    cds__hook.archive_path = cds__hook.config.archive;
+    if (cds__hook.archive_path == NULL) {
         cds__hook_warn("PYCDSMODE=SHARE without PYCDSARCHIVE; "
                        "using the normal import system");
         return;
     }
-    if (reloc != NULL && reloc[0] != '\0' && strcmp(reloc, "0") != 0) {
+    if (cds__hook.config.relocate) {
         flags |= CDS_OPEN_RELOCATE;
     }
     char problem[2 * PATH_MAX + 256];

@@ -34,20 +34,31 @@ enum { MODE_OFF, MODE_TRACE, MODE_DUMP, MODE_SHARE };
 enum { CHECK_STAT, CHECK_HASH, CHECK_NONE };
 enum { SEG_UNLOADED = 0, SEG_LOADING, SEG_LOADED, SEG_BAD };
 
+/* The PYCDS* environment (docs/usage.md), read once, at activation, by
+ * _cdsmodule.c: the one place that parses it. */
+struct cds_hook_config {
+    int mode;            /* MODE_*, PYCDSMODE */
+    int verbose;         /* PYCDSVERBOSE */
+    int prefault;        /* PYCDSPREFAULT, default on */
+    int check;           /* CHECK_*, PYCDSCHECK */
+    int relocate;        /* PYCDSRELOCATE set and not "0" */
+    const char *archive; /* PYCDSARCHIVE; NULL when unset or empty */
+    const char *list;    /* PYCDSLIST; likewise */
+    uint64_t base;       /* PYCDSBASE (DUMP): CDS_DEFAULT_BASE unless a
+                            non-zero multiple of 4096 */
+};
+
 struct cds_hook {
-    int mode;
-    int verbose;
+    struct cds_hook_config config;
     int warned;
-    int prefault;   /* PYCDSPREFAULT, default on */
-    int check;      /* CHECK_*, PYCDSCHECK */
     int disabled;   /* the archive is no longer usable at all */
     PyObject *glue; /* the glue's namespace */
     /* SHARE */
     cds_archive archive;
-    const char *archive_path;
-    uint8_t *seg_state; /* per module: SEG_* */
-    PyObject **codes;   /* per module: the loaded code object */
-    PyObject **loaders; /* per module: the loader find_spec last made */
+    const char *archive_path; /* config.archive, once it is open */
+    uint8_t *seg_state;       /* per module: SEG_* */
+    PyObject **codes;         /* per module: the loaded code object */
+    PyObject **loaders;       /* per module: the loader find_spec last made */
     PyObject *finder;
     PyObject *module_spec;         /* ModuleSpec */
     PyObject *file_finder;         /* FileFinder */
@@ -72,7 +83,7 @@ void cds__hook_warn(const char *fmt, ...)
 
 #define VERBOSE(level, ...)                                                   \
     do {                                                                      \
-        if (cds__hook.verbose >= (level)) {                                   \
+        if (cds__hook.config.verbose >= (level)) {                            \
             PySys_WriteStderr(__VA_ARGS__);                                   \
         }                                                                     \
     } while (0)

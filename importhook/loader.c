@@ -84,7 +84,7 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
      * having them copied right after (2 ms of 27 on sympy).  A segment
      * that then fails validation has cost some copying, nothing else. */
     rc = 0;
-    if (cds__hook.prefault) {
+    if (cds__hook.config.prefault) {
         rc = cds_segment_prefault(&cds__hook.archive, ix, &err);
     }
     /* inv. 3: validate everything before the first write */
@@ -180,7 +180,7 @@ loader_get_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *code, *call[2];
 
-    if (cds__hook.mode == MODE_SHARE && nargs == 1 &&
+    if (cds__hook.config.mode == MODE_SHARE && nargs == 1 &&
         (PyObject *)Py_TYPE(self) == cds__hook.sfl_type) {
         PyObject *path = PyObject_GetAttrString(self, "path");
         if (path == NULL) {
@@ -201,7 +201,7 @@ loader_get_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     call[0] = self;
     call[1] = args[0];
     code = PyObject_Vectorcall(cds__hook.orig_get_code, call, 2, NULL);
-    if (cds__hook.mode == MODE_TRACE && code != NULL) {
+    if (cds__hook.config.mode == MODE_TRACE && code != NULL) {
         record_name(args[0]);
     }
     return code;
@@ -247,9 +247,9 @@ cds__loader_install(void)
 void
 cds__trace_activate(void)
 {
-    const char *list = getenv("PYCDSLIST");
+    const char *list = cds__hook.config.list;
 
-    if (list == NULL || list[0] == '\0') {
+    if (list == NULL) {
         cds__hook_warn("PYCDSMODE=TRACE without PYCDSLIST; not tracing");
         return;
     }

@@ -56,10 +56,10 @@ cds__source_unchanged(uint32_t ix, const char *name, int report)
     uint64_t hash, size;
     int gone;
 
-    if (cds__hook.check == CHECK_NONE) {
+    if (cds__hook.config.check == CHECK_NONE) {
         return 1;
     }
-    if (cds__hook.check == CHECK_HASH) {
+    if (cds__hook.config.check == CHECK_HASH) {
         gone = hash_file(origin, &hash, &size) != 0;
         if (!gone && size == m->source_size && hash == m->source_hash) {
             return 1;
