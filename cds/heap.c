@@ -2400,3 +2400,29 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     *code = root;
     return 0;
 }
+
+int
+cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
+                     PyObject **code, cds_error *err)
+{
+    int rc = 0;
+
+    *code = NULL;
+    if (prefault) {
+        rc = cds_segment_prefault(a, index, err);
+    }
+    if (rc == 0) {
+        rc = cds_segment_validate(a, index, err);
+    }
+    /* object bodies: what marshal and _PyCode_New could have built */
+    if (rc == 0) {
+        rc = cds_heap_validate(a, index, err);
+    }
+    if (rc == 0) {
+        rc = cds_heap_load(a, index, code, err);
+    }
+    if (rc == 0) {
+        cds_segment_release_lists(a, index);
+    }
+    return rc;
+}

@@ -79,28 +79,9 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
                        cds__hook.archive_path, err.message);
         return NULL;
     }
-    /* The prefault changes no byte, only who owns the pages: done first,
-     * validation reads private pages instead of mapping the file's and
-     * having them copied right after (2 ms of 27 on sympy).  A segment
-     * that then fails validation has cost some copying, nothing else. */
-    rc = 0;
-    if (cds__hook.config.prefault) {
-        rc = cds_segment_prefault(&cds__hook.archive, ix, &err);
-    }
-    /* inv. 3: validate everything before the first write */
-    if (rc == 0) {
-        rc = cds_segment_validate(&cds__hook.archive, ix, &err);
-    }
-    /* object bodies: what marshal and _PyCode_New could have built */
-    if (rc == 0) {
-        rc = cds_heap_validate(&cds__hook.archive, ix, &err);
-    }
-    if (rc == 0) {
-        rc = cds_heap_load(&cds__hook.archive, ix, &cds__hook.codes[ix], &err);
-    }
-    if (rc == 0) {
-        cds_segment_release_lists(&cds__hook.archive, ix);
-    }
+    rc =
+        cds_heap_segment_use(&cds__hook.archive, ix, cds__hook.config.prefault,
+                             &cds__hook.codes[ix], &err);
     cds__hook.load_ns += now_ns() - t0;
     if (rc < 0) {
         cds__hook.seg_state[ix] = SEG_BAD;

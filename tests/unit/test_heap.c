@@ -316,14 +316,8 @@ try_load_module(cds_archive *a, const char *name, PyObject **code,
 
     *code = NULL;
     assert_status(cds_archive_find(a, name, strlen(name), &ix), 0);
-    /* as the import hook does: containers, bodies, then patching */
-    rc = cds_segment_validate(a, ix, err);
-    if (rc == 0) {
-        rc = cds_heap_validate(a, ix, err);
-    }
-    if (rc == 0) {
-        rc = cds_heap_load(a, ix, code, err);
-    }
+    /* what the import hook runs: containers, bodies, then patching */
+    rc = cds_heap_segment_use(a, ix, 1, code, err);
     if (rc < 0) {
         unit_check_error(err, rc);
     }
