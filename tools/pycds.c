@@ -892,16 +892,16 @@ run_trace(const struct command *cmd, int argc, char **argv)
  * dump */
 
 /* Write the names of list that pass include and exclude to a temporary
- * file; *tmp is its malloc'd path.  Lines are read as the hook reads
- * them (cds/modlist.c, as read_list in importhook/dump.c does): '#'
- * starts a comment, blanks are ignored, and a line with a NUL byte or a
- * name that is not UTF-8 is reported and skipped.  The hook would report such a line with
- * PYCDSLIST and its line number there, which would be the temporary
+ * file; *tmp is its malloc'd path.  Lines are read as the hook reads them
+ * (cds/modlist.c, as read_list in importhook/dump.c does): '#' starts a
+ * comment, blanks are ignored, and a line with a NUL byte or a name that
+ * is not UTF-8 is reported and skipped.  The hook would report such a line
+ * with PYCDSLIST and its line number there, which would be the temporary
  * file's: so the skip is made here, in the hook's words, with the user's
  * list and line number, and the hook only sees names it accepts.  (Blank
- * lines in place of the dropped ones would keep the numbers, but the
- * file the hook names is still PYCDSLIST.)  The hook's summary does not
- * count these lines; the -v summary here does. */
+ * lines in place of the dropped ones would keep the numbers, but the file
+ * the hook names is still PYCDSLIST.)  The hook's summary does not count
+ * these lines; the -v summary here does. */
 static int
 filter_list(const char *list, const struct cli_config *cfg, int verbose,
             char **tmp)
