@@ -86,6 +86,14 @@ finder_is_dir(PyObject *finder, const char *dir)
     return r == 1;
 }
 
+/* An exception that is no error of a finder's (KeyboardInterrupt,
+ * SystemExit): it goes on to the import, as without pycds. */
+static int
+check_interrupted(void)
+{
+    return PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception);
+}
+
 /* Would PathFinder find name's archived file?  It takes the first entry
  * of path (the parent package's __path__; sys.path for a top-level name)
  * whose finder finds name with a loader (a namespace portion does not
@@ -96,14 +104,6 @@ finder_is_dir(PyObject *finder, const char *dir)
  * here: the archive steps aside and PathFinder does what it does with it
  * (raise, or use it).  1: yes; 0: no, and *why (new str, or NULL when it
  * could not be made) says why; -1: an exception. */
-/* An exception that is no error of a finder's (KeyboardInterrupt,
- * SystemExit): it goes on to the import, as without pycds. */
-static int
-check_interrupted(void)
-{
-    return PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception);
-}
-
 static int
 archived_dir_first(PyObject *name, PyObject *path, PyObject *target,
                    const char *search, PyObject **why)
