@@ -122,6 +122,19 @@ load_env(const char *name)
     return v != NULL && v[0] != '\0' ? v : NULL;
 }
 
+/* The index of v in the NULL-terminated words (any case with nocase),
+ * or -1. */
+static int
+find_word(const char *v, const char *const *words, int nocase)
+{
+    for (int i = 0; words[i] != NULL; i++) {
+        if ((nocase ? strcasecmp(v, words[i]) : strcmp(v, words[i])) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 /* Parse the PYCDS* environment into c (struct cds_hook_config).  A bad
  * PYCDSCHECK or PYCDSMODE is the one warning (inv. 1); MODE_OFF then. */
 static void
@@ -147,34 +160,18 @@ config_read(struct cds_hook_config *c)
             c->base = v;
         }
     }
-    c->check = CHECK_STAT;
-    if (check == NULL || strcmp(check, "stat") == 0) {
+    /* the words in the order of the CHECK_* and MODE_* values */
+    static const char *const checks[] = {"stat", "hash", "none", NULL};
+    static const char *const modes[] = {"OFF", "TRACE", "DUMP", "SHARE", NULL};
+    c->check = check == NULL ? CHECK_STAT : find_word(check, checks, 0);
+    if (c->check < 0) {
         c->check = CHECK_STAT;
-    }
-    else if (strcmp(check, "hash") == 0) {
-        c->check = CHECK_HASH;
-    }
-    else if (strcmp(check, "none") == 0) {
-        c->check = CHECK_NONE;
-    }
-    else {
         cds__hook_warn(
             "unknown PYCDSCHECK=%s (stat, hash or none); using stat", check);
     }
-    c->mode = MODE_OFF;
-    if (mode == NULL || strcasecmp(mode, "OFF") == 0) {
+    c->mode = mode == NULL ? MODE_OFF : find_word(mode, modes, 1);
+    if (c->mode < 0) {
         c->mode = MODE_OFF;
-    }
-    else if (strcasecmp(mode, "TRACE") == 0) {
-        c->mode = MODE_TRACE;
-    }
-    else if (strcasecmp(mode, "DUMP") == 0) {
-        c->mode = MODE_DUMP;
-    }
-    else if (strcasecmp(mode, "SHARE") == 0) {
-        c->mode = MODE_SHARE;
-    }
-    else {
         cds__hook_warn("unknown PYCDSMODE=%s (TRACE, DUMP, SHARE or OFF)",
                        mode);
     }
