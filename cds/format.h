@@ -162,6 +162,9 @@ enum cds_obj_kind {
 };
 #define CDS_OBJ_KIND(entry) ((entry) & 7u)
 #define CDS_OBJ_OFFSET(entry) ((entry) & ~7u)
+/* What precedes every tuple: sizeof(PyGC_Head), 16 bytes in every
+ * version pycds builds for (each layout_3XX.c static_asserts it); a
+ * version with another GC head would need a new format version. */
 #define CDS_GC_HEAD_SIZE 16u
 
 /* format.md 5.3: a slot that must point to an object of the running
@@ -195,7 +198,12 @@ enum {
     CDS_EXT_BYTE = 1280,      /* + c: 1-byte bytes */
     CDS_EXT_COUNT = 1536,
 };
-#define CDS_SMALL_INT_MIN (-5)
-#define CDS_SMALL_INT_MAX 256
+/* The ints the table can name: the small-int cache of every supported
+ * version (3.11-3.13: -5..256).  Which ints a version owns is its heap
+ * layout's fact (cds_layout_small_int_min/max, static_asserted to lie
+ * within); a version whose cache is larger needs the range grown here
+ * (there is room up to CDS_EXT_LATIN1) and a new format version. */
+#define CDS_EXT_INT_MIN (-5)
+#define CDS_EXT_INT_MAX 256
 
 #endif /* CDS_FORMAT_H */

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* Heap layer for CPython 3.11: serialize code graphs, check and patch
- * mapped ones.
+/* Heap layer, version-neutral part: serialize code graphs, check and
+ * patch mapped ones.  What an object's bytes look like in one CPython
+ * version is layout.h's business (layout_3XX.c); this file walks graphs,
+ * lists references, drives validation and loads.
  *
  * An archived object is byte for byte what CPython itself would have built,
  * placed at a known address.  Invariants (CPYTHON-NOTES.md 8, cited as
  * inv. N):
  *  1. Nothing archived is ever freed: every object carries a reference count
- *     (CDS_REFCNT) that no amount of DECREF can bring to zero, and the
- *     mapping is never unmapped.
+ *     (cds_layout_refcnt: 2^40 on 3.11, immortal from 3.12) that no amount
+ *     of DECREF can bring to zero, and the mapping is never unmapped.
  *  2. Every GC type (tuple) is preceded by a zeroed PyGC_Head: untracked,
  *     not collecting.  Nothing ever tracks it.
  *  3. The process's singletons (None, True, False, Ellipsis, small ints,
@@ -16,9 +18,10 @@
  *     object after loading.
  *  4. Stored str and bytes hashes are -1 ("not computed"), so a different
  *     hash secret needs no patching.
- *  5. Code is archived in its never-executed form (PyCode_GetCode: no
- *     quickened instructions, zeroed inline caches, warm-up counter at its
- *     initial value) with every runtime cache pointer NULL.
+ *  5. Code is archived in its never-executed form, as the version creates
+ *     it (3.11: PyCode_GetCode, warm-up counter at its initial value; 3.12
+ *     on: co_code_adaptive as _PyCode_Quicken leaves a fresh object), with
+ *     every runtime cache pointer NULL and no instrumentation.
  *  6. Strings the dumping interpreter had interned are interned again at
  *     load; where the interpreter already has an equal interned string,
  *     every slot that pointed at the archived copy is redirected to it and
@@ -30,6 +33,7 @@
 #include "heap.h"
 
 #include "checksum.h"
+#include "layout.h"
 
 #include <limits.h>
 #include <opcode.h>
@@ -37,26 +41,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
-#error "this heap layer supports CPython 3.11 only"
-#endif
-
-/* inv. 1: far above any count reachable from real references; CPython's own
- * static objects use 999999999 in 3.11. */
-#define CDS_REFCNT ((Py_ssize_t)1 << 40)
-/* Internal/pycore_code.h: QUICKENING_INITIAL_WARMUP_VALUE
- * (-QUICKENING_WARMUP_DELAY).  Checked at runtime against a fresh code
- * object in cds_heap_check_runtime(). */
-#define CDS_CODE_WARMUP (-8)
-#define CDS_GC_HEAD CDS_GC_HEAD_SIZE /* sizeof(PyGC_Head) */
-
-/* PyBytesObject.ob_shash is deprecated (but still the hash cache, right
- * before ob_sval): name its offset without touching the field. */
-#define BYTES_SHASH_OFF (offsetof(PyBytesObject, ob_sval) - sizeof(Py_hash_t))
+#define CDS_GC_HEAD CDS_GC_HEAD_SIZE /* sizeof(PyGC_Head): layout_3XX.c */
 /* a node kind of the serializer only: archived as a CDS_OBJ_TUPLE of its
  * items (inv. 7) */
 #define CDS_OBJ_FROZEN CDS_OBJ_NKINDS
-#define ALIGN8(n) (((n) + 7u) & ~(uint64_t)7u)
+#define ALIGN8(n) CDS_ALIGN8(n)
 
 /* ---------------------------------------------------------------------
  * External objects (format.md 5.3): the same table at dump and load. */
@@ -89,10 +78,9 @@ ext_object(uint32_t index)
     case CDS_EXT_EMPTY_TUPLE: o = PyTuple_New(0); goto owned;
     default:
         if (index >= CDS_EXT_SMALL_INT &&
-            index <= CDS_EXT_SMALL_INT + CDS_SMALL_INT_MAX -
-                         CDS_SMALL_INT_MIN) {
+            index <= CDS_EXT_SMALL_INT + CDS_EXT_INT_MAX - CDS_EXT_INT_MIN) {
             o = PyLong_FromLong((long)index - CDS_EXT_SMALL_INT +
-                                CDS_SMALL_INT_MIN);
+                                CDS_EXT_INT_MIN);
         }
         else if (index >= CDS_EXT_LATIN1 && index < CDS_EXT_BYTE) {
             /* the interned 1-character string: on 3.11 the latin-1
@@ -140,8 +128,9 @@ ext_index(PyObject *o)
     if (PyLong_CheckExact(o)) {
         int overflow;
         long v = PyLong_AsLongAndOverflow(o, &overflow);
-        if (!overflow && v >= CDS_SMALL_INT_MIN && v <= CDS_SMALL_INT_MAX) {
-            return CDS_EXT_SMALL_INT + (int)(v - CDS_SMALL_INT_MIN);
+        if (!overflow && v >= cds_layout_small_int_min &&
+            v <= cds_layout_small_int_max) {
+            return CDS_EXT_SMALL_INT + (int)(v - CDS_EXT_INT_MIN);
         }
         return -1;
     }
@@ -187,23 +176,6 @@ kind_type(unsigned kind)
 /* ---------------------------------------------------------------------
  * Fingerprint (format.md 2.1) */
 
-/* Every size and offset the archive depends on; its hash is the layout
- * fingerprint.  Values from the headers compiled against. */
-static const uint64_t layout_table[] = {
-    sizeof(PyObject), sizeof(PyVarObject), offsetof(PyObject, ob_type),
-    sizeof(PyASCIIObject), sizeof(PyCompactUnicodeObject),
-    offsetof(PyASCIIObject, hash), offsetof(PyASCIIObject, wstr),
-    BYTES_SHASH_OFF, offsetof(PyBytesObject, ob_sval),
-    offsetof(PyLongObject, ob_digit), sizeof(digit),
-    sizeof(PyFloatObject), sizeof(PyComplexObject),
-    offsetof(PyTupleObject, ob_item), CDS_GC_HEAD,
-    offsetof(PyCodeObject, co_consts), offsetof(PyCodeObject, co_flags),
-    offsetof(PyCodeObject, co_localsplusnames),
-    offsetof(PyCodeObject, co_linetable), offsetof(PyCodeObject, co_extra),
-    offsetof(PyCodeObject, co_code_adaptive), (uint64_t)CDS_CODE_WARMUP,
-    (uint64_t)CDS_REFCNT,
-};
-
 static void
 copy_field(char *dst, size_t size, const char *src)
 {
@@ -244,7 +216,7 @@ cds_heap_fingerprint(struct cds_disk_fingerprint *fp, cds_error *err)
 #ifdef Py_GIL_DISABLED
     fp->build_flags |= CDS_BUILD_GIL_DISABLED;
 #endif
-    fp->layout_hash = cds_hash(layout_table, sizeof(layout_table));
+    fp->layout_hash = cds_hash(cds_layout_table, cds_layout_table_size);
     copy_field(fp->cache_tag, sizeof(fp->cache_tag), PyImport_GetMagicTag());
     /* the extension suffix names the ABI (".cpython-311-x86_64-linux-gnu
      * .so"): the headers do not carry SOABI, the running import system
@@ -272,6 +244,29 @@ cds_heap_fingerprint(struct cds_disk_fingerprint *fp, cds_error *err)
     return 0;
 }
 
+/* sizeof(PyGC_Head), which only the internal headers declare: what
+ * sys.getsizeof adds to a GC object's own size.  -1 if it cannot say. */
+static long
+gc_head_size(void)
+{
+    PyObject *t = PyTuple_Pack(1, Py_None), *r = NULL, *mine = NULL;
+    PyObject *getsizeof = PySys_GetObject("getsizeof"); /* borrowed */
+    long gc = -1;
+
+    if (t != NULL && getsizeof != NULL) {
+        r = PyObject_CallOneArg(getsizeof, t);
+        mine = PyObject_CallMethod(t, "__sizeof__", NULL);
+    }
+    if (r != NULL && mine != NULL) {
+        gc = PyLong_AsLong(r) - PyLong_AsLong(mine);
+    }
+    Py_XDECREF(t);
+    Py_XDECREF(r);
+    Py_XDECREF(mine);
+    PyErr_Clear();
+    return gc;
+}
+
 int
 cds_heap_check_runtime(cds_error *err)
 {
@@ -289,34 +284,21 @@ cds_heap_check_runtime(cds_error *err)
                      PY_VERSION, v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff,
                      (v & 0xf0) == 0xf0 ? "" : " (pre-release)");
         }
-        else if (PyCode_Type.tp_basicsize !=
-                     (Py_ssize_t)offsetof(PyCodeObject, co_code_adaptive) ||
-                 PyTuple_Type.tp_basicsize !=
-                     (Py_ssize_t)offsetof(PyTupleObject, ob_item) ||
-                 PyBytes_Type.tp_basicsize !=
-                     (Py_ssize_t)offsetof(PyBytesObject, ob_sval) + 1 ||
-                 PyUnicode_Type.tp_basicsize !=
-                     (Py_ssize_t)sizeof(PyUnicodeObject)) {
-            CDS_FAIL(&saved, CDS_EVERSION, UINT64_MAX,
-                     "object layout differs from the headers built with");
-        }
         else {
-            /* a fresh code object shows the warm-up value (inv. 5) */
-            PyCodeObject *co = PyCode_NewEmpty("pycds", "probe", 1);
-            if (co == NULL) {
-                PyErr_Clear();
-                CDS_FAIL(&saved, CDS_EVERSION, UINT64_MAX,
-                         "cannot create a probe code object");
+            char buf[160];
+            const char *why = cds_layout_check_runtime(buf, sizeof(buf));
+            long gc = why == NULL ? gc_head_size() : CDS_GC_HEAD_SIZE;
+            if (why == NULL && gc != CDS_GC_HEAD_SIZE) {
+                snprintf(buf, sizeof(buf), "GC head of %ld bytes, not %u",
+                         gc, CDS_GC_HEAD_SIZE);
+                why = buf;
             }
-            else if (co->co_warmup != CDS_CODE_WARMUP) {
-                CDS_FAIL(&saved, CDS_EVERSION, UINT64_MAX,
-                         "code warm-up counter %d, expected %d",
-                         co->co_warmup, CDS_CODE_WARMUP);
+            if (why != NULL) {
+                CDS_FAIL(&saved, CDS_EVERSION, UINT64_MAX, "%s", why);
             }
             else {
                 checked = 1;
             }
-            Py_XDECREF(co);
         }
     }
     if (checked < 0) {
@@ -378,7 +360,6 @@ cds_heap_pool_view(const cds_heap_pool *p, struct cds_pool *out)
 static int grow(void **p, uint32_t *cap, uint32_t need, size_t elem,
                 cds_error *err);
 static uint64_t object_size(PyObject *o, int kind, PyObject *items);
-static void write_str_image(uint8_t *p, PyObject *o);
 
 /* The pool index of str o, adding it if new. */
 static int
@@ -406,7 +387,7 @@ pool_add(cds_heap_pool *p, PyObject *o, uint32_t *index, cds_error *err)
         return rc;
     }
     memset(p->objects + p->size, 0, size);
-    write_str_image(p->objects + p->size, o);
+    (void)cds_layout_emit(p->objects + p->size, o, CDS_OBJ_STR);
     v = PyLong_FromUnsignedLong(p->count);
     if (v == NULL || PyDict_SetItem(p->index, o, v) < 0) {
         Py_XDECREF(v);
@@ -541,40 +522,16 @@ memo_add(struct ser *s, PyObject *o, uint32_t v)
     return 0;
 }
 
+/* Bytes of o's image, a tuple's GC head included. */
 static uint64_t
 object_size(PyObject *o, int kind, PyObject *items)
 {
-    switch (kind) {
-    case CDS_OBJ_CODE:
-        return offsetof(PyCodeObject, co_code_adaptive) +
-               (uint64_t)Py_SIZE(o) * sizeof(_Py_CODEUNIT);
-    case CDS_OBJ_STR:
-        if (PyUnicode_IS_ASCII(o)) {
-            return sizeof(PyASCIIObject) + (uint64_t)PyUnicode_GET_LENGTH(o) +
-                   1;
-        }
-        return sizeof(PyCompactUnicodeObject) +
-               ((uint64_t)PyUnicode_GET_LENGTH(o) + 1) * PyUnicode_KIND(o);
-    case CDS_OBJ_BYTES:
-        return offsetof(PyBytesObject, ob_sval) +
-               (uint64_t)PyBytes_GET_SIZE(o) + 1;
-    case CDS_OBJ_INT: {
-        Py_ssize_t n = Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o);
-        return offsetof(PyLongObject, ob_digit) +
-               (uint64_t)(n > 0 ? n : 1) * sizeof(digit);
+    if (kind == CDS_OBJ_TUPLE || kind == CDS_OBJ_FROZEN) {
+        PyObject *t = kind == CDS_OBJ_TUPLE ? o : items;
+        return CDS_GC_HEAD +
+               cds_layout_size(t, CDS_OBJ_TUPLE, PyTuple_GET_SIZE(t));
     }
-    case CDS_OBJ_FLOAT:
-        return sizeof(PyFloatObject);
-    case CDS_OBJ_COMPLEX:
-        return sizeof(PyComplexObject);
-    case CDS_OBJ_TUPLE:
-        return CDS_GC_HEAD + offsetof(PyTupleObject, ob_item) +
-               (uint64_t)PyTuple_GET_SIZE(o) * sizeof(PyObject *);
-    case CDS_OBJ_FROZEN:
-        return CDS_GC_HEAD + offsetof(PyTupleObject, ob_item) +
-               (uint64_t)PyTuple_GET_SIZE(items) * sizeof(PyObject *);
-    }
-    return 0;
+    return cds_layout_size(o, (unsigned)kind, 0);
 }
 
 static int visit(struct ser *s, PyObject *o, int depth);
@@ -639,6 +596,15 @@ frozenset_items(struct ser *s, PyObject *o)
         }
     }
     return PySequence_Tuple(o);
+}
+
+/* Pointer field i of code object o (cds_layout_code_fields). */
+static inline PyObject *
+code_field(PyObject *o, size_t i)
+{
+    PyObject *f;
+    memcpy(&f, (const char *)o + cds_layout_code_fields[i].off, sizeof(f));
+    return f;
 }
 
 /* Collect o and what it reaches into s->nodes (depth-first, each object
@@ -722,19 +688,13 @@ visit(struct ser *s, PyObject *o, int depth)
     s->out->counts[kind == CDS_OBJ_FROZEN ? CDS_OBJ_TUPLE : kind]++;
 
     switch (kind) {
-    case CDS_OBJ_CODE: {
-        PyCodeObject *co = (PyCodeObject *)o;
-        PyObject *refs[] = {co->co_consts, co->co_names,
-                            co->co_exceptiontable, co->co_localsplusnames,
-                            co->co_localspluskinds, co->co_filename,
-                            co->co_name, co->co_qualname, co->co_linetable};
-        for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
-            if ((rc = visit(s, refs[i], depth + 1)) < 0) {
+    case CDS_OBJ_CODE:
+        for (size_t i = 0; i < cds_layout_code_nfields; i++) {
+            if ((rc = visit(s, code_field(o, i), depth + 1)) < 0) {
                 return rc;
             }
         }
         return 0;
-    }
     case CDS_OBJ_TUPLE:
         return visit_tuple_items(s, o, depth);
     case CDS_OBJ_FROZEN:
@@ -836,131 +796,23 @@ emit_ref(struct ser *s, uint32_t slot, PyObject *target)
     return 0;
 }
 
-/* No ob_size: float, complex. */
-#define NOT_VAR PY_SSIZE_T_MIN
-
-/* The common object head: refcount (inv. 1), type, and ob_size unless
- * size is NOT_VAR (an int's ob_size is negative for negative values).
- * The type is this process's; loading rewrites it only if it moved
- * (format.md 5.1). */
-static int
-emit_head(struct ser *s, const struct node *n, Py_ssize_t size)
-{
-    Py_ssize_t refcnt = CDS_REFCNT;
-    uint8_t *p = s->out->objects + n->off;
-    unsigned kind = n->kind == CDS_OBJ_FROZEN ? CDS_OBJ_TUPLE : n->kind;
-    PyTypeObject *type = kind_type(kind);
-
-    memcpy(p + offsetof(PyObject, ob_refcnt), &refcnt, sizeof(refcnt));
-    memcpy(p + offsetof(PyObject, ob_type), &type, sizeof(type));
-    if (size != NOT_VAR) {
-        memcpy(p + offsetof(PyVarObject, ob_size), &size, sizeof(size));
-    }
-    return 0;
-}
-
-/* Write the compact str image of o at p (zeroed, large enough: see
- * object_size): head, state, data, NUL. */
-static void
-write_str_image(uint8_t *p, PyObject *o)
-{
-    Py_ssize_t len = PyUnicode_GET_LENGTH(o);
-    int kind = PyUnicode_KIND(o);
-    PyCompactUnicodeObject u;
-    Py_ssize_t refcnt = CDS_REFCNT;
-    PyTypeObject *type = &PyUnicode_Type;
-    size_t head;
-
-    memset(&u, 0, sizeof(u));
-    u._base.length = len;
-    u._base.hash = -1;                   /* inv. 4 */
-    u._base.state.interned = 0;          /* set by interning at load */
-    u._base.state.kind = (unsigned)kind;
-    u._base.state.compact = 1;
-    u._base.state.ascii = PyUnicode_IS_ASCII(o) ? 1 : 0;
-    u._base.state.ready = 1;
-    u._base.wstr = NULL;                 /* a lazily built cache */
-    u.utf8_length = 0;                   /* ditto */
-    u.utf8 = NULL;
-    u.wstr_length = 0;
-    head = PyUnicode_IS_ASCII(o) ? sizeof(PyASCIIObject)
-                                 : sizeof(PyCompactUnicodeObject);
-    /* copy the fields after the object head */
-    memcpy(p + sizeof(PyObject), (uint8_t *)&u + sizeof(PyObject),
-           head - sizeof(PyObject));
-    memcpy(p + offsetof(PyObject, ob_refcnt), &refcnt, sizeof(refcnt));
-    memcpy(p + offsetof(PyObject, ob_type), &type, sizeof(type));
-    /* data and its terminating NUL (the buffer is zeroed) */
-    memcpy(p + head, PyUnicode_DATA(o), (size_t)len * (size_t)kind);
-}
-
-static int
-emit_str(struct ser *s, const struct node *n)
-{
-    write_str_image(s->out->objects + n->off, n->obj);
-    return 0;
-}
-
 static int
 emit_code(struct ser *s, const struct node *n)
 {
-    PyCodeObject *co = (PyCodeObject *)n->obj;
-    uint8_t *p = s->out->objects + n->off;
-    PyCodeObject *img = (PyCodeObject *)p; /* only for offsetof/stores */
-    PyObject *bytecode;
+    const char *why =
+        cds_layout_emit(s->out->objects + n->off, n->obj, CDS_OBJ_CODE);
     int rc;
 
-    /* field by field, so that no padding byte of the dumping process's
-     * heap reaches the file (the region is zeroed) */
-    img->co_flags = co->co_flags;
-    img->co_argcount = co->co_argcount;
-    img->co_posonlyargcount = co->co_posonlyargcount;
-    img->co_kwonlyargcount = co->co_kwonlyargcount;
-    img->co_stacksize = co->co_stacksize;
-    img->co_firstlineno = co->co_firstlineno;
-    img->co_nlocalsplus = co->co_nlocalsplus;
-    img->co_nlocals = co->co_nlocals;
-    img->co_nplaincellvars = co->co_nplaincellvars;
-    img->co_ncellvars = co->co_ncellvars;
-    img->co_nfreevars = co->co_nfreevars;
-    img->_co_firsttraceable = co->_co_firsttraceable;
-    /* inv. 5: the deoptimised, never-executed form */
-    bytecode = PyCode_GetCode(co);
-    if (bytecode == NULL) {
-        PyErr_Clear();
-        return CDS_FAIL(s->err, CDS_ENOMEM, UINT64_MAX,
-                        "cannot read bytecode");
+    if (why != NULL) {
+        return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX, "%s", why);
     }
-    if (PyBytes_GET_SIZE(bytecode) != Py_SIZE(co) * 2) {
-        Py_DECREF(bytecode);
-        return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
-                        "bytecode size mismatch");
+    for (size_t i = 0; i < cds_layout_code_nfields; i++) {
+        uint32_t slot = n->off + cds_layout_code_fields[i].off;
+        if ((rc = emit_ref(s, slot, code_field(n->obj, i))) < 0) {
+            return rc;
+        }
     }
-    memcpy(p + offsetof(PyCodeObject, co_code_adaptive),
-           PyBytes_AS_STRING(bytecode), (size_t)PyBytes_GET_SIZE(bytecode));
-    Py_DECREF(bytecode);
-    img->co_warmup = CDS_CODE_WARMUP;
-    img->_co_linearray_entry_size = 0;
-    img->co_weakreflist = NULL;
-    img->_co_code = NULL;
-    img->_co_linearray = NULL;
-    img->co_extra = NULL;
-#define REF(field)                                                          \
-    if ((rc = emit_ref(s, n->off + (uint32_t)offsetof(PyCodeObject, field), \
-                       co->field)) < 0) {                                   \
-        return rc;                                                          \
-    }
-    REF(co_consts);
-    REF(co_names);
-    REF(co_exceptiontable);
-    REF(co_localsplusnames);
-    REF(co_localspluskinds);
-    REF(co_filename);
-    REF(co_name);
-    REF(co_qualname);
-    REF(co_linetable);
-#undef REF
-    return emit_head(s, n, Py_SIZE(co));
+    return 0;
 }
 
 static int
@@ -968,54 +820,35 @@ emit_tuple(struct ser *s, const struct node *n, PyObject *t)
 {
     int rc;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
-        uint32_t slot = n->off + (uint32_t)offsetof(PyTupleObject, ob_item) +
+        uint32_t slot = n->off + cds_layout_tuple_items +
                         (uint32_t)(i * (Py_ssize_t)sizeof(PyObject *));
         if ((rc = emit_ref(s, slot, PyTuple_GET_ITEM(t, i))) < 0) {
             return rc;
         }
     }
     /* inv. 2: the GC head before n->off stays zero */
-    return emit_head(s, n, PyTuple_GET_SIZE(t));
+    cds_layout_emit_tuple(s->out->objects + n->off, PyTuple_GET_SIZE(t));
+    return 0;
 }
 
 static int
 emit_node(struct ser *s, const struct node *n)
 {
-    PyObject *o = n->obj;
-    uint8_t *p = s->out->objects + n->off;
+    const char *why;
 
     switch (n->kind) {
     case CDS_OBJ_CODE:
         return emit_code(s, n);
-    case CDS_OBJ_STR:
-        return emit_str(s, n);
-    case CDS_OBJ_BYTES: {
-        Py_hash_t h = -1; /* inv. 4 */
-        memcpy(p + BYTES_SHASH_OFF, &h, sizeof(h));
-        memcpy(p + offsetof(PyBytesObject, ob_sval), PyBytes_AS_STRING(o),
-               (size_t)PyBytes_GET_SIZE(o));
-        return emit_head(s, n, PyBytes_GET_SIZE(o));
-    }
-    case CDS_OBJ_INT: {
-        Py_ssize_t nd = Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o);
-        memcpy(p + offsetof(PyLongObject, ob_digit),
-               ((PyLongObject *)o)->ob_digit, (size_t)nd * sizeof(digit));
-        return emit_head(s, n, Py_SIZE(o));
-    }
-    case CDS_OBJ_FLOAT:
-        memcpy(p + offsetof(PyFloatObject, ob_fval),
-               &((PyFloatObject *)o)->ob_fval, sizeof(double));
-        return emit_head(s, n, NOT_VAR);
-    case CDS_OBJ_COMPLEX:
-        memcpy(p + offsetof(PyComplexObject, cval),
-               &((PyComplexObject *)o)->cval, sizeof(Py_complex));
-        return emit_head(s, n, NOT_VAR);
     case CDS_OBJ_TUPLE:
-        return emit_tuple(s, n, o);
+        return emit_tuple(s, n, n->obj);
     case CDS_OBJ_FROZEN:
         return emit_tuple(s, n, n->items); /* inv. 7 */
     }
-    return CDS_FAIL(s->err, CDS_ECORRUPT, UINT64_MAX, "bad node kind");
+    why = cds_layout_emit(s->out->objects + n->off, n->obj, n->kind);
+    if (why != NULL) {
+        return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX, "%s", why);
+    }
+    return 0;
 }
 
 static int
@@ -1198,28 +1031,6 @@ check_object(PyObject *o, PyTypeObject *type, const char *what,
     return 0;
 }
 
-/* inv. 8: on 3.11 (USE_UNICODE_WCHAR_CACHE, 4-byte wchar_t) a compact
- * UCS-4 string's wstr is its own data, as PyUnicode_New leaves it; the
- * wide-char functions (unicode_copy_as_widechar) read any other string
- * with wstr NULL as UCS-2.  The file stores NULL (no pointer into the
- * middle of an object to relocate); set it here, within extent bytes. */
-static void
-set_wstr(uint8_t *p, uint32_t extent)
-{
-#if SIZEOF_WCHAR_T == 4
-    PyCompactUnicodeObject *u = (PyCompactUnicodeObject *)p;
-    if (extent >= sizeof(*u) && !u->_base.state.ascii &&
-        u->_base.state.kind == PyUnicode_4BYTE_KIND &&
-        u->_base.wstr == NULL) {
-        u->_base.wstr = (wchar_t *)(p + sizeof(*u));
-        u->wstr_length = u->_base.length;
-    }
-#else
-    (void)p;
-    (void)extent;
-#endif
-}
-
 /* Load-side pool state: for the one archive of the process, each pool
  * string's interned object once resolved, and which pool blocks passed
  * their checksum.  Kept for ever, like the objects (inv. 1). */
@@ -1294,24 +1105,15 @@ str_chars_or(const uint8_t *data, uint64_t len, unsigned kind,
 static const char *
 check_str_image(const uint8_t *p, uint32_t extent)
 {
-    PyASCIIObject a;
+    struct cds_str_view a;
     uint64_t need, len;
-    size_t head;
+    const char *why = cds_layout_str_view(p, extent, &a);
 
-    if (extent < sizeof(PyASCIIObject)) {
-        return "no room for its header";
+    if (why != NULL) {
+        return why;
     }
-    memcpy(&a, p, sizeof(a));
-    /* inv. 1: loading interns it, which takes 2 off a mortal count */
-    if (a.ob_base.ob_refcnt != CDS_REFCNT) {
-        return "reference count is not 2^40";
-    }
-    if (!a.state.compact || !a.state.ready || a.state.interned != 0 ||
-        a.wstr != NULL) {
-        return "not compact, not ready, interned or with a wstr";
-    }
-    if ((a.state.kind != 1 && a.state.kind != 2 && a.state.kind != 4) ||
-        (a.state.ascii && a.state.kind != 1)) {
+    if ((a.kind != 1 && a.kind != 2 && a.kind != 4) ||
+        (a.ascii && a.kind != 1)) {
         return "bad kind";
     }
     /* length >= extent rules out the overflow of (length + 1) x kind */
@@ -1319,9 +1121,7 @@ check_str_image(const uint8_t *p, uint32_t extent)
         return "length out of range";
     }
     len = (uint64_t)a.length;
-    head = a.state.ascii ? sizeof(PyASCIIObject)
-                         : sizeof(PyCompactUnicodeObject);
-    need = head + (len + 1) * a.state.kind;
+    need = a.head + (len + 1) * a.kind;
     if (need > extent) {
         return "characters past its extent";
     }
@@ -1333,15 +1133,8 @@ check_str_image(const uint8_t *p, uint32_t extent)
     if (a.hash != -1) {
         return "hash is not -1";
     }
-    if (!a.state.ascii) {
-        PyCompactUnicodeObject c;
-        memcpy(&c, p, sizeof(c));
-        if (c.utf8 != NULL || c.utf8_length != 0 || c.wstr_length != 0) {
-            return "utf8 or wstr cache set";
-        }
-    }
     /* the terminating NUL of its kind */
-    for (unsigned i = 0; i < a.state.kind; i++) {
+    for (unsigned i = 0; i < a.kind; i++) {
         if (p[need - 1 - i] != 0) {
             return "no terminating NUL";
         }
@@ -1350,10 +1143,10 @@ check_str_image(const uint8_t *p, uint32_t extent)
      * all are below 0x80 (what _PyUnicode_CheckConsistency asserts):
      * equality tests compare kinds first, and ASCII strings are used as
      * their own UTF-8 */
-    uint32_t max, ors = str_chars_or(p + head, len, a.state.kind, &max);
+    uint32_t max, ors = str_chars_or(p + a.head, len, a.kind, &max);
     bool ok;
-    switch (a.state.kind) {
-    case 1: ok = a.state.ascii ? ors < 0x80 : ors >= 0x80; break;
+    switch (a.kind) {
+    case 1: ok = a.ascii ? ors < 0x80 : ors >= 0x80; break;
     case 2: ok = ors > 0xff; break;
     default: ok = ors > 0xffff && max <= 0x10ffff; break;
     }
@@ -1403,11 +1196,14 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
     if (Py_TYPE(s) != type) {
         memcpy(p + offsetof(PyObject, ob_type), &type, sizeof(type));
     }
-    set_wstr(p, extent);
+    cds_layout_str_loaded(p, extent);
     t = s;
     /* the archived string becomes the interned one unless the interpreter
      * has an equal one already; either way we keep the reference */
     PyUnicode_InternInPlace(&t);
+    if (t == s) {
+        cds_layout_str_interned(s);
+    }
     pool_state.resolved[index] = t;
     return t;
 }
@@ -1703,7 +1499,7 @@ static uint64_t
 ref_tuple(const struct vseg *v, unsigned ref, uint32_t target,
           uint32_t *items)
 {
-    *items = target + (uint32_t)offsetof(PyTupleObject, ob_item);
+    *items = target + cds_layout_tuple_items;
     if (ref == SC_EXT_TUPLE) {
         return 0;
     }
@@ -1723,7 +1519,7 @@ ref_bytes(const struct vseg *v, unsigned ref, uint32_t target,
         *one = (uint8_t)((ref - SC_EXT_BYTE) << 5);
         return 1;
     }
-    *data = v->seg + target + offsetof(PyBytesObject, ob_sval);
+    *data = v->seg + target + cds_layout_bytes_data;
     return (uint64_t)((const PyVarObject *)(v->seg + target))->ob_size;
 }
 
@@ -1750,24 +1546,15 @@ vfail(const struct vseg *v, int line, uint32_t obj, unsigned kind,
                           kind_names[kind], detail);
 }
 
-/* The pointer fields of a 3.11 code object (format.md 5.1.7) and the
- * kind each must hold (_PyCode_Validate). */
-static const struct {
-    const char *name;
-    uint32_t off;
-    unsigned want;
-} code_fields[] = {
-#define F(field, kind) {#field, offsetof(PyCodeObject, field), kind}
-    F(co_consts, CDS_OBJ_TUPLE),         F(co_names, CDS_OBJ_TUPLE),
-    F(co_exceptiontable, CDS_OBJ_BYTES), F(co_localsplusnames, CDS_OBJ_TUPLE),
-    F(co_localspluskinds, CDS_OBJ_BYTES), F(co_filename, CDS_OBJ_STR),
-    F(co_name, CDS_OBJ_STR),             F(co_qualname, CDS_OBJ_STR),
-    F(co_linetable, CDS_OBJ_BYTES),
-#undef F
-};
-enum { FIELD_NAMES = 1, FIELD_LPNAMES = 3, FIELD_LPKINDS = 4 };
-/* 3.11 Include/internal/pycore_code.h (CO_FAST_*): the kinds of
- * co_localspluskinds */
+/* sizeof(_Py_CODEUNIT), which 3.13 no longer declares publicly */
+#define CODE_UNIT 2u
+#define code_fields cds_layout_code_fields
+#define NCODE_FIELDS cds_layout_code_nfields
+#define FIELD_NAMES CDS_FIELD_NAMES
+#define FIELD_LPNAMES CDS_FIELD_LPNAMES
+#define FIELD_LPKINDS CDS_FIELD_LPKINDS
+/* Include/internal/pycore_code.h (CO_FAST_*): the kinds of
+ * co_localspluskinds that init_code counts, the same bits in 3.11-3.13 */
 #define FAST_LOCAL 0x20
 #define FAST_CELL 0x40
 #define FAST_FREE 0x80
@@ -1781,48 +1568,28 @@ static int validate_code_refs(const struct vseg *v, uint32_t off);
 static int
 validate_code(struct vseg *v, uint32_t off, uint32_t extent)
 {
-    const PyCodeObject *co = (const void *)(v->seg + off);
-    const uint32_t head = offsetof(PyCodeObject, co_code_adaptive);
-    Py_ssize_t n = co->ob_base.ob_size;
+    struct cds_code_view co;
+    const uint32_t head = cds_layout_code_head;
     bool ready = true;
+    char buf[160];
+    uint32_t at = 0;
+    const char *why;
 
+    cds_layout_code_view(v->seg + off, &co);
+    int64_t n = co.nunits;
     /* _PyCode_Validate: indexable with an int */
     if (extent < head || n < 1 || n > INT_MAX ||
-        (uint64_t)n > (extent - head) / sizeof(_Py_CODEUNIT) ||
-        ALIGN8(head + (uint64_t)n * sizeof(_Py_CODEUNIT)) != extent) {
+        (uint64_t)n > (extent - head) / CODE_UNIT ||
+        ALIGN8(head + (uint64_t)n * CODE_UNIT) != extent) {
         return VFAIL(v, off, CDS_OBJ_CODE, off + 16,
                      "bytecode of %lld units does not fill its %u bytes",
                      (long long)n, extent);
     }
-    /* inv. 5: the runtime caches are empty; anything else is a pointer
-     * into the dumping process (CPYTHON-NOTES.md 8.6) */
-    static const struct {
-        const char *name;
-        uint32_t off;
-    } runtime[] = {
-        {"co_weakreflist", offsetof(PyCodeObject, co_weakreflist)},
-        {"_co_code", offsetof(PyCodeObject, _co_code)},
-        {"_co_linearray", offsetof(PyCodeObject, _co_linearray)},
-        {"co_extra", offsetof(PyCodeObject, co_extra)},
-    };
-    for (size_t i = 0; i < sizeof(runtime) / sizeof(runtime[0]); i++) {
-        uint64_t w;
-        memcpy(&w, v->seg + off + runtime[i].off, 8);
-        if (w != 0) {
-            return VFAIL(v, off, CDS_OBJ_CODE, off + runtime[i].off,
-                         "%s is not NULL", runtime[i].name);
-        }
+    if ((why = cds_layout_check_code(v->seg + off, &at, buf, sizeof(buf))) !=
+        NULL) {
+        return VFAIL(v, off, CDS_OBJ_CODE, off + at, "%s", why);
     }
-    if (co->co_warmup != CDS_CODE_WARMUP ||
-        co->_co_linearray_entry_size != 0) {
-        return VFAIL(v, off, CDS_OBJ_CODE,
-                     off + offsetof(PyCodeObject, co_warmup),
-                     "co_warmup %d, _co_linearray_entry_size %d: not a "
-                     "fresh code object",
-                     co->co_warmup, co->_co_linearray_entry_size);
-    }
-    for (size_t i = 0; i < sizeof(code_fields) / sizeof(code_fields[0]);
-         i++) {
+    for (size_t i = 0; i < NCODE_FIELDS; i++) {
         uint32_t slot = off + code_fields[i].off, target = 0;
         unsigned ref;
         if (!ref_is(v, slot, code_fields[i].want, &ref, &target)) {
@@ -1837,43 +1604,40 @@ validate_code(struct vseg *v, uint32_t off, uint32_t extent)
          * checked (as written, all that code refers to) */
         ready &= ref < REF_OBJ || target > off;
     }
-    v->nfields += sizeof(code_fields) / sizeof(code_fields[0]);
+    v->nfields += NCODE_FIELDS;
     /* _PyCode_Validate's argument checks */
-    if (co->co_posonlyargcount < 0 ||
-        co->co_argcount < co->co_posonlyargcount ||
-        co->co_kwonlyargcount < 0 || co->co_flags < 0) {
-        return VFAIL(v, off, CDS_OBJ_CODE,
-                     off + offsetof(PyCodeObject, co_flags),
+    if (co.posonlyargcount < 0 || co.argcount < co.posonlyargcount ||
+        co.kwonlyargcount < 0 || co.flags < 0) {
+        return VFAIL(v, off, CDS_OBJ_CODE, off + co.off_flags,
                      "co_argcount %d, co_posonlyargcount %d, "
                      "co_kwonlyargcount %d, co_flags 0x%x",
-                     co->co_argcount, co->co_posonlyargcount,
-                     co->co_kwonlyargcount, (unsigned)co->co_flags);
+                     co.argcount, co.posonlyargcount, co.kwonlyargcount,
+                     (unsigned)co.flags);
     }
     /* a frame has co_nlocalsplus + co_stacksize (+ a few) slots, sized in
      * int arithmetic (pystate.c push_chunk: bytes in an int) */
-    if (co->co_stacksize < 0 || co->co_nlocalsplus < 0 ||
-        (int64_t)co->co_stacksize + co->co_nlocalsplus >
+    if (co.stacksize < 0 || co.nlocalsplus < 0 ||
+        (int64_t)co.stacksize + co.nlocalsplus >
             INT_MAX / (int64_t)sizeof(PyObject *) - 64) {
-        return VFAIL(v, off, CDS_OBJ_CODE,
-                     off + offsetof(PyCodeObject, co_stacksize),
+        return VFAIL(v, off, CDS_OBJ_CODE, off + co.off_stacksize,
                      "co_stacksize %d, co_nlocalsplus %d: bad frame size",
-                     co->co_stacksize, co->co_nlocalsplus);
+                     co.stacksize, co.nlocalsplus);
     }
-    /* init_code: the first RESUME; frames before it are incomplete */
-    const uint8_t *code = v->seg + off + head;
+    /* init_code: the first RESUME; frames before it are incomplete.  In
+     * every version no instruction before it has inline caches, so the
+     * scan reads opcodes only, quickened code or not */
     int entry = 0;
     for (; entry < n; entry++) {
-        _Py_CODEUNIT u;
-        memcpy(&u, code + sizeof(u) * (size_t)entry, sizeof(u));
-        if (_Py_OPCODE(u) == RESUME) {
+        /* a unit is {opcode byte, oparg byte} in every version, the
+         * opcode first whatever the byte order */
+        if (co.code[CODE_UNIT * (size_t)entry] == RESUME) {
             break;
         }
     }
-    if (co->_co_firsttraceable != entry) {
-        return VFAIL(v, off, CDS_OBJ_CODE,
-                     off + offsetof(PyCodeObject, _co_firsttraceable),
+    if (co.firsttraceable != entry) {
+        return VFAIL(v, off, CDS_OBJ_CODE, off + co.off_firsttraceable,
                      "_co_firsttraceable %d, first RESUME at %d",
-                     co->_co_firsttraceable, entry);
+                     co.firsttraceable, entry);
     }
     if (!ready) {
         v->deferred = true;
@@ -1914,7 +1678,7 @@ validate_names(const struct vseg *v, uint32_t off, unsigned field)
 static int
 validate_code_refs(const struct vseg *v, uint32_t off)
 {
-    const PyCodeObject *co = (const void *)(v->seg + off);
+    struct cds_code_view co;
     uint32_t names_slot = off + code_fields[FIELD_LPNAMES].off;
     uint32_t kinds_slot = off + code_fields[FIELD_LPKINDS].off;
     uint32_t items, target = 0;
@@ -1923,6 +1687,7 @@ validate_code_refs(const struct vseg *v, uint32_t off)
     unsigned ref;
     int rc;
 
+    cds_layout_code_view(v->seg + off, &co);
     if ((rc = validate_names(v, off, FIELD_NAMES)) < 0 ||
         (rc = validate_names(v, off, FIELD_LPNAMES)) < 0) {
         return rc;
@@ -1931,11 +1696,10 @@ validate_code_refs(const struct vseg *v, uint32_t off)
     uint64_t nnames = ref_tuple(v, ref, target, &items);
     ref_is(v, kinds_slot, CDS_OBJ_BYTES, &ref, &target);
     uint64_t nkinds = ref_bytes(v, ref, target, &kinds, &one);
-    if (nnames != nkinds || nnames != (uint64_t)co->co_nlocalsplus) {
-        return VFAIL(v, off, CDS_OBJ_CODE,
-                     off + offsetof(PyCodeObject, co_nlocalsplus),
+    if (nnames != nkinds || nnames != (uint64_t)co.nlocalsplus) {
+        return VFAIL(v, off, CDS_OBJ_CODE, off + co.off_nlocalsplus,
                      "co_nlocalsplus %d, %llu names, %llu kinds",
-                     co->co_nlocalsplus, (unsigned long long)nnames,
+                     co.nlocalsplus, (unsigned long long)nnames,
                      (unsigned long long)nkinds);
     }
     /* get_localsplus_counts() */
@@ -1951,24 +1715,35 @@ validate_code_refs(const struct vseg *v, uint32_t off)
         nplaincellvars += cell & !local;
         nfreevars += free_ & !local & !cell;
     }
-    if (co->co_nlocals != nlocals || co->co_nplaincellvars != nplaincellvars ||
-        co->co_ncellvars != ncellvars || co->co_nfreevars != nfreevars) {
-        return VFAIL(v, off, CDS_OBJ_CODE,
-                     off + offsetof(PyCodeObject, co_nlocals),
+    /* a version without co_nplaincellvars (-1) has nothing to compare */
+    if (co.nplaincellvars < 0) {
+        nplaincellvars = -1;
+    }
+    if (co.nplaincellvars < 0 &&
+        (co.nlocals != nlocals || co.ncellvars != ncellvars ||
+         co.nfreevars != nfreevars)) {
+        return VFAIL(v, off, CDS_OBJ_CODE, off + co.off_nlocals,
+                     "co_nlocals %d, co_ncellvars %d, co_nfreevars %d; "
+                     "co_localspluskinds say %d, %d, %d",
+                     co.nlocals, co.ncellvars, co.nfreevars, nlocals,
+                     ncellvars, nfreevars);
+    }
+    if (co.nlocals != nlocals || co.nplaincellvars != nplaincellvars ||
+        co.ncellvars != ncellvars || co.nfreevars != nfreevars) {
+        return VFAIL(v, off, CDS_OBJ_CODE, off + co.off_nlocals,
                      "co_nlocals %d, co_nplaincellvars %d, co_ncellvars %d, "
                      "co_nfreevars %d; co_localspluskinds say %d, %d, %d, %d",
-                     co->co_nlocals, co->co_nplaincellvars,
-                     co->co_ncellvars, co->co_nfreevars, nlocals,
-                     nplaincellvars, ncellvars, nfreevars);
+                     co.nlocals, co.nplaincellvars, co.ncellvars,
+                     co.nfreevars, nlocals, nplaincellvars, ncellvars,
+                     nfreevars);
     }
     /* _PyCode_Validate: the arguments are locals (frames store them
      * there) */
-    int64_t nargs = (int64_t)co->co_argcount + co->co_kwonlyargcount +
-                    ((co->co_flags & CO_VARARGS) != 0) +
-                    ((co->co_flags & CO_VARKEYWORDS) != 0);
+    int64_t nargs = (int64_t)co.argcount + co.kwonlyargcount +
+                    ((co.flags & CO_VARARGS) != 0) +
+                    ((co.flags & CO_VARKEYWORDS) != 0);
     if (nargs > nlocals) {
-        return VFAIL(v, off, CDS_OBJ_CODE,
-                     off + offsetof(PyCodeObject, co_argcount),
+        return VFAIL(v, off, CDS_OBJ_CODE, off + co.off_argcount,
                      "%lld arguments but %d locals", (long long)nargs,
                      nlocals);
     }
@@ -1978,9 +1753,8 @@ validate_code_refs(const struct vseg *v, uint32_t off)
 static int
 validate_bytes(const struct vseg *v, uint32_t off, uint32_t extent)
 {
-    const PyBytesObject *b = (const void *)(v->seg + off);
-    const uint32_t head = offsetof(PyBytesObject, ob_sval);
-    Py_ssize_t n = b->ob_base.ob_size;
+    const uint32_t head = cds_layout_bytes_data;
+    Py_ssize_t n = ((const PyVarObject *)(v->seg + off))->ob_size;
     Py_hash_t h;
 
     if (extent <= head || n < 0 || (uint64_t)n > extent - head - 1 ||
@@ -1994,9 +1768,9 @@ validate_bytes(const struct vseg *v, uint32_t off, uint32_t extent)
                      "no NUL after its %lld bytes", (long long)n);
     }
     /* inv. 4 */
-    memcpy(&h, v->seg + off + BYTES_SHASH_OFF, sizeof(h));
+    memcpy(&h, v->seg + off + cds_layout_bytes_hash, sizeof(h));
     if (h != -1) {
-        return VFAIL(v, off, CDS_OBJ_BYTES, off + BYTES_SHASH_OFF,
+        return VFAIL(v, off, CDS_OBJ_BYTES, off + cds_layout_bytes_hash,
                      "ob_shash is not -1");
     }
     return 0;
@@ -2005,9 +1779,14 @@ validate_bytes(const struct vseg *v, uint32_t off, uint32_t extent)
 static int
 validate_int(const struct vseg *v, uint32_t off, uint32_t extent)
 {
-    const uint32_t head = offsetof(PyLongObject, ob_digit);
-    Py_ssize_t size = ((const PyVarObject *)(v->seg + off))->ob_size;
-    /* |ob_size| without overflow at PY_SSIZE_T_MIN */
+    struct cds_int_view iv;
+    const char *why = cds_layout_int_view(v->seg + off, &iv);
+    if (why != NULL) {
+        return VFAIL(v, off, CDS_OBJ_INT, off + 16, "%s", why);
+    }
+    const uint32_t head = iv.head;
+    int64_t size = iv.size;
+    /* |size| without overflow at INT64_MIN */
     uint64_t n = size < 0 ? 0 - (uint64_t)size : (uint64_t)size;
     const uint8_t *d = v->seg + off + head;
     digit top = 0;
@@ -2016,7 +1795,7 @@ validate_int(const struct vseg *v, uint32_t off, uint32_t extent)
     if (size == 0 || extent < head || n > (extent - head) / sizeof(digit) ||
         ALIGN8(head + n * sizeof(digit)) != extent) {
         return VFAIL(v, off, CDS_OBJ_INT, off + 16,
-                     "ob_size %lld does not fill its %u bytes",
+                     "%s %lld does not fill its %u bytes", iv.size_name,
                      (long long)size, extent);
     }
     for (uint64_t i = 0; i < n; i++) {
@@ -2030,8 +1809,8 @@ validate_int(const struct vseg *v, uint32_t off, uint32_t extent)
     }
     /* normalized (long_normalize), and not a small int */
     if (top == 0 ||
-        (n == 1 && (size < 0 ? top <= -CDS_SMALL_INT_MIN
-                             : top <= CDS_SMALL_INT_MAX))) {
+        (n == 1 && (size < 0 ? top <= -cds_layout_small_int_min
+                             : top <= cds_layout_small_int_max))) {
         return VFAIL(v, off, CDS_OBJ_INT, off + 16,
                      "top digit 0x%x of %llu: not a normalized big int",
                      (unsigned)top, (unsigned long long)n);
@@ -2042,7 +1821,7 @@ validate_int(const struct vseg *v, uint32_t off, uint32_t extent)
 static int
 validate_tuple(struct vseg *v, uint32_t off, uint32_t extent)
 {
-    const uint32_t head = offsetof(PyTupleObject, ob_item);
+    const uint32_t head = cds_layout_tuple_items;
     Py_ssize_t n = ((const PyVarObject *)(v->seg + off))->ob_size;
     uint64_t gc[2];
 
@@ -2100,8 +1879,7 @@ is_field(const struct vseg *v, uint32_t slot)
 
     switch (CDS_OBJ_KIND(v->objtab[i])) {
     case CDS_OBJ_CODE:
-        for (size_t f = 0; f < sizeof(code_fields) / sizeof(code_fields[0]);
-             f++) {
+        for (size_t f = 0; f < NCODE_FIELDS; f++) {
             if (rel == code_fields[f].off) {
                 return true;
             }
@@ -2109,8 +1887,8 @@ is_field(const struct vseg *v, uint32_t slot)
         return false;
     case CDS_OBJ_TUPLE:
         /* the first pass bounded ob_size by the extent */
-        return slot >= off && rel >= offsetof(PyTupleObject, ob_item) &&
-               (rel - offsetof(PyTupleObject, ob_item)) / 8 <
+        return slot >= off && rel >= cds_layout_tuple_items &&
+               (rel - cds_layout_tuple_items) / 8 <
                    (uint64_t)((const PyVarObject *)(v->seg + off))->ob_size;
     }
     return false;
@@ -2184,10 +1962,10 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_error *err)
         uint32_t extent = object_extent(&v, i);
         const PyObject *o = (const void *)(v.seg + off);
         /* inv. 1 */
-        if (o->ob_refcnt != CDS_REFCNT) {
-            rc = VFAIL(&v, off, kind, off,
-                       "reference count 0x%llx, not 2^40",
-                       (unsigned long long)o->ob_refcnt);
+        if (o->ob_refcnt != cds_layout_refcnt) {
+            rc = VFAIL(&v, off, kind, off, "reference count 0x%llx, not %s",
+                       (unsigned long long)o->ob_refcnt,
+                       cds_layout_refcnt_name);
             break;
         }
         switch (kind) {
@@ -2209,9 +1987,7 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_error *err)
             break;
         case CDS_OBJ_FLOAT:
         case CDS_OBJ_COMPLEX:
-            if (extent != ALIGN8(kind == CDS_OBJ_FLOAT
-                                     ? sizeof(PyFloatObject)
-                                     : sizeof(PyComplexObject))) {
+            if (extent != ALIGN8(cds_layout_size(NULL, kind, 0))) {
                 rc = VFAIL(&v, off, kind, off, "%u bytes, not its size",
                            extent);
             }
@@ -2337,7 +2113,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             uint32_t next = i + 1 < m->nobjects
                                 ? CDS_OBJ_OFFSET(objtab[i + 1])
                                 : m->objects_size;
-            set_wstr(seg + off, next - off);
+            cds_layout_str_loaded(seg + off, next - off);
         }
     }
     /* 3. external objects, likewise */
@@ -2365,7 +2141,10 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             return rc;
         }
         PyUnicode_InternInPlace(&t);
-        if (t != s) {
+        if (t == s) {
+            cds_layout_str_interned(s);
+        }
+        else {
             /* an equal string was interned already: ours is a duplicate.
              * We keep the reference InternInPlace gave us for ever. */
             for (uint32_t j = 0; j < in[i].nrefs; j++) {
@@ -2391,6 +2170,13 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
      * a tuple (one frozenset, referred to twice) share the frozenset */
     if (m->nfrozen > 0 && (rc = build_frozensets(seg, m, name, err)) < 0) {
         return rc;
+    }
+    /* 7. the version's per-interpreter state of code objects */
+    for (uint32_t i = 0; i < m->nobjects; i++) {
+        if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_CODE) {
+            cds_layout_code_loaded(
+                (PyObject *)(seg + CDS_OBJ_OFFSET(objtab[i])));
+        }
     }
     PyObject *root = (PyObject *)(seg + m->root_off);
     if ((rc = check_object(root, &PyCode_Type, "root", name, err)) < 0) {

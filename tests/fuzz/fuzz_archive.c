@@ -372,8 +372,8 @@ valid_ext_index(uint32_t index)
 {
     return index < CDS_EXT_NFIXED ||
            (index >= CDS_EXT_SMALL_INT &&
-            index <= CDS_EXT_SMALL_INT + (CDS_SMALL_INT_MAX -
-                                          CDS_SMALL_INT_MIN)) ||
+            index <= CDS_EXT_SMALL_INT + (CDS_EXT_INT_MAX -
+                                          CDS_EXT_INT_MIN)) ||
            (index >= CDS_EXT_LATIN1 && index < CDS_EXT_COUNT);
 }
 

@@ -126,7 +126,7 @@ synth_init(struct synth *s, uint64_t addr, long pool_index)
         {O_CODE + 96, CDS_EXT_EMPTY_TUPLE},  /* co_localsplusnames */
         {O_CODE + 104, CDS_EXT_EMPTY_BYTES}, /* co_localspluskinds */
         {O_CONSTS + 56, CDS_EXT_EMPTY_TUPLE}, /* frozenset() */
-        {O_ITEMS + 24, CDS_EXT_SMALL_INT + 1 - CDS_SMALL_INT_MIN},
+        {O_ITEMS + 24, CDS_EXT_SMALL_INT + 1 - CDS_EXT_INT_MIN},
         {O_NAMES + 32, CDS_EXT_NONE},
     };
     s->seg.next = pool_index < 0 ? 6 : 5;

@@ -1076,8 +1076,8 @@ SEG_CASE(ext_index_nfixed, LIST(struct cds_disk_ext, ext);
 SEG_CASE(ext_index_below_ints, LIST(struct cds_disk_ext, ext);
          ext[0].index = CDS_EXT_SMALL_INT - 1;)
 SEG_CASE(ext_index_above_ints, LIST(struct cds_disk_ext, ext);
-         ext[0].index = CDS_EXT_SMALL_INT + CDS_SMALL_INT_MAX -
-                        CDS_SMALL_INT_MIN + 1;)
+         ext[0].index = CDS_EXT_SMALL_INT + CDS_EXT_INT_MAX -
+                        CDS_EXT_INT_MIN + 1;)
 SEG_CASE(ext_index_count, LIST(struct cds_disk_ext, ext);
          ext[0].index = CDS_EXT_COUNT;)
 SEG_CASE(ext_index_max, LIST(struct cds_disk_ext, ext);
@@ -1131,8 +1131,8 @@ SEG_CASE(ok_ext_last_fixed, LIST(struct cds_disk_ext, ext);
 SEG_CASE(ok_ext_first_int, LIST(struct cds_disk_ext, ext);
          ext[0].index = CDS_EXT_SMALL_INT;)
 SEG_CASE(ok_ext_last_int, LIST(struct cds_disk_ext, ext);
-         ext[0].index = CDS_EXT_SMALL_INT + CDS_SMALL_INT_MAX -
-                        CDS_SMALL_INT_MIN;)
+         ext[0].index = CDS_EXT_SMALL_INT + CDS_EXT_INT_MAX -
+                        CDS_EXT_INT_MIN;)
 SEG_CASE(ok_ext_first_latin1, LIST(struct cds_disk_ext, ext);
          ext[0].index = CDS_EXT_LATIN1;)
 SEG_CASE(ok_ext_last_byte, LIST(struct cds_disk_ext, ext);

@@ -183,7 +183,7 @@ unit_segment_init(struct unit_segment *u, uint64_t addr, unsigned variant,
     u->ext[0].index = CDS_EXT_NONE;
     put_ptr(u->objects, UNIT_SEG_SLOT_NONE, 0x900000ull);
     u->ext[1].slot = UNIT_SEG_SLOT_ONE;
-    u->ext[1].index = CDS_EXT_SMALL_INT + (1 - CDS_SMALL_INT_MIN);
+    u->ext[1].index = CDS_EXT_SMALL_INT + (1 - CDS_EXT_INT_MIN);
     put_ptr(u->objects, UNIT_SEG_SLOT_ONE, 0x900100ull);
     u->intern[0].object = UNIT_SEG_STR;
     u->intern[0].first_ref = 0;

@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/* The part of the heap layout that CPython 3.12 and later share (PEP 683
+ * immortal objects, str without wstr, int with lv_tag): included once,
+ * by the layout_3XX.c of such a version, which defines everything that
+ * differs (the code object, the fingerprint table, the load hooks).
+ * Static functions only, each used by every includer. */
+#ifndef CDS_LAYOUT_IMMORTAL_H
+#define CDS_LAYOUT_IMMORTAL_H
+
+#include "layout.h"
+
+#include <string.h>
+
+#if PY_VERSION_HEX < 0x030C0000
+#error "layout_immortal.h is for CPython 3.12 and later"
+#endif
+#ifdef Py_GIL_DISABLED
+#error "free-threaded builds are not supported (another object header)"
+#endif
+
+/* PyBytesObject.ob_shash is deprecated (but still the hash cache, right
+ * before ob_sval): name its offset without touching the field. */
+#define BYTES_SHASH_OFF (offsetof(PyBytesObject, ob_sval) - sizeof(Py_hash_t))
+#define LONG_DIGITS offsetof(PyLongObject, long_value.ob_digit)
+#define LONG_TAG offsetof(PyLongObject, long_value.lv_tag)
+
+/* format.md 5.1's offsets shared by 3.12 and 3.13 */
+static_assert(sizeof(PyObject) == 16 && offsetof(PyObject, ob_type) == 8,
+              "object head");
+static_assert(offsetof(PyVarObject, ob_size) == 16, "ob_size");
+static_assert(sizeof(PyASCIIObject) == 40 &&
+                  offsetof(PyASCIIObject, length) == 16 &&
+                  offsetof(PyASCIIObject, hash) == 24 &&
+                  offsetof(PyASCIIObject, state) == 32,
+              "PyASCIIObject");
+static_assert(sizeof(PyCompactUnicodeObject) == 56 &&
+                  offsetof(PyCompactUnicodeObject, utf8_length) == 40 &&
+                  offsetof(PyCompactUnicodeObject, utf8) == 48,
+              "PyCompactUnicodeObject");
+static_assert(BYTES_SHASH_OFF == 24 && offsetof(PyBytesObject, ob_sval) == 32,
+              "bytes");
+static_assert(LONG_TAG == 16 && LONG_DIGITS == 24 && sizeof(digit) == 4,
+              "int");
+static_assert(offsetof(PyFloatObject, ob_fval) == 16 &&
+                  offsetof(PyComplexObject, cval) == 16,
+              "float, complex");
+static_assert(offsetof(PyTupleObject, ob_item) == 24, "tuple");
+/* Include/object.h: the immortal count of a 64-bit GIL build, which
+ * Py_INCREF's saturating add and Py_DECREF leave unwritten */
+static_assert(_Py_IMMORTAL_REFCNT == 0xFFFFFFFF, "immortal refcount");
+
+const Py_ssize_t cds_layout_refcnt = _Py_IMMORTAL_REFCNT;
+const char cds_layout_refcnt_name[] = "immortal";
+const uint32_t cds_layout_tuple_items = offsetof(PyTupleObject, ob_item);
+const uint32_t cds_layout_bytes_hash = BYTES_SHASH_OFF;
+const uint32_t cds_layout_bytes_data = offsetof(PyBytesObject, ob_sval);
+
+/* No ob_size: float, complex, str, int. */
+#define NOT_VAR PY_SSIZE_T_MIN
+
+/* The common object head: the immortal count (inv. 1), this process's
+ * type (loading rewrites it only if it moved: format.md 5.1), and
+ * ob_size unless size is NOT_VAR. */
+static void
+emit_head(uint8_t *p, PyTypeObject *type, Py_ssize_t size)
+{
+    memcpy(p + offsetof(PyObject, ob_refcnt), &cds_layout_refcnt,
+           sizeof(Py_ssize_t));
+    memcpy(p + offsetof(PyObject, ob_type), &type, sizeof(type));
+    if (size != NOT_VAR) {
+        memcpy(p + offsetof(PyVarObject, ob_size), &size, sizeof(size));
+    }
+}
+
+void
+cds_layout_emit_tuple(uint8_t *p, Py_ssize_t n)
+{
+    emit_head(p, &PyTuple_Type, n);
+}
+
+/* Digits an int holds (lv_tag >> _PyLong_NON_SIZE_BITS). */
+static Py_ssize_t
+long_ndigits(PyObject *o)
+{
+    return (Py_ssize_t)(((PyLongObject *)o)->long_value.lv_tag >>
+                        _PyLong_NON_SIZE_BITS);
+}
+
+/* Sizes of the kinds laid out alike from 3.12 on (all but code). */
+static uint64_t
+size_common(PyObject *o, unsigned kind, Py_ssize_t nitems)
+{
+    switch (kind) {
+    case CDS_OBJ_STR:
+        if (PyUnicode_IS_ASCII(o)) {
+            return sizeof(PyASCIIObject) + (uint64_t)PyUnicode_GET_LENGTH(o) +
+                   1;
+        }
+        return sizeof(PyCompactUnicodeObject) +
+               ((uint64_t)PyUnicode_GET_LENGTH(o) + 1) * PyUnicode_KIND(o);
+    case CDS_OBJ_BYTES:
+        return offsetof(PyBytesObject, ob_sval) +
+               (uint64_t)PyBytes_GET_SIZE(o) + 1;
+    case CDS_OBJ_INT: {
+        Py_ssize_t n = long_ndigits(o);
+        return LONG_DIGITS + (uint64_t)(n > 0 ? n : 1) * sizeof(digit);
+    }
+    case CDS_OBJ_FLOAT:
+        return sizeof(PyFloatObject);
+    case CDS_OBJ_COMPLEX:
+        return sizeof(PyComplexObject);
+    case CDS_OBJ_TUPLE:
+        return offsetof(PyTupleObject, ob_item) +
+               (uint64_t)nitems * sizeof(PyObject *);
+    }
+    return 0;
+}
+
+/* The compact str image: head, state (not interned, not statically
+ * allocated: interning at load decides both), data, NUL. */
+static void
+emit_str(uint8_t *p, PyObject *o)
+{
+    Py_ssize_t len = PyUnicode_GET_LENGTH(o);
+    int kind = PyUnicode_KIND(o);
+    PyCompactUnicodeObject u;
+    size_t head;
+
+    memset(&u, 0, sizeof(u));
+    u._base.length = len;
+    u._base.hash = -1; /* inv. 4 */
+    u._base.state.interned = 0;
+    u._base.state.kind = (unsigned)kind;
+    u._base.state.compact = 1;
+    u._base.state.ascii = PyUnicode_IS_ASCII(o) ? 1 : 0;
+    u._base.state.statically_allocated = 0;
+    u.utf8_length = 0; /* a lazily built cache */
+    u.utf8 = NULL;
+    head = PyUnicode_IS_ASCII(o) ? sizeof(PyASCIIObject)
+                                 : sizeof(PyCompactUnicodeObject);
+    memcpy(p + sizeof(PyObject), (uint8_t *)&u + sizeof(PyObject),
+           head - sizeof(PyObject));
+    emit_head(p, &PyUnicode_Type, NOT_VAR);
+    memcpy(p + head, PyUnicode_DATA(o), (size_t)len * (size_t)kind);
+}
+
+/* Every kind but code. */
+static const char *
+emit_common(uint8_t *p, PyObject *o, unsigned kind)
+{
+    switch (kind) {
+    case CDS_OBJ_STR:
+        emit_str(p, o);
+        return NULL;
+    case CDS_OBJ_BYTES: {
+        Py_hash_t h = -1; /* inv. 4 */
+        memcpy(p + BYTES_SHASH_OFF, &h, sizeof(h));
+        memcpy(p + offsetof(PyBytesObject, ob_sval), PyBytes_AS_STRING(o),
+               (size_t)PyBytes_GET_SIZE(o));
+        emit_head(p, &PyBytes_Type, PyBytes_GET_SIZE(o));
+        return NULL;
+    }
+    case CDS_OBJ_INT: {
+        uintptr_t tag = ((PyLongObject *)o)->long_value.lv_tag;
+        memcpy(p + LONG_TAG, &tag, sizeof(tag));
+        memcpy(p + LONG_DIGITS, ((PyLongObject *)o)->long_value.ob_digit,
+               (size_t)long_ndigits(o) * sizeof(digit));
+        emit_head(p, &PyLong_Type, NOT_VAR);
+        return NULL;
+    }
+    case CDS_OBJ_FLOAT:
+        memcpy(p + offsetof(PyFloatObject, ob_fval),
+               &((PyFloatObject *)o)->ob_fval, sizeof(double));
+        emit_head(p, &PyFloat_Type, NOT_VAR);
+        return NULL;
+    case CDS_OBJ_COMPLEX:
+        memcpy(p + offsetof(PyComplexObject, cval),
+               &((PyComplexObject *)o)->cval, sizeof(Py_complex));
+        emit_head(p, &PyComplex_Type, NOT_VAR);
+        return NULL;
+    }
+    return "bad object kind";
+}
+
+const char *
+cds_layout_str_view(const uint8_t *p, uint32_t extent, struct cds_str_view *v)
+{
+    PyASCIIObject a;
+
+    if (extent < sizeof(PyASCIIObject)) {
+        return "no room for its header";
+    }
+    memcpy(&a, p, sizeof(a));
+    /* inv. 1 */
+    if (a.ob_base.ob_refcnt != cds_layout_refcnt) {
+        return "reference count is not immortal";
+    }
+    if (!a.state.compact || a.state.interned != 0 ||
+        a.state.statically_allocated) {
+        return "not compact, interned or statically allocated";
+    }
+    v->length = a.length;
+    v->hash = a.hash;
+    v->kind = a.state.kind;
+    v->ascii = a.state.ascii;
+    v->head = a.state.ascii ? sizeof(PyASCIIObject)
+                            : sizeof(PyCompactUnicodeObject);
+    if (!a.state.ascii && extent >= sizeof(PyCompactUnicodeObject)) {
+        PyCompactUnicodeObject c;
+        memcpy(&c, p, sizeof(c));
+        if (c.utf8 != NULL || c.utf8_length != 0) {
+            return "utf8 cache set";
+        }
+    }
+    return NULL;
+}
+
+const char *
+cds_layout_int_view(const uint8_t *p, struct cds_int_view *v)
+{
+    uintptr_t tag;
+
+    memcpy(&tag, p + LONG_TAG, sizeof(tag));
+    v->size_name = "digit count";
+    v->head = LONG_DIGITS;
+    /* sign bits: 0 positive, 1 zero, 2 negative; bit 2 is no int's of
+     * ours (3.13 reserves it for immortal small ints) */
+    unsigned sign = (unsigned)(tag & _PyLong_SIGN_MASK);
+    uint64_t n = (uint64_t)(tag >> _PyLong_NON_SIZE_BITS);
+    if (sign == 3 || (tag & 4) != 0 || (sign == 1) != (n == 0) ||
+        n > INT64_MAX) {
+        return "lv_tag is no int's";
+    }
+    v->size = sign == 2 ? -(int64_t)n : (int64_t)n;
+    return NULL;
+}
+
+/* A str the archived one became the interned one of (t == s): mark it
+ * statically allocated and interned immortal-static, as the runtime's
+ * own static strings, so that no finalizer ever makes it mortal (3.13's
+ * debug builds and later versions do for SSTATE_INTERNED_IMMORTAL) and
+ * unicode_dealloc would re-immortalise rather than free it. */
+static void
+str_make_static(PyObject *s)
+{
+    ((PyASCIIObject *)s)->state.interned = SSTATE_INTERNED_IMMORTAL_STATIC;
+    ((PyASCIIObject *)s)->state.statically_allocated = 1;
+}
+
+/* 3.12 on: a str has no wstr to fill. */
+void
+cds_layout_str_loaded(uint8_t *p, uint32_t extent)
+{
+    (void)p;
+    (void)extent;
+}
+
+#endif /* CDS_LAYOUT_IMMORTAL_H */
