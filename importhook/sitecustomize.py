@@ -8,12 +8,42 @@ import os
 import sys
 
 _here = os.path.dirname(os.path.abspath(__file__))
+# configured by CMake (importhook/CMakeLists.txt)
+_BUILT_VERSION = '@Python_VERSION@'
+_BUILT_PYTHON = '@Python_EXECUTABLE@'
+
+
+def _cannot_load(e):
+    mode = os.environ.get('PYCDSMODE', '').strip().upper()
+    if not mode or mode == 'OFF':
+        return
+    if 'subinterpreters' in str(e):
+        # a sub-interpreter of a served process (3.12+ refuses
+        # single-phase modules there): archives serve the main one only
+        return
+    here = sys.version.split()[0]
+    if here != _BUILT_VERSION:
+        # the C side's words (_cdsmodule.c runtime_problem)
+        why = ('pycds was built for Python %s (%s), not for Python %s (%s): '
+               'rebuild pycds for it (cmake -DPYCDS_PYTHON=%s)'
+               % (_BUILT_VERSION, _BUILT_PYTHON, here, sys.executable,
+                  sys.executable))
+    else:
+        why = 'cannot load _cds for this interpreter (%s)' % e
+    if mode == 'DUMP':
+        sys.stderr.write('pycds: dump: %s\n' % why)
+        sys.stderr.flush()
+        os._exit(1)
+    tail = {'TRACE': 'not tracing',
+            'SHARE': 'using the normal import system'}.get(
+                mode, 'running without pycds')
+    sys.stderr.write('pycds: warning: %s; %s\n' % (why, tail))
+
+
 try:
     import _cds
 except ImportError as e:
-    if os.environ.get('PYCDSMODE'):
-        sys.stderr.write('pycds: warning: cannot load _cds for this '
-                         'interpreter (%s); running without pycds\n' % e)
+    _cannot_load(e)
 else:
     _cds._activate()
 
