@@ -163,8 +163,9 @@ enum cds_obj_kind {
 #define CDS_OBJ_KIND(entry) ((entry) & 7u)
 #define CDS_OBJ_OFFSET(entry) ((entry) & ~7u)
 /* What precedes every tuple: sizeof(PyGC_Head), 16 bytes in every
- * version pycds builds for (each layout_3XX.c static_asserts it); a
- * version with another GC head would need a new format version. */
+ * version pycds builds for (which only internal headers declare, so
+ * cds_heap_check_runtime measures it once per process); a version with
+ * another GC head would need a new format version. */
 #define CDS_GC_HEAD_SIZE 16u
 
 /* format.md 5.3: a slot that must point to an object of the running

@@ -75,7 +75,10 @@ def main():
                                           for i in range(3)]))
 
     # --- a sub-interpreter ------------------------------------------------
-    import _xxsubinterpreters as interpreters
+    try:
+        import _interpreters as interpreters  # 3.13 on
+    except ImportError:
+        import _xxsubinterpreters as interpreters  # 3.11, 3.12
     sys.stdout.flush()
     interp = interpreters.create()
     interpreters.run_string(interp, """if True:
