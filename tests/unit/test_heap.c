@@ -22,6 +22,7 @@
 #include "unit.h"
 
 #include "archive.h"
+#include "layout.h"
 #include "writer.h"
 
 #include <fcntl.h>
@@ -40,6 +41,34 @@
 
 #ifndef UNIT_SOURCE_DIR
 #error "UNIT_SOURCE_DIR: where heap_check.py and heap_sample.py are"
+#endif
+
+/* Immortal objects, a str without wstr, ints with lv_tag (PEP 683; the
+ * versions cds/layout_immortal.h is for) */
+#define IMMORTAL_LAYOUT (PY_VERSION_HEX >= 0x030C0000)
+
+/* The str image (format.md 5.1.2): where the characters of an ASCII and
+ * of another compact string start, the state word and its bits. */
+#define STR_ASCII_DATA ((uint32_t)sizeof(PyASCIIObject))
+#define STR_COMPACT_DATA ((uint32_t)sizeof(PyCompactUnicodeObject))
+#define STR_STATE ((uint32_t)offsetof(PyASCIIObject, state))
+#define STR_UTF8 ((uint32_t)offsetof(PyCompactUnicodeObject, utf8))
+#define STR_UTF8_LENGTH                                                     \
+    ((uint32_t)offsetof(PyCompactUnicodeObject, utf8_length))
+#define STR_INTERNED 3u           /* state.interned */
+#define STR_KIND (7u << 2)        /* state.kind */
+#define STR_COMPACT (1u << 5)     /* state.compact */
+#define STR_ASCII (1u << 6)       /* state.ascii */
+/* 3.11: state.ready; 3.12 on: state.statically_allocated */
+#define STR_BIT7 (1u << 7)
+/* What cds_layout_str_view says of a head with bad state bits, and of a
+ * non-ASCII string's lazily built caches. */
+#if IMMORTAL_LAYOUT
+#define STR_STATE_WHY "not compact, interned or statically allocated"
+#define STR_CACHE_WHY "utf8 cache set"
+#else
+#define STR_STATE_WHY "not compact, not ready, interned or with a wstr"
+#define STR_CACHE_WHY "utf8 or wstr cache set"
 #endif
 
 static struct {
@@ -62,17 +91,23 @@ static struct {
 /* ------------------------------------------------------------------ */
 /* C helpers for heap_check.py */
 
+static bool
+in_archive(const void *o)
+{
+    for (unsigned i = 0; i < G.nimages; i++) {
+        if ((uintptr_t)o >= G.images[i].start &&
+            (uintptr_t)o < G.images[i].end) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static PyObject *
 c_in_archive(PyObject *self, PyObject *o)
 {
     (void)self;
-    for (unsigned i = 0; i < G.nimages; i++) {
-        if ((uintptr_t)o >= G.images[i].start &&
-            (uintptr_t)o < G.images[i].end) {
-            Py_RETURN_TRUE;
-        }
-    }
-    Py_RETURN_FALSE;
+    return PyBool_FromLong(in_archive(o));
 }
 
 static PyObject *
@@ -83,11 +118,18 @@ c_str_layout(PyObject *self, PyObject *s)
         PyErr_SetString(PyExc_TypeError, "str_layout: not a str");
         return NULL;
     }
-    return Py_BuildValue("(iiiii)", (int)PyUnicode_KIND(s),
+#if IMMORTAL_LAYOUT
+    int statically_allocated =
+        (int)((PyASCIIObject *)s)->state.statically_allocated;
+#else
+    int statically_allocated = 0; /* no such bit */
+#endif
+    return Py_BuildValue("(iiiiii)", (int)PyUnicode_KIND(s),
                          (int)PyUnicode_IS_ASCII(s),
                          (int)PyUnicode_IS_COMPACT(s),
                          (int)PyUnicode_IS_READY(s),
-                         (int)PyUnicode_CHECK_INTERNED(s));
+                         (int)PyUnicode_CHECK_INTERNED(s),
+                         statically_allocated);
 }
 
 static PyObject *
@@ -97,11 +139,29 @@ c_refcnt(PyObject *self, PyObject *o)
     return PyLong_FromSsize_t(Py_REFCNT(o));
 }
 
+/* 3.12 on: a code object's co_version (3.13 assigns it at load); None on
+ * 3.11, which has no such field. */
+static PyObject *
+c_co_version(PyObject *self, PyObject *o)
+{
+    (void)self;
+    if (!PyCode_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "co_version: not a code object");
+        return NULL;
+    }
+#if IMMORTAL_LAYOUT
+    return PyLong_FromUnsignedLong(((PyCodeObject *)o)->co_version);
+#else
+    Py_RETURN_NONE;
+#endif
+}
+
 static PyMethodDef c_methods[] = {
     {"in_archive", c_in_archive, METH_O, "is o inside a loaded image"},
     {"str_layout", c_str_layout, METH_O,
-     "(kind, ascii, compact, ready, interned)"},
+     "(kind, ascii, compact, ready, interned, statically_allocated)"},
     {"refcnt", c_refcnt, METH_O, "ob_refcnt"},
+    {"co_version", c_co_version, METH_O, "co_version (3.12 on), or None"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -291,6 +351,28 @@ build_archive(PyObject *code, bool pooled, tamper_fn *tamper,
     build_archive_at(G.path, NULL, code, pooled, tamper, report);
 }
 
+/* build_archive(compile(src, filename), pooled) in a child process, so that no
+ * string of src is ever interned in this one (3.12 on, every name the
+ * compiler interns is immortal: it never leaves the interned dict). */
+static void
+build_archive_elsewhere(const char *src, const char *filename, bool pooled)
+{
+    int status;
+
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        PyObject *code = compile_text(src, filename);
+        build_archive(code, pooled, NULL, NULL);
+        Py_DECREF(code);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 enum place {
     RELOCATED, /* read into a malloc'd buffer */
     AT_BASE,   /* mapped at the writer's base: nothing to relocate */
@@ -435,14 +517,15 @@ pool_string(uint8_t *img, uint32_t i)
     return img + h->pool_offset + off;
 }
 
-/* The pool index of the string whose UTF-8 text is text (ASCII: data at
- * 48; non-ASCII latin-1: data at 72). */
+/* The pool index of the string whose UTF-8 text is text (ASCII: data
+ * after a PyASCIIObject; non-ASCII latin-1: after a
+ * PyCompactUnicodeObject). */
 static uint32_t
 pool_index_of(uint8_t *img, const char *text, bool ascii)
 {
     for (uint32_t i = 0; i < img_header(img)->pool_count; i++) {
-        const char *data =
-            (const char *)pool_string(img, i) + (ascii ? 48 : 72);
+        const char *data = (const char *)pool_string(img, i) +
+                           (ascii ? STR_ASCII_DATA : STR_COMPACT_DATA);
         if (strcmp(data, text) == 0) {
             return i;
         }
@@ -488,7 +571,20 @@ group_setup(void **state)
     PyObject *c = PyModule_Create(&c_module);
     char *src = read_text("heap_check.py");
     G.ns = PyDict_New();
+    /* what heap_check.py expects of archived objects after loading: the
+     * reference count (inv. 1), whether it is immortal, and the interned
+     * state of an archived str interned in place (3.11: mortal; 3.12 on:
+     * immortal-static, layout_immortal.h str_make_static) */
+#if IMMORTAL_LAYOUT
+    const long sstate_loaded = SSTATE_INTERNED_IMMORTAL_STATIC;
+#else
+    const long sstate_loaded = SSTATE_INTERNED_MORTAL;
+#endif
     if (c == NULL || G.ns == NULL ||
+        PyModule_AddIntConstant(c, "ARCHIVED_REFCNT",
+                                (long)cds_layout_refcnt) < 0 ||
+        PyModule_AddIntConstant(c, "IMMORTAL", IMMORTAL_LAYOUT) < 0 ||
+        PyModule_AddIntConstant(c, "SSTATE_LOADED", sstate_loaded) < 0 ||
         PyDict_SetItemString(G.ns, "_c", c) < 0 ||
         PyDict_SetItemString(G.ns, "__builtins__", PyEval_GetBuiltins()) <
             0) {
@@ -615,20 +711,21 @@ test_heap_singletons_are_the_processes(void **state)
 
 /* Interned names are the interpreter's interned objects (here: the ones
  * the original code, still alive, uses), from the pool or from the
- * segment. */
+ * segment.  A new original per archive: the checks read co_varnames,
+ * which fills _co_cached, and from 3.12 the dumper refuses a code object
+ * with _co_cached set (format.md 5.1). */
 static void
 test_heap_interned_names_are_the_interpreters(void **state)
 {
-    PyObject *orig = compile_sample();
-
     (void)state;
     for (int pooled = 1; pooled >= 0; pooled--) {
+        PyObject *orig = compile_sample();
         build_archive(orig, pooled, NULL, NULL);
         struct loaded *l = load_archive(RELOCATED);
         pycheck("check_interned_names",
                 Py_BuildValue("(OO)", orig, l->sample));
+        Py_DECREF(orig);
     }
-    Py_DECREF(orig);
 }
 
 /* Regression (was a bug: cds/heap.c ext_index/ext_object, format.md 5.3): every 1-character
@@ -647,16 +744,16 @@ test_heap_interned_names_are_the_interpreters(void **state)
 static void
 test_heap_one_char_names_interned(void **state)
 {
-    PyObject *orig = compile_sample();
-
     (void)state;
     for (int pooled = 1; pooled >= 0; pooled--) {
+        /* a new original per archive (_co_cached: see above) */
+        PyObject *orig = compile_sample();
         build_archive(orig, pooled, NULL, NULL);
         struct loaded *l = load_archive(RELOCATED);
         pycheck("check_one_char_names",
                 Py_BuildValue("(OO)", orig, l->sample));
+        Py_DECREF(orig);
     }
-    Py_DECREF(orig);
 }
 
 /* Names no live object uses when the archive is loaded: the archived
@@ -676,12 +773,18 @@ test_heap_new_names_interned_in_place(void **state)
 
     (void)state;
     for (int k = 0; k < 2; k++) {
-        PyObject *orig = compile_text(srcs[k], "/src/fresh.py");
         char names[4][32];
+#if IMMORTAL_LAYOUT
+        /* the compiler's names are immortal: names this process never
+         * interned come from an archive another process wrote */
+        build_archive_elsewhere(srcs[k], "/src/fresh.py", k == 0);
+#else
+        PyObject *orig = compile_text(srcs[k], "/src/fresh.py");
         build_archive(orig, k == 0, NULL, NULL);
         /* the only owner of those names goes: they leave the interned
          * dict */
         Py_DECREF(orig);
+#endif
         struct loaded *l = load_archive(RELOCATED);
         snprintf(names[0], sizeof(names[0]), "cds_fresh_fn_%s", ids[k]);
         snprintf(names[1], sizeof(names[1]), "cds_fresh_arg_%s", ids[k]);
@@ -727,9 +830,9 @@ static void
 set_state_bits(uint8_t *s, uint32_t clear, uint32_t set)
 {
     uint32_t st;
-    memcpy(&st, s + 32, 4);
+    memcpy(&st, s + STR_STATE, 4);
     st = (st & ~clear) | set;
-    memcpy(s + 32, &st, 4);
+    memcpy(s + STR_STATE, &st, 4);
 }
 
 static void
@@ -741,17 +844,41 @@ put64(uint8_t *p, uint64_t v)
 static void
 test_heap_pool_string_image_checked(void **state)
 {
+    /* the head of each version (format.md 5.1.2): 3.11's ready bit and
+     * wstr fields, 3.12's statically_allocated bit */
     enum {
-        LEN0, LEN_HUGE, INTERNED, NOT_COMPACT, NOT_READY, KIND3,
-        ASCII_KIND2, WSTR, NO_NUL, UTF8, UTF8_LEN, WSTR_LEN, NCASES
+        LEN0, LEN_HUGE, INTERNED, NOT_COMPACT, KIND3, ASCII_KIND2, NO_NUL,
+        UTF8, UTF8_LEN, REFCNT,
+#if IMMORTAL_LAYOUT
+        STATIC,
+#else
+        NOT_READY, WSTR, WSTR_LEN,
+#endif
+        NCASES
     };
-    static const char *const what[NCASES] = {
-        "length 0", "length past the extent", "interned state set",
-        "not compact", "not ready", "kind 3", "ascii with kind 2",
-        "wstr set", "no NUL", "utf8 set (non-ASCII)",
-        "utf8_length set (non-ASCII)", "wstr_length set (non-ASCII)",
+    static const struct {
+        const char *what, *why;
+    } cases[NCASES] = {
+        [LEN0] = {"length 0", "length out of range"},
+        [LEN_HUGE] = {"length past the extent", "length out of range"},
+        [INTERNED] = {"interned state set", STR_STATE_WHY},
+        [NOT_COMPACT] = {"not compact", STR_STATE_WHY},
+        [KIND3] = {"kind 3", "bad kind"},
+        [ASCII_KIND2] = {"ascii with kind 2", "bad kind"},
+        [NO_NUL] = {"no NUL", "no terminating NUL"},
+        [UTF8] = {"utf8 set (non-ASCII)", STR_CACHE_WHY},
+        [UTF8_LEN] = {"utf8_length set (non-ASCII)", STR_CACHE_WHY},
+        [REFCNT] = {"reference count 1", "reference count is not"},
+#if IMMORTAL_LAYOUT
+        [STATIC] = {"statically allocated", STR_STATE_WHY},
+#else
+        [NOT_READY] = {"not ready", STR_STATE_WHY},
+        [WSTR] = {"wstr set", STR_STATE_WHY},
+        [WSTR_LEN] = {"wstr_length set (non-ASCII)", STR_CACHE_WHY},
+#endif
     };
     PyObject *orig = compile_sample();
+    char want[160];
     size_t n;
 
     (void)state;
@@ -760,21 +887,36 @@ test_heap_pool_string_image_checked(void **state)
     uint32_t ascii = pool_index_of(golden, "FILLER", true);
     uint32_t latin = pool_index_of(golden, "caf\xe9", false);
     for (int c = 0; c < NCASES; c++) {
+        bool nonascii = c == UTF8 || c == UTF8_LEN;
+#if !IMMORTAL_LAYOUT
+        nonascii |= c == WSTR_LEN;
+#endif
         uint8_t *img = unit_copy(golden, n);
-        uint8_t *s = pool_string(img, c >= UTF8 ? latin : ascii);
+        uint32_t index = nonascii ? latin : ascii;
+        uint8_t *s = pool_string(img, index);
         switch (c) {
         case LEN0: put64(s + 16, 0); break;
         case LEN_HUGE: put64(s + 16, 1000); break;
         case INTERNED: set_state_bits(s, 0, 1); break;
-        case NOT_COMPACT: set_state_bits(s, 1u << 5, 0); break;
-        case NOT_READY: set_state_bits(s, 1u << 7, 0); break;
-        case KIND3: set_state_bits(s, 7u << 2, 3u << 2); break;
-        case ASCII_KIND2: set_state_bits(s, 7u << 2, 2u << 2); break;
-        case WSTR: put64(s + 40, 0x1000); break;
-        case NO_NUL: s[48 + 6] = 'x'; break; /* after "FILLER" */
-        case UTF8: put64(s + 56, 0x1000); break;
-        case UTF8_LEN: put64(s + 48, 4); break;
-        case WSTR_LEN: put64(s + 64, 4); break;
+        case NOT_COMPACT: set_state_bits(s, STR_COMPACT, 0); break;
+        case KIND3: set_state_bits(s, STR_KIND, 3u << 2); break;
+        case ASCII_KIND2: set_state_bits(s, STR_KIND, 2u << 2); break;
+        /* after "FILLER" */
+        case NO_NUL: s[STR_ASCII_DATA + 6] = 'x'; break;
+        case UTF8: put64(s + STR_UTF8, 0x1000); break;
+        case UTF8_LEN: put64(s + STR_UTF8_LENGTH, 4); break;
+        case REFCNT: put64(s, 1); break;
+#if IMMORTAL_LAYOUT
+        case STATIC: set_state_bits(s, 0, STR_BIT7); break;
+#else
+        case NOT_READY: set_state_bits(s, STR_BIT7, 0); break;
+        case WSTR:
+            put64(s + offsetof(PyASCIIObject, wstr), 0x1000);
+            break;
+        case WSTR_LEN:
+            put64(s + offsetof(PyCompactUnicodeObject, wstr_length), 4);
+            break;
+#endif
         }
         unit_seal_pool(img);
         struct loaded *l = load_image(img, n);
@@ -782,11 +924,17 @@ test_heap_pool_string_image_checked(void **state)
         cds_error err;
         int rc = try_load_module(&l->a, "filler", &code, &err);
         if (rc != CDS_ECORRUPT) {
-            print_error("%s: %s\n", what[c], cds_status_name(rc));
+            print_error("%s: %s\n", cases[c].what, cds_status_name(rc));
         }
         assert_status(rc, CDS_ECORRUPT);
         assert_null(code);
-        assert_non_null(strstr(err.message, "not a valid str"));
+        snprintf(want, sizeof(want), "pool string %u is not a valid str: %s",
+                 index, cases[c].why);
+        if (strstr(err.message, want) == NULL) {
+            print_error("%s: \"%s\", expected \"%s\"\n", cases[c].what,
+                        err.message, want);
+            fail();
+        }
         /* the image is never freed: load_image registered it */
     }
     free(golden);
@@ -816,7 +964,7 @@ test_heap_pool_string_length_overflow(void **state)
     build_archive(orig, true, NULL, NULL);
     uint8_t *img = unit_read_file(G.path, &n);
     uint8_t *s = pool_string(img, pool_index_of(img, "caf\xe9", false));
-    set_state_bits(s, 7u << 2, 2u << 2);      /* kind 2 */
+    set_state_bits(s, STR_KIND, 2u << 2);     /* kind 2 */
     put64(s + 16, (uint64_t)INT64_MAX);        /* length 2^63 - 1 */
     unit_seal_pool(img);
     struct loaded *l = load_image(img, n);
@@ -869,7 +1017,8 @@ test_heap_pool_block_checked_at_load(void **state)
     (void)state;
     build_archive(orig, true, NULL, NULL);
     uint8_t *img = unit_read_file(G.path, &n);
-    pool_string(img, pool_index_of(img, "FILLER", true))[48] ^= 0x20;
+    pool_string(img, pool_index_of(img, "FILLER", true))[STR_ASCII_DATA] ^=
+        0x20;
     struct loaded *l = load_image(img, n);
     PyObject *code = NULL;
     assert_status(try_load_module(&l->a, "filler", &code, &err),
@@ -945,23 +1094,25 @@ test_heap_frozensets_rebuilt(void **state)
 static void
 test_heap_negative_ints(void **state)
 {
-    PyObject *orig = compile_text(
+    static const char src[] =
         "NEG = (-6, -257, -2**30, -(2**30 + 1), -2**62, -2**63, -2**64,\n"
         "       -1267650600228229401496703205376,  # -2**100\n"
         "       -98765432109876543210, (-7, (-8,)))\n"
         "def f(x):\n"
         "    return (x in {-6, -1267650600228229401496703205376, 7},\n"
         "            x - 1000, -12345678901234567890)\n"
-        "RESULTS = (f(-6), f(-1267650600228229401496703205376), f(7))\n",
-        "/src/negative.py");
+        "RESULTS = (f(-6), f(-1267650600228229401496703205376), f(7))\n";
 
     (void)state;
     for (int pooled = 1; pooled >= 0; pooled--) {
+        /* a new original per archive (_co_cached: see
+         * test_heap_interned_names_are_the_interpreters) */
+        PyObject *orig = compile_text(src, "/src/negative.py");
         build_archive(orig, pooled, NULL, NULL);
         struct loaded *l = load_archive(RELOCATED);
         pycheck("check_negative_ints", Py_BuildValue("(OO)", orig, l->sample));
+        Py_DECREF(orig);
     }
-    Py_DECREF(orig);
 }
 
 /* Archived tuples are untracked, refcounts stay huge, collections with
@@ -979,14 +1130,17 @@ test_heap_survives_gc(void **state)
 }
 
 /* heap.c inv. 5: code that has run (and been quickened) is archived in its
- * never-executed form; the loaded copy runs and quickens on its own. */
+ * never-executed form (3.11: PyCode_GetCode's; 3.12 on: the
+ * co_code_adaptive of a fresh object, which init_code quickens); the
+ * loaded copy runs and quickens on its own. */
 static void
 test_heap_quickened_code_archived_deoptimised(void **state)
 {
     PyObject *orig = compile_sample();
+    PyObject *fresh = compile_sample(); /* never run */
 
     (void)state;
-    /* run the module and its functions until 3.11 quickens them */
+    /* run the module and its functions until they are quickened */
     PyObject *ns = pycall("run", Py_BuildValue("(O)", orig));
     PyObject *results = PyDict_GetItemString(ns, "results");
     assert_non_null(results);
@@ -999,9 +1153,28 @@ test_heap_quickened_code_archived_deoptimised(void **state)
     }
     build_archive(orig, true, NULL, NULL);
     struct loaded *l = load_archive(RELOCATED);
-    pycheck("check_deoptimised", Py_BuildValue("(OO)", orig, l->sample));
+#if IMMORTAL_LAYOUT
+    /* FIXME(layer): 3.12 on, code that has run is archived specialised.
+     * emit_code (cds/layout_312.c, layout_313.c) copies co_code_adaptive
+     * as it finds it and refuses only code whose _co_cached,
+     * _co_instrumentation_version, _co_monitoring, co_extra (3.13:
+     * co_executors) is set, none of which running sets: after 20 calls
+     * of results() the archive holds LOAD_GLOBAL_BUILTIN,
+     * LOAD_ATTR_METHOD_NO_DICT (whose cache holds a descriptor pointer
+     * of the dumping process), BINARY_OP_ADD_INT... with this process's
+     * type and dict versions, against inv. 5 and format.md 5.1 ("as a
+     * fresh, never-run code object ... holds it").  The check that the
+     * archived co_code_adaptive is a fresh object's is off until the
+     * layer deoptimises (or refuses) such code; the rest runs. */
+    const int fresh_form = 0;
+#else
+    const int fresh_form = 1;
+#endif
+    pycheck("check_deoptimised",
+            Py_BuildValue("(OOOi)", orig, l->sample, fresh, fresh_form));
     pycheck("check_round_trip", Py_BuildValue("(OO())", orig, l->sample));
     Py_DECREF(ns);
+    Py_DECREF(fresh);
     Py_DECREF(orig);
 }
 
@@ -1043,6 +1216,293 @@ test_heap_patches_moved_types_and_externals(void **state)
     load_module(&l->a, "heap_sample", &l->sample);
     pycheck("check_round_trip", Py_BuildValue("(OO())", orig, l->sample));
     pycheck("check_singletons", Py_BuildValue("(O)", l->sample));
+    Py_DECREF(orig);
+}
+
+/* The word at p: an object's reference count. */
+static Py_ssize_t
+word_at(const uint8_t *p)
+{
+    Py_ssize_t w;
+    memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+/* inv. 1 after loading.  3.12 on (PEP 683): every archived object is
+ * immortal, so Py_INCREF and Py_DECREF leave its count unwritten (the
+ * word still holds the file's bytes, and its page stays the file's if
+ * nothing else writes it), and running the code writes no count either;
+ * pool strings too, interned in place or not.  3.11: the count is
+ * mortal, INCREF writes it, DECREF gives it back. */
+static void
+test_heap_refcounts_after_load(void **state)
+{
+    PyObject *orig = compile_sample();
+    size_t n;
+    uint32_t ix;
+
+    (void)state;
+    build_archive(orig, true, NULL, NULL);
+    uint8_t *file = unit_read_file(G.path, &n);
+    struct loaded *l = load_archive(RELOCATED);
+    assert_int_equal(l->a.size, n);
+    assert_status(cds_archive_find(&l->a, "heap_sample", 11, &ix), 0);
+    const struct cds_disk_module *m = &l->a.modules[ix];
+    const uint8_t *seg = l->a.data + m->seg_offset;
+    const uint8_t *fseg = file + m->seg_offset;
+    const uint32_t *objtab = (const void *)(seg + m->objtab_off);
+    for (int ran = 0; ran < 2; ran++) {
+        if (ran) {
+            /* run it, quickening and specialising it, then collect */
+            PyObject *ns = pycall("run", Py_BuildValue("(O)", l->sample));
+            PyObject *results = PyDict_GetItemString(ns, "results");
+            assert_non_null(results);
+            for (int i = 0; i < 20; i++) {
+                PyObject *r = PyObject_CallNoArgs(results);
+                if (r == NULL) {
+                    fail_python("results()");
+                }
+                Py_DECREF(r);
+            }
+            Py_DECREF(ns);
+            PyGC_Collect();
+        }
+        for (uint32_t i = 0; i < m->nobjects; i++) {
+            uint32_t off = CDS_OBJ_OFFSET(objtab[i]);
+            PyObject *o = (PyObject *)(void *)(l->a.data + m->seg_offset +
+                                               off);
+            assert_int_equal(word_at(fseg + off), cds_layout_refcnt);
+#if IMMORTAL_LAYOUT
+            assert_int_equal(Py_REFCNT(o), cds_layout_refcnt);
+            for (int k = 0; k < 3; k++) {
+                Py_INCREF(o);
+            }
+            assert_int_equal(Py_REFCNT(o), cds_layout_refcnt);
+            assert_memory_equal(seg + off, fseg + off, sizeof(Py_ssize_t));
+            for (int k = 0; k < 3; k++) {
+                Py_DECREF(o);
+            }
+            assert_int_equal(Py_REFCNT(o), cds_layout_refcnt);
+            assert_memory_equal(seg + off, fseg + off, sizeof(Py_ssize_t));
+#else
+            /* plus the references others hold: the root's that
+             * cds_heap_load returned, the rebuilt frozensets' items' */
+            Py_ssize_t was = Py_REFCNT(o);
+            assert_true(was >= cds_layout_refcnt + (o == l->sample));
+            for (int k = 0; k < 3; k++) {
+                Py_INCREF(o);
+            }
+            assert_int_equal(Py_REFCNT(o), was + 3);
+            for (int k = 0; k < 3; k++) {
+                Py_DECREF(o);
+            }
+            assert_int_equal(Py_REFCNT(o), was);
+#endif
+        }
+    }
+    /* the pool strings both modules resolved, and the others */
+    const struct cds_disk_header *h = l->a.header;
+    for (uint32_t i = 0; i < h->pool_count; i++) {
+        uint32_t off;
+        memcpy(&off, file + h->pool_offset + h->pool_table_off + 4ull * i,
+               4);
+        const uint8_t *fs = file + h->pool_offset + off;
+        assert_int_equal(word_at(fs), cds_layout_refcnt);
+#if IMMORTAL_LAYOUT
+        assert_memory_equal(l->a.data + h->pool_offset + off, fs,
+                            sizeof(Py_ssize_t));
+#else
+        /* interned in place: the interned dict's two references are not
+         * counted (3.11 PyUnicode_InternInPlace) */
+        assert_true(word_at(l->a.data + h->pool_offset + off) >=
+                    cds_layout_refcnt - 2);
+#endif
+    }
+    free(file);
+    Py_DECREF(orig);
+}
+
+/* The str object of loaded archive a, in module ix's segment or in the
+ * pool, whose ASCII text is text; NULL if none. */
+static PyObject *
+archived_str(const cds_archive *a, uint32_t ix, const char *text)
+{
+    const struct cds_disk_module *m = &a->modules[ix];
+    const struct cds_disk_header *h = a->header;
+    const uint32_t *objtab =
+        (const void *)(a->data + m->seg_offset + m->objtab_off);
+    size_t len = strlen(text);
+
+    for (uint32_t i = 0; i < m->nobjects + h->pool_count; i++) {
+        uint8_t *p;
+        if (i < m->nobjects) {
+            if (CDS_OBJ_KIND(objtab[i]) != CDS_OBJ_STR) {
+                continue;
+            }
+            p = a->data + m->seg_offset + CDS_OBJ_OFFSET(objtab[i]);
+        }
+        else {
+            uint32_t off;
+            memcpy(&off,
+                   a->data + h->pool_offset + h->pool_table_off +
+                       4ull * (i - m->nobjects),
+                   4);
+            p = a->data + h->pool_offset + off;
+        }
+        PyObject *s = (PyObject *)(void *)p;
+        if (PyUnicode_IS_ASCII(s) && PyUnicode_GET_LENGTH(s) == (Py_ssize_t)len &&
+            memcmp(p + STR_ASCII_DATA, text, len + 1) == 0) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* heap.c inv. 6 after loading, for pool strings and strings kept in the
+ * segment.  An archived str that no equal string was interned before
+ * becomes the interned one, in the version's state (3.11:
+ * SSTATE_INTERNED_MORTAL; 3.12 on: SSTATE_INTERNED_IMMORTAL_STATIC with
+ * statically_allocated set, layout_immortal.h str_make_static, so that no
+ * finalizer makes it mortal or frees it) and its count unchanged; one
+ * equal to a string interned already ("len") is redirected to that one,
+ * and the archived copy stays as the file has it: not interned. */
+static void
+test_heap_interned_state_after_load(void **state)
+{
+    /* one per archive: the first archive's strings become the interned
+     * ones */
+    static const char *const srcs[2] = {
+        "def cds_state_fn_3e8b(cds_state_arg_3e8b):\n"
+        "    return len(cds_state_arg_3e8b)\n",
+        "def cds_state_fn_4f9c(cds_state_arg_4f9c):\n"
+        "    return len(cds_state_arg_4f9c)\n",
+    };
+    uint32_t ix;
+
+    (void)state;
+    for (int pooled = 1; pooled >= 0; pooled--) {
+        /* names this process never interned */
+        build_archive_elsewhere(srcs[pooled], "/src/state.py", pooled);
+        struct loaded *l = load_archive(RELOCATED);
+        assert_status(cds_archive_find(&l->a, "heap_sample", 11, &ix), 0);
+        PyObject *consts = ((PyCodeObject *)l->sample)->co_consts;
+        PyCodeObject *fn = NULL;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
+            if (PyCode_Check(PyTuple_GET_ITEM(consts, i))) {
+                fn = (PyCodeObject *)PyTuple_GET_ITEM(consts, i);
+            }
+        }
+        assert_non_null(fn);
+        PyObject *fresh[2] = {fn->co_name,
+                              PyTuple_GET_ITEM(fn->co_localsplusnames, 0)};
+        for (int i = 0; i < 2; i++) {
+            PyObject *s = fresh[i];
+            assert_true(PyUnicode_CHECK_INTERNED(s) != 0);
+            assert_true(in_archive(s));
+            PyObject *copy = PyUnicode_FromString(PyUnicode_AsUTF8(s));
+            assert_non_null(copy);
+            PyObject *t = copy;
+            PyUnicode_InternInPlace(&t);
+            assert_ptr_equal(t, s); /* the interpreter's interned one */
+            Py_DECREF(t);
+#if IMMORTAL_LAYOUT
+            assert_int_equal(PyUnicode_CHECK_INTERNED(s),
+                             SSTATE_INTERNED_IMMORTAL_STATIC);
+            assert_int_equal(((PyASCIIObject *)s)->state.statically_allocated,
+                             1);
+            assert_int_equal(Py_REFCNT(s), cds_layout_refcnt);
+#else
+            assert_int_equal(PyUnicode_CHECK_INTERNED(s),
+                             SSTATE_INTERNED_MORTAL);
+            /* PyUnicode_InternInPlace took off the dict's two */
+            assert_int_equal(Py_REFCNT(s), cds_layout_refcnt);
+#endif
+        }
+        /* "len": the interpreter's, and the archived copy left alone */
+        PyObject *name = PyTuple_GET_ITEM(fn->co_names, 0);
+        PyObject *len = PyUnicode_InternFromString("len");
+        assert_ptr_equal(name, len);
+        Py_DECREF(len);
+        assert_false(in_archive(name));
+        PyObject *dup = archived_str(&l->a, ix, "len");
+        assert_non_null(dup);
+        assert_ptr_not_equal(dup, name);
+        assert_int_equal(PyUnicode_CHECK_INTERNED(dup), SSTATE_NOT_INTERNED);
+#if IMMORTAL_LAYOUT
+        assert_int_equal(((PyASCIIObject *)dup)->state.statically_allocated,
+                         0);
+#endif
+#if IMMORTAL_LAYOUT
+        assert_int_equal(Py_REFCNT(dup), cds_layout_refcnt);
+#else
+        /* PyUnicode_InternInPlace released the one it replaced */
+        assert_int_equal(Py_REFCNT(dup), cds_layout_refcnt - 1);
+#endif
+    }
+}
+
+/* The code objects of a graph, depth first. */
+static void
+collect_code(PyObject *code, PyObject *out)
+{
+    assert_int_equal(PyList_Append(out, code), 0);
+    PyObject *consts = ((PyCodeObject *)code)->co_consts;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
+        if (PyCode_Check(PyTuple_GET_ITEM(consts, i))) {
+            collect_code(PyTuple_GET_ITEM(consts, i), out);
+        }
+    }
+}
+
+/* Loaded code carries a fresh object's per-interpreter state (inv. 5):
+ * 3.11: the warm-up counter a new object starts with; 3.12: co_version
+ * 0, as archived (the interpreter hands out function versions when a
+ * call is specialised); 3.13: co_version taken from the interpreter's
+ * counter at load, as init_code takes it, so every loaded code object has
+ * its own non-zero version, between those of code objects created just
+ * before and just after the load, one step of the counter each. */
+static void
+test_heap_code_state_after_load(void **state)
+{
+    PyObject *orig = compile_sample();
+    PyObject *codes = PyList_New(0);
+
+    (void)state;
+    assert_non_null(codes);
+    build_archive(orig, true, NULL, NULL);
+    PyCodeObject *before = PyCode_NewEmpty("before.py", "before", 1);
+    assert_non_null(before);
+    struct loaded *l = load_archive(RELOCATED);
+    PyCodeObject *after = PyCode_NewEmpty("after.py", "after", 1);
+    assert_non_null(after);
+    collect_code(l->filler, codes);
+    collect_code(l->sample, codes);
+    Py_ssize_t ncodes = PyList_GET_SIZE(codes);
+    assert_true(ncodes > 10);
+#if PY_VERSION_HEX >= 0x030D0000
+    assert_true(before->co_version != 0);
+    assert_int_equal(after->co_version - before->co_version, ncodes + 1);
+#endif
+    for (Py_ssize_t i = 0; i < ncodes; i++) {
+        PyCodeObject *co = (PyCodeObject *)PyList_GET_ITEM(codes, i);
+#if PY_VERSION_HEX >= 0x030D0000
+        assert_true(co->co_version > before->co_version &&
+                    co->co_version < after->co_version);
+        for (Py_ssize_t j = 0; j < i; j++) {
+            assert_int_not_equal(
+                co->co_version,
+                ((PyCodeObject *)PyList_GET_ITEM(codes, j))->co_version);
+        }
+#elif IMMORTAL_LAYOUT
+        assert_int_equal(co->co_version, 0);
+#else
+        assert_int_equal(co->co_warmup, before->co_warmup);
+        assert_int_equal(co->_co_linearray_entry_size, 0);
+#endif
+    }
+    Py_DECREF(before);
+    Py_DECREF(after);
+    Py_DECREF(codes);
     Py_DECREF(orig);
 }
 
@@ -1293,21 +1753,22 @@ static bool
 str_ascii_long(const struct vimg *v, uint32_t off, uint32_t end)
 {
     (void)end;
-    return (v->seg[off + 32] & 0x40) && VSIZE(v, off) >= 24;
+    return (v->seg[off + STR_STATE] & STR_ASCII) && VSIZE(v, off) >= 24;
 }
 
 static bool
 str_kind2(const struct vimg *v, uint32_t off, uint32_t end)
 {
     (void)end;
-    return ((v->seg[off + 32] >> 2) & 7) == 2 && VSIZE(v, off) >= 4;
+    return (v->seg[off + STR_STATE] & STR_KIND) >> 2 == 2 &&
+           VSIZE(v, off) >= 4;
 }
 
 static bool
 str_kind4(const struct vimg *v, uint32_t off, uint32_t end)
 {
     (void)end;
-    return ((v->seg[off + 32] >> 2) & 7) == 4;
+    return (v->seg[off + STR_STATE] & STR_KIND) >> 2 == 4;
 }
 
 static bool
@@ -1317,18 +1778,46 @@ bytes_big(const struct vimg *v, uint32_t off, uint32_t end)
     return VSIZE(v, off) >= 64;
 }
 
+/* An int's signed digit count, as the layout reads it (3.11: ob_size;
+ * 3.12 on: lv_tag), and where its digits start. */
+static int64_t
+vint_size(const struct vimg *v, uint32_t off, uint32_t *head)
+{
+    struct cds_int_view iv;
+    assert_null(cds_layout_int_view(v->seg + off, &iv));
+    if (head != NULL) {
+        *head = iv.head;
+    }
+    return iv.size;
+}
+
+/* Store a signed digit count in the int at off, as the version encodes
+ * it: ob_size, or lv_tag = ndigits << 3 | sign (0 positive, 1 zero, 2
+ * negative). */
+static void
+vput_int_size(struct vimg *v, uint32_t off, int64_t size)
+{
+#if IMMORTAL_LAYOUT
+    uint64_t n = size < 0 ? 0 - (uint64_t)size : (uint64_t)size;
+    vput(v, off + (uint32_t)offsetof(PyLongObject, long_value.lv_tag),
+         n << 3 | (size < 0 ? 2u : size == 0 ? 1u : 0u));
+#else
+    vput(v, off + (uint32_t)offsetof(PyVarObject, ob_size), (uint64_t)size);
+#endif
+}
+
 static bool
 int_multi(const struct vimg *v, uint32_t off, uint32_t end)
 {
     (void)end;
-    return VSIZE(v, off) >= 3;
+    return vint_size(v, off, NULL) >= 3;
 }
 
 static bool
 int_one(const struct vimg *v, uint32_t off, uint32_t end)
 {
     (void)end;
-    return VSIZE(v, off) == 1;
+    return vint_size(v, off, NULL) == 1;
 }
 
 static bool
@@ -1376,13 +1865,16 @@ test_heap_validate_accepts_archives(void **state)
     cds_writer *w = NULL;
     cds_heap_pool *pool = NULL;
     struct cds_pool view;
-    PyObject *orig = compile_sample();
 
     (void)state;
     for (int pooled = 0; pooled < 2; pooled++) {
+        /* a new original per archive (_co_cached: see
+         * test_heap_interned_names_are_the_interpreters) */
+        PyObject *orig = compile_sample();
         build_archive(orig, pooled, NULL, NULL);
         struct loaded *l = load_archive(RELOCATED); /* validates, loads */
         pycheck("check_round_trip", Py_BuildValue("(OO())", orig, l->sample));
+        Py_DECREF(orig);
     }
     /* the standard library, in one pooled archive as the hook writes */
     PyObject *mods = pycall("stdlib_codes", PyTuple_New(0));
@@ -1426,7 +1918,6 @@ test_heap_validate_accepts_archives(void **state)
     Py_DECREF(code);
     Py_DECREF(odd);
     Py_DECREF(mods);
-    Py_DECREF(orig);
 }
 
 /* format.md 5: "the module's code object is therefore at offset 0" is how
@@ -1504,7 +1995,8 @@ test_heap_validate_any_order(void **state)
     Py_DECREF(orig);
 }
 
-/* inv. 1: every object's reference count is the archive's. */
+/* inv. 1: every object's reference count is the archive's
+ * (cds_layout_refcnt: 2^40 on 3.11, immortal from 3.12). */
 static void
 test_heap_validate_refcount(void **state)
 {
@@ -1521,8 +2013,16 @@ test_heap_validate_refcount(void **state)
         vput(&v, off, 1);
         snprintf(want, sizeof(want),
                  "module heap_sample: object 0x%x (%s): reference count "
-                 "0x1, not 2^40",
-                 off, names[k]);
+                 "0x1, not %s",
+                 off, names[k], cds_layout_refcnt_name);
+        vimg_expect(&v, names[k], want);
+        /* one short of it: 3.12 on, a count Py_INCREF writes */
+        vimg_open(&v);
+        vput(&v, off, (uint64_t)cds_layout_refcnt - 1);
+        snprintf(want, sizeof(want),
+                 "object 0x%x (%s): reference count 0x%llx, not %s", off,
+                 names[k], (unsigned long long)cds_layout_refcnt - 1,
+                 cds_layout_refcnt_name);
         vimg_expect(&v, names[k], want);
     }
 }
@@ -1541,12 +2041,16 @@ test_heap_validate_str(void **state)
         {"no NUL", "no terminating NUL"},
         {"ascii flag, a byte above 0x7f",
          "kind or ascii flag does not fit its characters"},
-        {"interned", "not compact, not ready, interned or with a wstr"},
-        {"wstr set", "not compact, not ready, interned or with a wstr"},
+        {"interned", STR_STATE_WHY},
+#if IMMORTAL_LAYOUT
+        {"statically allocated", STR_STATE_WHY},
+#else
+        {"wstr set", STR_STATE_WHY},
+#endif
         {"kind 3", "bad kind"},
         {"kind 2, all characters below 0x100",
          "kind or ascii flag does not fit its characters"},
-        {"utf8 set", "utf8 or wstr cache set"},
+        {"utf8 set", STR_CACHE_WHY},
         {"kind 4, a character above 0x10ffff",
          "kind or ascii flag does not fit its characters"},
     };
@@ -1563,25 +2067,32 @@ test_heap_validate_str(void **state)
                                       : str_ascii_long,
                              &end);
         uint64_t len = vget(&v, off + 16);
-        uint32_t state32 = (uint32_t)vget32(&v, off + 32);
+        uint32_t state32 = (uint32_t)vget32(&v, off + STR_STATE);
         switch (c) {
         case 0: vput(&v, off + 16, 0); break;
         case 1: vput(&v, off + 16, end - off); break;
-        case 2: vput(&v, off + 16, end - off - 48); break;
-        case 3: v.seg[off + 48 + len] = 'x'; break;
-        case 4: v.seg[off + 48 + 3] = 0xe9; break;
-        case 5: vput32(&v, off + 32, (int32_t)(state32 | 1)); break;
-        case 6: vput(&v, off + 40, 0x1000); break;
+        case 2: vput(&v, off + 16, end - off - STR_ASCII_DATA); break;
+        case 3: v.seg[off + STR_ASCII_DATA + len] = 'x'; break;
+        case 4: v.seg[off + STR_ASCII_DATA + 3] = 0xe9; break;
+        case 5: vput32(&v, off + STR_STATE, (int32_t)(state32 | 1)); break;
+        case 6:
+#if IMMORTAL_LAYOUT
+            vput32(&v, off + STR_STATE, (int32_t)(state32 | STR_BIT7));
+#else
+            vput(&v, off + offsetof(PyASCIIObject, wstr), 0x1000);
+#endif
+            break;
         case 7:
-            vput32(&v, off + 32, (int32_t)((state32 & ~(7u << 2)) | 3u << 2));
+            vput32(&v, off + STR_STATE,
+                   (int32_t)((state32 & ~STR_KIND) | 3u << 2));
             break;
         case 8:
             for (uint64_t i = 0; i < len; i++) {
-                v.seg[off + 72 + 2 * i + 1] = 0; /* high bytes */
+                v.seg[off + STR_COMPACT_DATA + 2 * i + 1] = 0; /* high */
             }
             break;
-        case 9: vput(&v, off + 56, 0x1000); break;
-        case 10: vput32(&v, off + 72, 0x110000); break;
+        case 9: vput(&v, off + STR_UTF8, 0x1000); break;
+        case 10: vput32(&v, off + STR_COMPACT_DATA, 0x110000); break;
         }
         snprintf(want, sizeof(want), "object 0x%x (str): not a valid str: %s",
                  off, cases[c].want);
@@ -1619,35 +2130,71 @@ test_heap_validate_bytes(void **state)
 static void
 test_heap_validate_int(void **state)
 {
+#if IMMORTAL_LAYOUT
+    const char *const size_name = "digit count"; /* lv_tag's */
+#else
+    const char *const size_name = "ob_size";
+#endif
     struct vimg v;
-    uint32_t off, end;
+    uint32_t off, end, head;
     char want[160];
 
     (void)state;
     vimg_open(&v);
     off = vfind(&v, CDS_OBJ_INT, int_multi, &end);
-    vput(&v, off + 16, 0);
+    vput_int_size(&v, off, 0);
     snprintf(want, sizeof(want),
-             "module heap_sample: object 0x%x (int): ob_size 0 does not fill "
+             "module heap_sample: object 0x%x (int): %s 0 does not fill "
              "its %u bytes",
-             off, end - off);
+             off, size_name, end - off);
     vimg_expect(&v, "size 0", want);
     vimg_open(&v);
     off = vfind(&v, CDS_OBJ_INT, int_multi, &end);
+#if IMMORTAL_LAYOUT
+    /* the most digits lv_tag counts (2^61 - 1), negative */
+    vput_int_size(&v, off, -(INT64_MAX >> 2));
+    vimg_expect(&v, "size -(2^61 - 1)",
+                "(int): digit count -2305843009213693951 does not fill");
+#else
     vput(&v, off + 16, (uint64_t)INT64_MIN);
     vimg_expect(&v, "size -2^63", "(int): ob_size -9223372036854775808");
+#endif
     vimg_open(&v);
     off = vfind(&v, CDS_OBJ_INT, int_multi, &end);
-    vput32(&v, off + 24 + 4, 1 << 30);
+    vint_size(&v, off, &head);
+    vput32(&v, off + head + 4, 1 << 30);
     vimg_expect(&v, "digit 2^30", "digit 1 is 0x40000000, not below 2^30");
     vimg_open(&v);
     off = vfind(&v, CDS_OBJ_INT, int_multi, &end);
-    vput32(&v, off + 24 + 4 * (uint32_t)(VSIZE(&v, off) - 1), 0);
+    vput32(&v, off + head + 4 * (uint32_t)(vint_size(&v, off, NULL) - 1),
+           0);
     vimg_expect(&v, "top digit 0", "not a normalized big int");
     vimg_open(&v);
     off = vfind(&v, CDS_OBJ_INT, int_one, &end);
-    vput32(&v, off + 24, 256);
+    vput32(&v, off + head, 256);
     vimg_expect(&v, "small int", "top digit 0x100 of 1");
+#if IMMORTAL_LAYOUT
+    /* lv_tag bits no int has: sign 3, bit 2 (3.13: immortal small ints),
+     * zero with digits, positive without */
+    const struct {
+        const char *what;
+        uint64_t tag;
+    } tags[] = {
+        {"sign 3", 3u << 3 | 3u},
+        {"bit 2", 3u << 3 | 4u},
+        {"zero with 3 digits", 3u << 3 | 1u},
+        {"positive without digits", 0},
+    };
+    for (size_t i = 0; i < UNIT_ARRAY_SIZE(tags); i++) {
+        vimg_open(&v);
+        off = vfind(&v, CDS_OBJ_INT, int_multi, &end);
+        vput(&v, off + (uint32_t)offsetof(PyLongObject, long_value.lv_tag),
+             tags[i].tag);
+        snprintf(want, sizeof(want), "object 0x%x (int): lv_tag is no int's",
+                 off);
+        vimg_expect(&v, tags[i].what, want);
+    }
+#endif
 }
 
 /* format.md 5.1.5: a complex needs 32 bytes */
@@ -1767,6 +2314,22 @@ test_heap_validate_code_layout(void **state)
          "(code): bytecode of 1048576 units does not fill"},
         {"co_weakreflist", CODE_AT(co_weakreflist), 0x1000, 8,
          "co_weakreflist is not NULL"},
+#if IMMORTAL_LAYOUT
+        /* the runtime fields of 3.12 on (layout_312.c, layout_313.c) */
+#if PY_VERSION_HEX >= 0x030D0000
+        {"co_executors", CODE_AT(co_executors), 0x1000, 8,
+         "co_executors is not NULL"},
+#endif
+        {"_co_cached", CODE_AT(_co_cached), 0x1000, 8,
+         "_co_cached is not NULL"},
+        {"_co_instrumentation_version", CODE_AT(_co_instrumentation_version),
+         1, 8, "_co_instrumentation_version is not 0"},
+        {"_co_monitoring", CODE_AT(_co_monitoring), 0x1000, 8,
+         "_co_monitoring is not NULL"},
+        {"co_extra", CODE_AT(co_extra), 0x1000, 8, "co_extra is not NULL"},
+        /* as created: the interpreter hands out versions (3.13 at load) */
+        {"co_version", CODE_AT(co_version), 1, 4, "co_version is not 0"},
+#else
         {"_co_code", CODE_AT(_co_code), 0x1000, 8, "_co_code is not NULL"},
         {"_co_linearray", CODE_AT(_co_linearray), 0x1000, 8,
          "_co_linearray is not NULL"},
@@ -1775,6 +2338,7 @@ test_heap_validate_code_layout(void **state)
          "co_warmup -7, _co_linearray_entry_size 0: not a fresh code"},
         {"_co_linearray_entry_size", CODE_AT(_co_linearray_entry_size), 1,
          2, "co_warmup -8, _co_linearray_entry_size 1"},
+#endif
         {"_co_firsttraceable", CODE_AT(_co_firsttraceable), 3, 4,
          "_co_firsttraceable 3, first RESUME at 0"},
     };
@@ -1787,6 +2351,27 @@ test_heap_validate_code_layout(void **state)
         memcpy(v.seg + off + cases[c].at, &cases[c].value, cases[c].width);
         vimg_expect(&v, cases[c].what, cases[c].want);
     }
+#if IMMORTAL_LAYOUT
+    /* frames are sized by co_framesize: co_nlocalsplus + co_stacksize +
+     * the frame's specials (FRAME_SPECIALS_SIZE, internal), one too many
+     * and far too few */
+    static const int32_t deltas[] = {1, -1, INT32_MIN};
+    for (size_t c = 0; c < UNIT_ARRAY_SIZE(deltas); c++) {
+        char want[160];
+        vimg_open(&v);
+        uint32_t off = v.m->root_off;
+        int32_t size = vget32(&v, off + CODE_AT(co_framesize));
+        int32_t nlp = vget32(&v, off + CODE_AT(co_nlocalsplus));
+        int32_t stack = vget32(&v, off + CODE_AT(co_stacksize));
+        int32_t bad = deltas[c] == INT32_MIN ? 0 : size + deltas[c];
+        vput32(&v, off + CODE_AT(co_framesize), bad);
+        snprintf(want, sizeof(want),
+                 "(code): co_framesize %d, co_nlocalsplus %d + co_stacksize "
+                 "%d + %d",
+                 bad, nlp, stack, size - nlp - stack);
+        vimg_expect(&v, "co_framesize", want);
+    }
+#endif
 }
 
 /* format.md 5.1.7: every pointer field listed, of the kind
@@ -1902,11 +2487,18 @@ test_heap_validate_code_counts(void **state)
          "bad frame size"},
         {"nlocalsplus", CODE_AT(co_nlocalsplus), 1, 0,
          "co_nlocalsplus 2, 1 names, 1 kinds"},
+#if IMMORTAL_LAYOUT
+        /* no co_nplaincellvars from 3.12 on */
+        {"nlocals", CODE_AT(co_nlocals), 1, 0,
+         "co_nlocals 2, co_ncellvars 0, co_nfreevars 0; co_localspluskinds "
+         "say 1, 0, 0"},
+#else
         {"nlocals", CODE_AT(co_nlocals), 1, 0,
          "co_nlocals 2, co_nplaincellvars 0, co_ncellvars 0, co_nfreevars "
          "0; co_localspluskinds say 1, 0, 0, 0"},
         {"nplaincellvars", CODE_AT(co_nplaincellvars), 1, 0,
          "co_localspluskinds say"},
+#endif
         {"ncellvars", CODE_AT(co_ncellvars), 1, 0, "co_localspluskinds say"},
         {"nfreevars", CODE_AT(co_nfreevars), 1, 0, "co_localspluskinds say"},
         {"*args without a local", CODE_AT(co_flags), 0, -2,
@@ -1920,6 +2512,11 @@ test_heap_validate_code_counts(void **state)
     for (size_t c = 0; c < UNIT_ARRAY_SIZE(cases); c++) {
         vimg_open(&v);
         uint32_t f = vfind(&v, CDS_OBJ_CODE, code_one_arg, NULL);
+#if IMMORTAL_LAYOUT
+        int32_t specials = vget32(&v, f + CODE_AT(co_framesize)) -
+                           vget32(&v, f + CODE_AT(co_nlocalsplus)) -
+                           vget32(&v, f + CODE_AT(co_stacksize));
+#endif
         int32_t x = vget32(&v, f + cases[c].at);
         if (cases[c].set == -2) {
             x |= CO_VARARGS;
@@ -1931,6 +2528,14 @@ test_heap_validate_code_counts(void **state)
             x = cases[c].set;
         }
         vput32(&v, f + cases[c].at, x);
+#if IMMORTAL_LAYOUT
+        /* co_framesize follows co_nlocalsplus and co_stacksize, as a
+         * forger would make it, so that the check reached is this one and
+         * not test_heap_validate_code_layout's */
+        vput32(&v, f + CODE_AT(co_framesize),
+               vget32(&v, f + CODE_AT(co_nlocalsplus)) +
+                   vget32(&v, f + CODE_AT(co_stacksize)) + specials);
+#endif
         vimg_expect(&v, cases[c].what, cases[c].want);
     }
 }
@@ -2009,6 +2614,9 @@ main(int argc, char **argv)
         T(test_heap_survives_gc),
         T(test_heap_quickened_code_archived_deoptimised),
         T(test_heap_patches_moved_types_and_externals),
+        T(test_heap_refcounts_after_load),
+        T(test_heap_interned_state_after_load),
+        T(test_heap_code_state_after_load),
         T(test_heap_unsupported_constants),
         T(test_heap_validate_accepts_archives),
         T(test_heap_validate_any_order),
