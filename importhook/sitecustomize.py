@@ -11,6 +11,8 @@ _here = os.path.dirname(os.path.abspath(__file__))
 # configured by CMake (importhook/CMakeLists.txt)
 _BUILT_VERSION = '@Python_VERSION@'
 _BUILT_PYTHON = '@Python_EXECUTABLE@'
+_SUPPORTED = '@PYCDS_SUPPORTED_WORDS@'.split()  # minor versions: '11' ...
+_SUPPORTED_TEXT = '@PYCDS_SUPPORTED_TEXT@'
 
 
 def _cannot_load(e):
@@ -24,10 +26,14 @@ def _cannot_load(e):
     here = sys.version.split()[0]
     if here != _BUILT_VERSION:
         # the C side's words (_cdsmodule.c runtime_problem)
-        why = ('pycds was built for Python %s (%s), not for Python %s (%s): '
-               'rebuild pycds for it (cmake -DPYCDS_PYTHON=%s)'
-               % (_BUILT_VERSION, _BUILT_PYTHON, here, sys.executable,
-                  sys.executable))
+        why = ('pycds was built for Python %s (%s), not for Python %s (%s)'
+               % (_BUILT_VERSION, _BUILT_PYTHON, here, sys.executable))
+        if (sys.version_info[0] == 3 and
+                str(sys.version_info[1]) in _SUPPORTED):
+            why += (': rebuild pycds for it (cmake -DPYCDS_PYTHON=%s)'
+                    % sys.executable)
+        else:
+            why += (': pycds builds for Python %s only' % _SUPPORTED_TEXT)
     else:
         why = 'cannot load _cds for this interpreter (%s)' % e
     if mode == 'DUMP':

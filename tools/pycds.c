@@ -50,8 +50,8 @@
 #ifndef PYCDS_DEFAULT_PYTHON_VERSION
 #error "PYCDS_DEFAULT_PYTHON_VERSION must be defined by the build"
 #endif
-#ifndef PYCDS_DEFAULT_PYTHON_MINOR
-#error "PYCDS_DEFAULT_PYTHON_MINOR must be defined by the build"
+#if !defined(PYCDS_SUPPORTED_MINORS) || !defined(PYCDS_SUPPORTED_TEXT)
+#error "PYCDS_SUPPORTED_MINORS and PYCDS_SUPPORTED_TEXT must be defined by the build"
 #endif
 #ifndef PYCDS_INSTALL_PREFIX
 #error "PYCDS_INSTALL_PREFIX must be defined by the build"
@@ -568,16 +568,35 @@ probe_python(struct probe *p, const char *path, const char *argv0,
     p->result = load_probe(p, path);
 }
 
-/* Is version ("3.11.7") a release of the minor version pycds is built
- * for ("3.11")?  The build accepts no other (find_package(Python 3.11
- * EXACT) in the top CMakeLists.txt), so for another one rebuilding is
- * no remedy. */
+/* Is version ("3.12.1") a release of a minor version pycds can be built
+ * for (PYCDS_SUPPORTED_MINORS: a heap layout exists for it)?  For any
+ * other, rebuilding is no remedy. */
 static bool
-check_built_minor(const char *version)
+check_supported_minor(const char *version)
 {
-    size_t n = strlen(PYCDS_DEFAULT_PYTHON_MINOR);
-    return strncmp(version, PYCDS_DEFAULT_PYTHON_MINOR, n) == 0 &&
-           (version[n] == '.' || version[n] == '\0');
+    char word[16];
+    const char *list = PYCDS_SUPPORTED_MINORS;
+    size_t n;
+
+    if (strncmp(version, "3.", 2) != 0) {
+        return false;
+    }
+    n = strspn(version + 2, "0123456789");
+    if (n == 0 || n >= sizeof(word) || (version[2 + n] != '.' &&
+                                        version[2 + n] != '\0')) {
+        return false;
+    }
+    memcpy(word, version + 2, n);
+    word[n] = '\0';
+    while (*list != '\0') {
+        size_t w = strcspn(list, " ;");
+        if (w == n && strncmp(list, word, n) == 0) {
+            return true;
+        }
+        list += w;
+        list += strspn(list, " ;");
+    }
+    return false;
 }
 
 /* The one line saying why pycds cannot work in the probed interpreter
@@ -606,12 +625,12 @@ print_probe_problem(const struct command *cmd, const char *path,
     else {
         fprintf(stderr, "work there");
     }
-    if (!check_built_minor(p->version)) {
+    if (!check_supported_minor(p->version)) {
         fprintf(stderr,
-                ": pycds builds for Python " PYCDS_DEFAULT_PYTHON_MINOR
-                " only: use " PYCDS_DEFAULT_PYTHON ", or another "
-                "Python " PYCDS_DEFAULT_PYTHON_MINOR " after rebuilding "
-                "pycds for it (cmake -DPYCDS_PYTHON=PATH)%s\n",
+                ": pycds builds for Python " PYCDS_SUPPORTED_TEXT
+                " only: use " PYCDS_DEFAULT_PYTHON ", or one of those "
+                "after rebuilding pycds for it (cmake -DPYCDS_PYTHON=PATH)"
+                "%s\n",
                 tail);
     }
     else if (p->result == PROBE_CHECK && same) {
