@@ -387,7 +387,10 @@ pool_add(cds_heap_pool *p, PyObject *o, uint32_t *index, cds_error *err)
         return rc;
     }
     memset(p->objects + p->size, 0, size);
-    (void)cds_layout_emit(p->objects + p->size, o, CDS_OBJ_STR);
+    const char *why = cds_layout_emit(p->objects + p->size, o, CDS_OBJ_STR);
+    if (why != NULL) {
+        return CDS_FAIL(err, CDS_EUNSUPPORTED, UINT64_MAX, "%s", why);
+    }
     v = PyLong_FromUnsignedLong(p->count);
     if (v == NULL || PyDict_SetItem(p->index, o, v) < 0) {
         Py_XDECREF(v);
