@@ -26,7 +26,16 @@ statement) the benchmark
   4. reports medians and minima: whole-process wall time (perf_counter_ns
      around posix_spawn + wait4), in-process import time (printed by the
      workload), CPU time and peak RSS (the child's rusage from wait4), the
-     archive size against the .pyc files it replaces.
+     archive size against the .pyc files it replaces;
+  5. then, unless --no-pages, --page-rounds runs of each of four untimed
+     variants of the share arm, run through workloads/_bench_helper.py,
+     which reads the child's /proc/self/smaps at the end: the pages of
+     the archive's mapping that are private copies (Private_Dirty) and
+     those still the file's (Shared_Clean + Private_Clean), after the
+     workload (loader and module bodies) and after only the loader
+     (get_code for every traced module, no module body run), each with
+     PYCDSPREFAULT at its default (on) and 0; medians, and whether the
+     archive was mapped at its base (_cds.stats()['relocated']).
 
 Then the startup costs, with `python -c pass` (--pass-rounds rounds):
   (d) SHARE with an archive mapped and nothing imported from it, against
@@ -37,6 +46,12 @@ Then the startup costs, with `python -c pass` (--pass-rounds rounds):
 Every run gets the same small, fixed environment (PATH, HOME, locale),
 with PYTHONUSERBASE pointing at an empty user site directory unless the
 arm installs pycds there, so that the arms differ only in what is measured.
+--pythonpath DIRS is appended to every run's PYTHONPATH (after BUILD/site
+where an arm has it), for an interpreter that lacks the workloads'
+packages (pyenv's, with Debian's /usr/lib/python3/dist-packages), and
+--pycache-prefix sets PYTHONPYCACHEPREFIX for every run; with
+--pythonpath and no --pycache-prefix, the prefix is a directory in the
+work directory, so that no run writes into those directories.
 
 Run it with the interpreter under test or any Python 3; it keeps its own
 imports few, because a child's peak RSS as reported by the kernel cannot
@@ -167,16 +182,58 @@ def median_ci(xs, level=0.95):
 
 # ----------------------------------------------------------------- setup
 
-def base_env(userbase):
+def base_env(userbase, extra):
+    """The environment of every run: ENV_KEEP from ours, the user base,
+    and extra (PYTHONPATH, PYTHONPYCACHEPREFIX from the options)."""
     env = {k: os.environ[k] for k in ENV_KEEP if k in os.environ}
     env['PYTHONUSERBASE'] = userbase
+    env.update(extra)
     return env
 
 
-def user_site(python, runner, userbase):
+def tree_env(env, site):
+    """env with pycds activated from the build tree: BUILD/site first on
+    PYTHONPATH, then whatever --pythonpath put there for every arm."""
+    pp = env.get('PYTHONPATH')
+    return dict(env, PYTHONPATH=site + os.pathsep + pp if pp else site)
+
+
+def user_site(python, runner, userbase, extra):
     r = runner.run([python, '-c', 'import site; print(site.getusersitepackages())'],
-                   base_env(userbase))
+                   base_env(userbase, extra))
     return r['stdout'].strip()
+
+
+# What the interpreter under test says of itself: one value a line.
+INTERP_PROBE = r"""
+import os, sys, sysconfig
+print(sys.version.replace('\n', ' '))
+print(os.path.realpath(sys.executable))
+print(sysconfig.get_config_var('Py_ENABLE_SHARED'))
+lib = '-'
+with open('/proc/self/maps') as f:
+    for line in f:
+        parts = line.split(None, 5)
+        if len(parts) == 6 and \
+                os.path.basename(parts[5]).startswith('libpython'):
+            lib = parts[5].strip()
+            break
+print(lib)
+"""
+
+ELF_TYPES = {2: 'non-PIE (ELF e_type ET_EXEC)', 3: 'PIE (ELF e_type ET_DYN)'}
+
+
+def elf_type(path):
+    """e_type of the ELF file path (2 ET_EXEC, 3 ET_DYN), or None."""
+    try:
+        with open(path, 'rb') as f:
+            h = f.read(18)
+    except OSError:
+        return None
+    if len(h) < 18 or h[:4] != b'\x7fELF' or h[5] not in (1, 2):
+        return None
+    return int.from_bytes(h[16:18], 'little' if h[5] == 1 else 'big')
 
 
 def machine_info(python, build, runner, env):
@@ -195,10 +252,17 @@ def machine_info(python, build, runner, env):
         pass
     u = os.uname()
     info['kernel'] = '%s %s %s' % (u.sysname, u.release, u.machine)
-    r = runner.run([python, '-c', 'import sys; print(sys.version.replace(chr(10), " "))'],
-                   env)
+    r = runner.run([python, '-c', INTERP_PROBE], env)
+    lines = r['stdout'].splitlines()
     info['python'] = python
-    info['python_version'] = r['stdout'].strip()
+    info['python_version'] = lines[0].strip()
+    info['executable'] = lines[1].strip()
+    et = elf_type(info['executable'])
+    info['elf_type'] = et
+    info['pie'] = ELF_TYPES.get(et, 'not an ELF executable we know '
+                                '(e_type %s)' % et)
+    info['py_enable_shared'] = lines[2].strip()
+    info['libpython_loaded'] = None if lines[3] == '-' else lines[3]
     info['loadavg_start'] = os.getloadavg()
     info['source'] = source_revision(build, runner, env)
     return info
@@ -251,15 +315,17 @@ def prepare(w, python, site, runner, env_stock, log):
     # caller may have PYTHONDONTWRITEBYTECODE=1; base_env drops it).
     runner.run([python, w.script], env_stock)
     # 2. trace and dump, activated from the build tree.
-    env = dict(env_stock, PYTHONPATH=site, PYCDSMODE='TRACE', PYCDSLIST=w.lst)
+    env = dict(tree_env(env_stock, site), PYCDSMODE='TRACE', PYCDSLIST=w.lst)
     runner.run([python, w.script], env)
-    env = dict(env_stock, PYTHONPATH=site, PYCDSMODE='DUMP', PYCDSLIST=w.lst,
+    env = dict(tree_env(env_stock, site), PYCDSMODE='DUMP', PYCDSLIST=w.lst,
                PYCDSARCHIVE=w.img)
     r = runner.run([python], env)
     if not os.path.exists(w.img):
         raise BenchError('dump wrote no archive:\n' + r['stderr'])
     w.info['dump_message'] = r['stderr'].strip()
-    # 3. sizes.
+    # 3. sizes.  The helper runs in the interpreter under test with the
+    # stock environment, so cache_from_source there is where that
+    # interpreter wrote its .pyc (PYTHONPYCACHEPREFIX, its cache tag).
     r = runner.run([python, HELPER, 'pycsizes', w.lst], env_stock)
     kv = r['kv']
     w.info['listed'] = int(kv['listed'])
@@ -312,6 +378,60 @@ def measure_workload(w, python, arms, runner, rounds, warmup, log):
     return samples
 
 
+# The untimed variants of the share arm that count the archive's pages:
+# (key, label, helper mode, PYCDSPREFAULT or None for the default).
+PAGE_ARMS = [
+    ('run', 'after the workload', 'pages', None),
+    ('run-nopf', 'after the workload', 'pages', '0'),
+    ('load', 'loader only (get_code, no body run)', 'loadonly', None),
+    ('load-nopf', 'loader only (get_code, no body run)', 'loadonly', '0'),
+]
+PAGE_FIELDS = ('size', 'rss', 'private_dirty', 'shared_clean',
+               'private_clean', 'shared_dirty', 'anonymous')
+
+
+def measure_pages(w, python, env_share, runner, rounds):
+    """--page-rounds runs of each PAGE_ARMS variant, in rotating order.
+    Returns {key: [kv, ...]} (the helper's and _cds.stats()'s counters)."""
+    arms = []
+    for key, _, mode, prefault in PAGE_ARMS:
+        args = [w.img, w.script] if mode == 'pages' else [w.img, w.lst]
+        env = dict(env_share)
+        if prefault is not None:
+            env['PYCDSPREFAULT'] = prefault
+        arms.append((key, [python, HELPER, mode] + args, env))
+    samples = {a[0]: [] for a in arms}
+    n = len(arms)
+    for r in range(rounds):
+        for key, argv, env in arms[r % n:] + arms[:r % n]:
+            res = runner.run(argv, env)
+            check_share(w, 'pages/' + key, res)
+            if res['kv'].get('pages_areas', '0') == '0':
+                raise BenchError('%s/pages/%s: no mapping of %s in '
+                                 '/proc/self/smaps\n%s%s'
+                                 % (w.name, key, w.img, res['stdout'],
+                                    res['stderr'][-2000:]))
+            samples[key].append(res['kv'])
+    return samples
+
+
+def summarize_pages(samples):
+    """Medians of each smaps field (kB) per variant, and at-base counts."""
+    out = {}
+    for key, label, mode, prefault in PAGE_ARMS:
+        kvs = samples[key]
+        m = {f: median([int(kv['pages_%s_kb' % f]) for kv in kvs])
+             for f in PAGE_FIELDS}
+        m.update(label=label, prefault='on' if prefault is None else 'off',
+                 page_kb=int(kvs[0]['pages_page_kb']) or 4,
+                 areas=int(kvs[0]['pages_areas']),
+                 served=median([int(kv['served']) for kv in kvs]),
+                 at_base=sum(kv.get('relocated') == 'False' for kv in kvs),
+                 n=len(kvs))
+        out[key] = m
+    return out
+
+
 def measure_pass(python, arms, runner, rounds, warmup, log):
     samples = {a[0]: [] for a in arms}
     n = len(arms)
@@ -348,8 +468,18 @@ def fmt(x, digits=1):
 
 def report(results, startup, info, args, out):
     w = out.write
-    w('\npycds benchmark\n')
+    w('\npycds benchmark%s\n' % (': ' + args.label if args.label else ''))
     w('  python   %s (%s)\n' % (info['python'], info['python_version']))
+    lib = info['libpython_loaded']
+    w('  binary   %s: %s; libpython %s (sysconfig Py_ENABLE_SHARED=%s)\n'
+      % (info['executable'], info['pie'],
+         'shared: ' + lib if lib else 'not a shared library in the process',
+         info['py_enable_shared']))
+    w('  paths    %s; %s\n'
+      % ('PYTHONPATH += ' + args.pythonpath if args.pythonpath
+         else 'no extra PYTHONPATH',
+         'PYTHONPYCACHEPREFIX=' + args.pycache_prefix if args.pycache_prefix
+         else '.pyc files in __pycache__ next to the sources'))
     w('  build    %s (source %s)\n' % (args.build, info['source']))
     w('  machine  %s CPUs (%s usable), %s, %s\n'
       % (info['nproc'], info.get('cpus_usable', '?'), info.get('cpu', '?'),
@@ -389,6 +519,7 @@ def report(results, startup, info, args, out):
       'already in memory, only module bodies run)\n')
     w('  (peak RSS: the harness itself peaked at %.1f MB; a child\'s peak '
       'cannot be reported below that)\n' % (info['harness_rss_kb'] / 1024))
+    report_pages(results, w)
 
     if startup:
         w('\nstartup: python -c pass, %d rounds; delta = median of per-round '
@@ -408,6 +539,50 @@ def report(results, startup, info, args, out):
         w('  (d) with the %s archive (%.1f MB).  "no cost" is met when the '
           'CI of the delta includes 0.\n'
           % (startup['archive_workload'], startup['archive_bytes'] / 2**20))
+
+
+def report_pages(results, w):
+    paged = {n: r for n, r in results.items() if r.get('pages')}
+    if not paged:
+        return
+    any_pages = next(iter(paged.values()))['pages']['run']
+    w('\narchive pages, SHARE (build tree): the archive\'s mapping in '
+      '/proc/self/smaps at the end of the run, median of %d runs each; '
+      'pages of %d kB\n' % (any_pages['n'], any_pages['page_kb']))
+    hdr = '%-7s %-36s %4s %8s %8s %8s %8s  %9s %9s %9s %9s %7s %8s\n'
+    w(hdr % ('', 'when', 'pf', 'mapped', 'resident', 'dirty', 'clean',
+             'Size kB', 'Rss kB', 'Priv_Dty', 'Shr_Cln', 'Prv_Cln',
+             'at base'))
+    w('-' * 133 + '\n')
+    for name, res in paged.items():
+        for key, _, _, _ in PAGE_ARMS:
+            m = res['pages'][key]
+            pk = m['page_kb']
+            clean = m['shared_clean'] + m['private_clean']
+            w(hdr % (name, m['label'], m['prefault'],
+                     fmt(m['size'] / pk, 0), fmt(m['rss'] / pk, 0),
+                     fmt(m['private_dirty'] / pk, 0), fmt(clean / pk, 0),
+                     fmt(m['size'], 0), fmt(m['rss'], 0),
+                     fmt(m['private_dirty'], 0), fmt(m['shared_clean'], 0),
+                     fmt(m['private_clean'], 0),
+                     '%d/%d' % (m['at_base'], m['n'])))
+        i = res['info']
+        w('%-7s   %s served after the workload, %s after get_code alone; '
+          'timed share runs mapped at base: %s\n'
+          % ('', fmt(res['pages']['run']['served'], 0),
+             fmt(res['pages']['load']['served'], 0), i['at_base']))
+    w('  (pages: mapped = Size, resident = Rss, dirty = Private_Dirty '
+      '(this process\'s copies), clean = Shared_Clean + Private_Clean '
+      '(the file\'s page-cache pages, shared with every process that maps '
+      'it; Private_ only while no other process does)\n'
+      '  (pf: PYCDSPREFAULT; on, the default, makes each segment a private '
+      'copy before it is checked and patched, by design, so a segment used '
+      'is dirty whole; off, only the pages written are; the header, the '
+      'index and the string pool blocks used are private copies always)\n'
+      '  (at base: runs where _cds.stats()[\'relocated\'] was False; the '
+      'workloads do nothing after their import statement but print, so '
+      '"after the workload" is after the imports; "loader only" runs no '
+      'module body)\n')
 
 
 def workload_metrics(name, s, info):
@@ -487,6 +662,24 @@ def main(argv=None):
                     help='smoke mode: few startup rounds, no warm-up '
                          'rounds; checks that everything runs and SHARE '
                          'serves modules')
+    ap.add_argument('--no-pages', action='store_true',
+                    help='skip counting the archive\'s dirty and shared '
+                         'pages')
+    ap.add_argument('--page-rounds', type=int, default=None,
+                    help='runs of each page-counting variant (default: '
+                         '--rounds, at most 5)')
+    ap.add_argument('--pythonpath', metavar='DIRS',
+                    help='directories (%s-separated) appended to every '
+                         'run\'s PYTHONPATH, e.g. '
+                         '/usr/lib/python3/dist-packages for an interpreter '
+                         'that lacks the workloads\' packages' % os.pathsep)
+    ap.add_argument('--pycache-prefix', metavar='DIR',
+                    help='PYTHONPYCACHEPREFIX for every run (default: none; '
+                         'with --pythonpath, a directory in the work '
+                         'directory, so that no run writes .pyc files into '
+                         'those directories)')
+    ap.add_argument('--label', help='what is measured, for the report\'s '
+                    'header (e.g. "Debian trixie python3.13 (chroot)")')
     ap.add_argument('--json', metavar='FILE',
                     help='also write all results and raw samples as JSON')
     ap.add_argument('--tmpdir', help='work directory (default: a new '
@@ -510,6 +703,20 @@ def main(argv=None):
         args.pass_rounds = 5 if args.quick else max(100, 5 * args.rounds)
     if args.warmup is None:
         args.warmup = 0 if args.quick else 2
+    if args.page_rounds is None:
+        args.page_rounds = min(5, args.rounds)
+    if args.page_rounds < 1:
+        ap.error('--page-rounds must be at least 1')
+    if args.pythonpath:
+        # absolute: the children run in the work directory
+        dirs = [os.path.abspath(d) for d in args.pythonpath.split(os.pathsep)
+                if d]
+        for d in dirs:
+            if not os.path.isdir(d):
+                ap.error('--pythonpath: %s is not a directory' % d)
+        args.pythonpath = os.pathsep.join(dirs)
+    if args.pycache_prefix:
+        args.pycache_prefix = os.path.abspath(args.pycache_prefix)
 
     python = shutil.which(args.python) or args.python
     if args.json:
@@ -529,6 +736,10 @@ def main(argv=None):
     tmp = args.tmpdir or tempfile.mkdtemp(prefix='pycds-bench-')
     tmp = os.path.abspath(tmp)
     os.makedirs(tmp, exist_ok=True)
+    if args.pythonpath and not args.pycache_prefix:
+        args.pycache_prefix = os.path.join(tmp, 'pycache')
+    if args.pycache_prefix:
+        os.makedirs(args.pycache_prefix, exist_ok=True)
     old_cwd = os.getcwd()
     os.chdir(tmp)     # children inherit it: nothing in it shadows a module
     try:
@@ -553,23 +764,31 @@ def run_all(args, names, python, site, so, tmp, log):
     # differ only by the files pycds installs.
     ub_empty = os.path.join(tmp, 'userbase-empty')
     ub_pycds = os.path.join(tmp, 'userbase-pycds')
-    env_stock = base_env(ub_empty)
+    extra = {}
+    if args.pythonpath:
+        extra['PYTHONPATH'] = args.pythonpath
+    if args.pycache_prefix:
+        extra['PYTHONPYCACHEPREFIX'] = args.pycache_prefix
+    env_stock = base_env(ub_empty, extra)
     use_pth = not args.no_pth
     for ub in (ub_empty, ub_pycds):
-        us = user_site(python, runner, ub)
+        us = user_site(python, runner, ub, extra)
         os.makedirs(us, exist_ok=True)
         if ub == ub_pycds:
             shutil.copy(so, us)
             shutil.copy(PTH, us)
-    env_pth = base_env(ub_pycds)
+    env_pth = base_env(ub_pycds, extra)
     r = runner.run([python, '-c', 'import sys; print(sys.path)'], env_pth)
-    if use_pth and user_site(python, runner, ub_pycds) not in r['stdout']:
+    if use_pth and user_site(python, runner, ub_pycds,
+                             extra) not in r['stdout']:
         log('warning: the user site directory is disabled for %s; '
             'skipping the .pth arms' % python)
         use_pth = False
 
     info = machine_info(python, args.build, runner, env_stock)
-    log('bench: %s, build %s, work dir %s' % (python, args.build, tmp))
+    log('bench: %s%s, build %s, work dir %s'
+        % (python, ' (%s)' % args.label if args.label else '', args.build,
+           tmp))
 
     results = {}
     for name in names:
@@ -577,10 +796,10 @@ def run_all(args, names, python, site, so, tmp, log):
         w = Workload(name, script, desc, tmp)
         log('bench: %s: warm-up, trace, dump' % name)
         prepare(w, python, site, runner, env_stock, log)
+        env_share = dict(tree_env(env_stock, site), PYCDSMODE='SHARE',
+                         PYCDSARCHIVE=w.img)
         arms = [('stock', [python, w.script], env_stock),
-                ('share', [python, w.script],
-                 dict(env_stock, PYTHONPATH=site, PYCDSMODE='SHARE',
-                      PYCDSARCHIVE=w.img))]
+                ('share', [python, w.script], env_share)]
         if use_pth:
             arms.append(('share-pth', [python, w.script],
                          dict(env_pth, PYCDSMODE='SHARE',
@@ -593,21 +812,33 @@ def run_all(args, names, python, site, so, tmp, log):
         s = measure_workload(w, python, arms, runner, args.rounds,
                              args.warmup, log)
         kv = s['share'][0]['kv']
+        w.info['at_base'] = '%d/%d' % (
+            sum(x['kv'].get('relocated') == 'False' for x in s['share']),
+            len(s['share']))
         w.info['archive_modules'] = kv.get('modules')
         w.info['served'] = kv.get('served')
         w.info['missed'] = kv.get('missed')
         if 'limit' in s:
             w.info['limit_preloaded'] = s['limit'][0]['kv']['limit_preloaded']
             w.info['limit_served'] = s['limit'][0]['kv']['limit_served']
+        pages = None
+        if not args.no_pages:
+            log('bench: %s: pages, %d runs of %d untimed variants'
+                % (name, args.page_rounds, len(PAGE_ARMS)))
+            ps = measure_pages(w, python, env_share, runner,
+                               args.page_rounds)
+            pages = summarize_pages(ps)
+            for key in pages:
+                pages[key]['samples'] = ps[key]
         results[name] = {'desc': desc, 'info': w.info, 'samples': s,
                          'metrics': workload_metrics(name, s, w.info),
-                         'archive': w.img}
+                         'pages': pages, 'archive': w.img}
 
     startup = None
     if not args.no_startup:
         arch_name = 'sympy' if 'sympy' in results else names[0]
         img = results[arch_name]['archive']
-        env_tree = dict(env_stock, PYTHONPATH=site)
+        env_tree = tree_env(env_stock, site)
         arms = [
             ('stock', 'stock', env_stock),
             ('d-tree', '(d) SHARE, archive mapped, PYTHONPATH=site',

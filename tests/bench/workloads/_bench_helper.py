@@ -18,9 +18,21 @@
 #       (timestamp-based) .pyc does not match the source, so that the
 #       interpreter would not use it.
 #
-# Neither mode imports anything beyond what the interpreter has already
-# loaded at startup: module specs are found the way importlib finds them,
-# one package level at a time, without importing the packages.
+#   _bench_helper.py pages ARCHIVE SCRIPT
+#       Run SCRIPT (a workload, under PYCDSMODE=SHARE) as limit does, then
+#       print the pages of the mapping of ARCHIVE from /proc/self/smaps:
+#       what the loader and the module bodies together left private.
+#
+#   _bench_helper.py loadonly ARCHIVE LIST
+#       Under PYCDSMODE=SHARE: find every module in LIST through
+#       sys.meta_path (so pycds's finder and loader serve it, as an import
+#       would) and call its loader's get_code, running no module body;
+#       print _cds.stats() and the pages of ARCHIVE's mapping: what the
+#       loader alone dirties.
+#
+# No mode imports anything beyond what the interpreter has already loaded
+# at startup: module specs are found the way importlib finds them, one
+# package level at a time, without importing the packages.
 import sys
 from _frozen_importlib_external import (PathFinder, SourceFileLoader,
                                         cache_from_source,
@@ -37,32 +49,47 @@ def read_list(path):
     return names
 
 
-def find(name, cache):
-    """The spec PathFinder would give name, without importing parents."""
+def find(name, cache, finders=(PathFinder,)):
+    """The spec the first of finders to know name would give it (by
+    default PathFinder's), without importing parents."""
     if name in cache:
         return cache[name]
     parent, _, _ = name.rpartition('.')
     path = None
     if parent:
-        pspec = find(parent, cache)
+        pspec = find(parent, cache, finders)
         if pspec is None or pspec.submodule_search_locations is None:
             cache[name] = None
             return None
         path = list(pspec.submodule_search_locations)
-    try:
-        spec = PathFinder.find_spec(name, path)
-    except Exception:
-        spec = None
+    spec = None
+    for finder in finders:
+        try:
+            spec = finder.find_spec(name, path)
+        except Exception:
+            spec = None
+        if spec is not None:
+            break
     cache[name] = spec
     return spec
 
 
-def source_specs(names):
+def source_specs(names, finders=(PathFinder,)):
     cache = {}
     for name in names:
-        spec = find(name, cache)
+        spec = find(name, cache, finders)
         if spec is not None and type(spec.loader) is SourceFileLoader:
             yield name, spec
+
+
+def run_script(script):
+    """Run script as `python script` would, with this helper as the
+    process's __main__ module (sys.path[0] is the same directory)."""
+    with open(script) as f:
+        source = f.read()
+    globs = {'__name__': '__main__', '__file__': script,
+             '__builtins__': __builtins__}
+    exec(compile(source, script, 'exec'), globs)
 
 
 def limit(list_path, script):
@@ -95,11 +122,7 @@ def limit(list_path, script):
                 name, origin, loader=MemoryLoader(name, origin))
 
     sys.meta_path.insert(0, MemoryFinder)
-    with open(script) as f:
-        source = f.read()
-    globs = {'__name__': '__main__', '__file__': script,
-             '__builtins__': __builtins__}
-    exec(compile(source, script, 'exec'), globs)
+    run_script(script)
     sys.meta_path.remove(MemoryFinder)
     print('pycds-bench limit_preloaded=%d limit_served=%d'
           % (preloaded, preloaded - len(codes)))
@@ -136,10 +159,70 @@ def pycsizes(list_path):
                             ','.join(missing) or '-', ','.join(stale) or '-'))
 
 
+SMAPS_FIELDS = ('Size', 'Rss', 'Pss', 'Shared_Clean', 'Shared_Dirty',
+                'Private_Clean', 'Private_Dirty', 'Anonymous')
+
+
+def print_pages(archive):
+    """Sum the smaps fields (kB) of every mapping of the file archive
+    (one mmap may show as several areas) and print them, with the kernel
+    page size.  A clean page of a MAP_PRIVATE file mapping is the file's
+    page-cache page (Shared_Clean when another process maps it too,
+    Private_Clean when only this one does); a dirty one is this process's
+    copy (Private_Dirty, also counted in Anonymous)."""
+    import os     # loaded at startup by site
+    real = os.path.realpath(archive)
+    sums = dict.fromkeys(SMAPS_FIELDS, 0)
+    areas = 0
+    page_kb = 0
+    inside = False
+    with open('/proc/self/smaps') as f:
+        for line in f:
+            head, _, rest = line.partition(' ')
+            if not head.endswith(':'):
+                # an area: start-end perms offset dev inode [path]
+                parts = line.rstrip('\n').split(None, 5)
+                inside = len(parts) == 6 and parts[5] == real
+                areas += inside
+            elif inside:
+                key = head[:-1]
+                if key in sums:
+                    sums[key] += int(rest.split()[0])
+                elif key == 'KernelPageSize':
+                    page_kb = int(rest.split()[0])
+    print('pycds-bench pages_areas=%d pages_page_kb=%d %s'
+          % (areas, page_kb, ' '.join('pages_%s_kb=%d' % (k.lower(), v)
+                                      for k, v in sums.items())))
+
+
+def pages(archive, script):
+    run_script(script)
+    print_pages(archive)
+
+
+def loadonly(archive, list_path):
+    cds = sys.modules.get('_cds')
+    if cds is None:
+        sys.exit('_bench_helper.py loadonly: pycds is not active')
+    loaded = 0
+    for name, spec in source_specs(read_list(list_path), sys.meta_path):
+        try:
+            code = spec.loader.get_code(name)
+        except Exception:
+            continue
+        loaded += code is not None
+    print('pycds-bench loadonly_codes=%d' % loaded)
+    print('pycds-bench ' + ' '.join('%s=%s' % kv
+                                     for kv in cds.stats().items()))
+    print_pages(archive)
+
+
+MODES = {'limit': (limit, 2), 'pycsizes': (pycsizes, 1),
+         'pages': (pages, 2), 'loadonly': (loadonly, 2)}
+
 if __name__ == '__main__':
-    if sys.argv[1:2] == ['limit'] and len(sys.argv) == 4:
-        limit(sys.argv[2], sys.argv[3])
-    elif sys.argv[1:2] == ['pycsizes'] and len(sys.argv) == 3:
-        pycsizes(sys.argv[2])
-    else:
-        sys.exit('usage: _bench_helper.py limit LIST SCRIPT | pycsizes LIST')
+    mode = MODES.get(sys.argv[1] if len(sys.argv) > 1 else '')
+    if mode is None or len(sys.argv) != 2 + mode[1]:
+        sys.exit('usage: _bench_helper.py limit LIST SCRIPT | pycsizes LIST '
+                 '| pages ARCHIVE SCRIPT | loadonly ARCHIVE LIST')
+    mode[0](*sys.argv[2:])
