@@ -16,7 +16,13 @@
  * interpreter's interned strings, frozensets rebuilt, and the same results
  * when executed.  Images are never freed or unmapped: the objects in them
  * stay alive until exit (heap.h).  The group teardown finalizes the
- * interpreter with archived objects alive, which must be clean. */
+ * interpreter with archived objects alive, which must be clean.
+ *
+ * The cases are the same for every version the heap layer supports
+ * (3.11 to 3.13): offsets come from sizeof/offsetof and messages from
+ * cds/layout.h where they can; where a version lays an object out
+ * otherwise, the case checks that version's fields, fenced by
+ * PY_VERSION_HEX (IMMORTAL_LAYOUT: 3.12 on). */
 #include "heap.h"
 
 #include "unit.h"
@@ -55,10 +61,9 @@
 #define STR_UTF8 ((uint32_t)offsetof(PyCompactUnicodeObject, utf8))
 #define STR_UTF8_LENGTH                                                     \
     ((uint32_t)offsetof(PyCompactUnicodeObject, utf8_length))
-#define STR_INTERNED 3u           /* state.interned */
-#define STR_KIND (7u << 2)        /* state.kind */
-#define STR_COMPACT (1u << 5)     /* state.compact */
-#define STR_ASCII (1u << 6)       /* state.ascii */
+#define STR_KIND (7u << 2)    /* state.kind */
+#define STR_COMPACT (1u << 5) /* state.compact */
+#define STR_ASCII (1u << 6)   /* state.ascii */
 /* 3.11: state.ready; 3.12 on: state.statically_allocated */
 #define STR_BIT7 (1u << 7)
 /* What cds_layout_str_view says of a head with bad state bits, and of a
@@ -964,8 +969,8 @@ test_heap_pool_string_length_overflow(void **state)
     build_archive(orig, true, NULL, NULL);
     uint8_t *img = unit_read_file(G.path, &n);
     uint8_t *s = pool_string(img, pool_index_of(img, "caf\xe9", false));
-    set_state_bits(s, STR_KIND, 2u << 2);     /* kind 2 */
-    put64(s + 16, (uint64_t)INT64_MAX);        /* length 2^63 - 1 */
+    set_state_bits(s, STR_KIND, 2u << 2); /* kind 2 */
+    put64(s + 16, (uint64_t)INT64_MAX);   /* length 2^63 - 1 */
     unit_seal_pool(img);
     struct loaded *l = load_image(img, n);
     fflush(stdout);
@@ -1374,7 +1379,8 @@ archived_str(const cds_archive *a, uint32_t ix, const char *text)
             p = a->data + h->pool_offset + off;
         }
         PyObject *s = (PyObject *)(void *)p;
-        if (PyUnicode_IS_ASCII(s) && PyUnicode_GET_LENGTH(s) == (Py_ssize_t)len &&
+        if (PyUnicode_IS_ASCII(s) &&
+            PyUnicode_GET_LENGTH(s) == (Py_ssize_t)len &&
             memcmp(p + STR_ASCII_DATA, text, len + 1) == 0) {
             return s;
         }
