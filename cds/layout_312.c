@@ -5,8 +5,9 @@
  * count unwritten, so objects nothing else writes keep their pages clean.
  * Code is quickened when it is created (init_code calls _PyCode_Quicken:
  * superinstructions, warm-up counters in the inline caches), so the
- * archive holds co_code_adaptive exactly as a fresh, never-run object of
- * the dumping interpreter has it; co_version is 0, which makes
+ * archive holds co_code_adaptive as a fresh, never-run object of the
+ * dumping interpreter has it: that of a twin made by code.replace()
+ * (layout_immortal.h code_as_created), whatever the dumped object ran; co_version is 0, which makes
  * _PyFunction_GetVersionForCurrentState hand out a version from the
  * interpreter's counter the first time a call is specialised (the code
  * counter, _Py_next_func_version, is not exported).  CPYTHON-NOTES.md
@@ -125,12 +126,12 @@ static const char *
 emit_code(uint8_t *p, PyCodeObject *co)
 {
     PyCodeObject *img = (PyCodeObject *)p; /* only for offsetof/stores */
+    /* inv. 5: the bytecode and the fields init_code derives from it come
+     * from a never-run twin, whether co ran or not */
+    PyCodeObject *fresh = code_as_created(co);
 
-    /* inv. 5: a code object that ran or was instrumented is no fresh one
-     * (its caches hold versions and pointers of this process) */
-    if (co->_co_monitoring != NULL || co->_co_instrumentation_version != 0 ||
-        co->_co_cached != NULL || co->co_extra != NULL) {
-        return "code object has run or been instrumented";
+    if (fresh == NULL) {
+        return "cannot make the as-created form of a code object";
     }
     img->co_flags = co->co_flags;
     img->co_argcount = co->co_argcount;
@@ -139,15 +140,16 @@ emit_code(uint8_t *p, PyCodeObject *co)
     img->co_stacksize = co->co_stacksize;
     img->co_firstlineno = co->co_firstlineno;
     img->co_nlocalsplus = co->co_nlocalsplus;
-    img->co_framesize = co->co_framesize;
+    img->co_framesize = fresh->co_framesize;
     img->co_nlocals = co->co_nlocals;
     img->co_ncellvars = co->co_ncellvars;
     img->co_nfreevars = co->co_nfreevars;
     img->co_version = 0; /* assigned lazily by the interpreter */
-    img->_co_firsttraceable = co->_co_firsttraceable;
+    img->_co_firsttraceable = fresh->_co_firsttraceable;
     /* as created: quickened, counters at their warm-up values */
-    memcpy(p + offsetof(PyCodeObject, co_code_adaptive), co->co_code_adaptive,
-           (size_t)Py_SIZE(co) * 2u);
+    memcpy(p + offsetof(PyCodeObject, co_code_adaptive),
+           fresh->co_code_adaptive, (size_t)Py_SIZE(co) * 2u);
+    Py_DECREF(fresh);
     emit_head(p, &PyCode_Type, Py_SIZE(co));
     return NULL;
 }

@@ -235,6 +235,26 @@ cds_layout_int_view(const uint8_t *p, struct cds_int_view *v)
     return NULL;
 }
 
+/* The as-created form of code object co: a new code object made from
+ * co's fields (code.replace() with no change), which runs init_code and
+ * so _PyCode_Quicken on co's de-optimised bytecode, as marshal does for
+ * a .pyc.  Whatever co went through (run, specialised, instrumented),
+ * its twin has never run: inv. 5 holds for any code serialized.  New
+ * reference, or NULL with the exception cleared. */
+static PyCodeObject *
+code_as_created(PyCodeObject *co)
+{
+    PyObject *twin = PyObject_CallMethod((PyObject *)co, "replace", NULL);
+
+    if (twin == NULL || !PyCode_Check(twin) || twin == (PyObject *)co ||
+        Py_SIZE(twin) != Py_SIZE(co)) {
+        Py_XDECREF(twin);
+        PyErr_Clear();
+        return NULL;
+    }
+    return (PyCodeObject *)twin;
+}
+
 /* A str the archived one became the interned one of (t == s): mark it
  * statically allocated and interned immortal-static, as the runtime's
  * own static strings, so that no finalizer ever makes it mortal (3.13's
