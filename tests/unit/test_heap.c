@@ -1157,48 +1157,11 @@ test_heap_quickened_code_archived_deoptimised(void **state)
         Py_DECREF(r);
     }
     build_archive(orig, true, NULL, NULL);
-#if PY_VERSION_HEX >= 0x030D0000
-    /* FIXME(layer): the archived code is specialised (below); 3.13 also
-     * specialises RESUME to RESUME_CHECK, so cds_heap_validate refuses
-     * the segment ("_co_firsttraceable 0, first RESUME at ...") and the
-     * module would never be served.  Until the layer archives (or
-     * refuses) run code correctly, a refused load ends the case here:
-     * refused as corrupt, never loaded. */
-    size_t n;
-    uint8_t *data = unit_read_file(G.path, &n);
-    struct loaded *l = load_image(data, n);
-    cds_error err;
-    load_module(&l->a, "filler", &l->filler);
-    int rc = try_load_module(&l->a, "heap_sample", &l->sample, &err);
-    if (rc < 0) {
-        assert_status(rc, CDS_ECORRUPT);
-        assert_non_null(strstr(err.message, "_co_firsttraceable"));
-        print_message("FIXME(layer): %s\n", err.message);
-        Py_DECREF(ns);
-        Py_DECREF(fresh);
-        Py_DECREF(orig);
-        return;
-    }
-#else
     struct loaded *l = load_archive(RELOCATED);
-#endif
-#if IMMORTAL_LAYOUT
-    /* FIXME(layer): 3.12 on, code that has run is archived specialised.
-     * emit_code (cds/layout_312.c, layout_313.c) copies co_code_adaptive
-     * as it finds it and refuses only code whose _co_cached,
-     * _co_instrumentation_version, _co_monitoring, co_extra (3.13:
-     * co_executors) is set, none of which running sets: after 20 calls
-     * of results() the archive holds LOAD_GLOBAL_BUILTIN,
-     * LOAD_ATTR_METHOD_NO_DICT (whose cache holds a descriptor pointer
-     * of the dumping process), BINARY_OP_ADD_INT... with this process's
-     * type and dict versions, against inv. 5 and format.md 5.1 ("as a
-     * fresh, never-run code object ... holds it").  The check that the
-     * archived co_code_adaptive is a fresh object's is off until the
-     * layer deoptimises (or refuses) such code; the rest runs. */
-    const int fresh_form = 0;
-#else
+    /* 3.12 on, the archive holds the bytecode of a never-run twin
+     * (layout_immortal.h code_as_created), so run code archives as
+     * fresh code in every version */
     const int fresh_form = 1;
-#endif
     pycheck("check_deoptimised",
             Py_BuildValue("(OOOi)", orig, l->sample, fresh, fresh_form));
     pycheck("check_round_trip", Py_BuildValue("(OO())", orig, l->sample));
