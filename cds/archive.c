@@ -105,19 +105,13 @@ cds_fingerprint_diff(const struct cds_disk_fingerprint *have,
                      const struct cds_disk_fingerprint *want, char *buf,
                      size_t bufsize)
 {
-    const uint32_t flags_mask = ~CDS_BUILD_PIE;
     FP_DIFF(py_version_hex, "0x%x");
     FP_DIFF(pyc_magic, "%u");
     FP_DIFF(pointer_size, "%u");
     FP_DIFF(byte_order, "%u");
     FP_DIFF(long_shift, "%u");
     FP_DIFF(wchar_size, "%u");
-    if ((have->build_flags & flags_mask) != (want->build_flags & flags_mask)) {
-        snprintf(buf, bufsize, "build flags 0x%x != 0x%x",
-                 have->build_flags & flags_mask,
-                 want->build_flags & flags_mask);
-        return true;
-    }
+    FP_DIFF(build_flags, "0x%x");
     FP_DIFF(layout_hash, "0x%" PRIx64);
     FP_DIFF_STR(cache_tag);
     FP_DIFF_STR(soabi);

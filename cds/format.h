@@ -51,7 +51,6 @@ struct cds_disk_fingerprint {
 #define CDS_BUILD_TRACE_REFS 0x2u
 #define CDS_BUILD_REF_DEBUG 0x4u
 #define CDS_BUILD_GIL_DISABLED 0x8u
-#define CDS_BUILD_PIE 0x10u   /* informative only: not compared */
 static_assert(sizeof(struct cds_disk_fingerprint) == 288, "fingerprint");
 
 /* format.md 2: the header, at offset 0. */

@@ -184,7 +184,6 @@ emit_fingerprint(cli_yaml *y, const struct cds_disk_fingerprint *fp)
         {CDS_BUILD_TRACE_REFS, "trace_refs"},
         {CDS_BUILD_REF_DEBUG, "ref_debug"},
         {CDS_BUILD_GIL_DISABLED, "gil_disabled"},
-        {CDS_BUILD_PIE, "pie"},
     };
     char version[32];
 

@@ -134,7 +134,7 @@ unit_fingerprint(struct cds_disk_fingerprint *fp)
     fp->byte_order = 1;
     fp->long_shift = 30;
     fp->wchar_size = 4;
-    fp->build_flags = CDS_BUILD_PIE;
+    fp->build_flags = 0;
     fp->layout_hash = 0x0123456789abcdefull;
     fp->runtime_hash = 0xfedcba9876543210ull;
     strcpy(fp->cache_tag, "cpython-311");
