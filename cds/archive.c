@@ -363,15 +363,11 @@ load_index(cds_archive *a, cds_error *err)
             !check_range(m->ext_off, n, s)) {
             return CDS_CORRUPT(err, at + 96, "entry %u: bad external list", i);
         }
-        check_mul(m->nintern, sizeof(struct cds_disk_intern), &n);
-        if (m->intern_off % 4 || m->intern_off < m->objects_size ||
-            !check_range(m->intern_off, n, s)) {
-            return CDS_CORRUPT(err, at + 104, "entry %u: bad intern list", i);
-        }
-        check_mul(m->nrefs, 4, &n);
-        if (m->refs_off % 4 || m->refs_off < m->objects_size ||
-            !check_range(m->refs_off, n, s)) {
-            return CDS_CORRUPT(err, at + 112, "entry %u: bad reference list",
+        /* interned strings live in the pool (format.md 5.4): a
+         * segment's own intern lists are empty */
+        if (m->nintern != 0 || m->nrefs != 0) {
+            return CDS_CORRUPT(err, at + (m->nintern ? 108 : 116),
+                               "entry %u: interned strings outside the pool",
                                i);
         }
         check_mul(m->nfrozen, 4, &n);
@@ -798,7 +794,7 @@ check_ext_index(uint32_t index)
  * unit is listed as a pointer slot. */
 #define MAP_KIND(b) ((b) & 0x0f)
 #define MAP_SLOT(b) (((b) >> 4) & 7)
-enum { SLOT_NONE, SLOT_RELOC, SLOT_REF, SLOT_EXT, SLOT_SHARED };
+enum { SLOT_NONE, SLOT_RELOC, SLOT_EXT, SLOT_SHARED };
 
 /* Mark slot as used by list `use`; false when it is out of bounds,
  * misaligned or already listed (S3: every slot in exactly one list, so
@@ -899,56 +895,6 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
                              name, i, ext[i].slot, ext[i].index);
             goto out;
         }
-    }
-    /* S5: interned strings are str objects; the slots that refer to them
-     * point at them (they are relocated through this list, format.md
-     * 5.4) */
-    const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
-    const uint32_t *refs = (const void *)(seg + m->refs_off);
-    at_list = m->seg_offset + m->intern_off;
-    uint32_t next_ref = 0;
-    for (uint32_t i = 0; i < m->nintern; i++) {
-        /* the ranges partition refs in order: loading relocates every
-         * entry of refs, so each must be one of these checked slots */
-        if (in[i].object % CDS_OBJECT_ALIGN != 0 ||
-            in[i].object >= m->objects_size ||
-            MAP_KIND(map[in[i].object / CDS_OBJECT_ALIGN]) !=
-                CDS_OBJ_STR + 1 ||
-            in[i].first_ref != next_ref ||
-            !check_range(in[i].first_ref, in[i].nrefs, m->nrefs)) {
-            rc = CDS_CORRUPT(err, at_list + 12ull * i,
-                             "module %s: intern %u out of range", name, i);
-            goto out;
-        }
-        for (uint32_t j = 0; j < in[i].nrefs; j++) {
-            uint32_t slot = refs[in[i].first_ref + j];
-            uint64_t v;
-            if (!claim_slot(map, slot, m->objects_size, SLOT_REF)) {
-                rc = CDS_CORRUPT(err,
-                                 m->seg_offset + m->refs_off +
-                                     4ull * (in[i].first_ref + j),
-                                 "module %s: reference %u: bad or repeated "
-                                 "slot",
-                                 name, in[i].first_ref + j);
-                goto out;
-            }
-            memcpy(&v, seg + slot, 8);
-            if (v != base + in[i].object) {
-                rc = CDS_CORRUPT(err, m->seg_offset + slot,
-                                 "module %s: reference to 0x%llx, not its "
-                                 "string",
-                                 name, (unsigned long long)v);
-                goto out;
-            }
-        }
-        next_ref += in[i].nrefs;
-    }
-    if (next_ref != m->nrefs) {
-        rc = CDS_CORRUPT(err, m->seg_offset + m->refs_off,
-                         "module %s: %u of %u references belong to no "
-                         "interned string",
-                         name, m->nrefs - next_ref, m->nrefs);
-        goto out;
     }
     /* S6: pool references: slots hold 0 until loading (format.md 5.5) */
     const struct cds_disk_shared *sh = (const void *)(seg + m->shared_off);

@@ -122,10 +122,10 @@ struct cds_disk_module {
     uint32_t nreloc;         /* 92 */
     uint32_t ext_off;        /* 96: cds_disk_ext[next] */
     uint32_t next;           /* 100 */
-    uint32_t intern_off;     /* 104: cds_disk_intern[nintern] */
-    uint32_t nintern;        /* 108 */
-    uint32_t refs_off;       /* 112: uint32_t[nrefs] slots of interned */
-    uint32_t nrefs;          /* 116 */
+    uint32_t intern_off;     /* 104: unused: interned strings are pooled */
+    uint32_t nintern;        /* 108: 0 (format.md 5.4) */
+    uint32_t refs_off;       /* 112: unused */
+    uint32_t nrefs;          /* 116: 0 */
     uint32_t frozen_off;     /* 120: uint32_t[nfrozen] frozenset slots */
     uint32_t nfrozen;        /* 124 */
     uint32_t objtab_off;     /* 128: uint32_t[nobjects] object table */
@@ -174,14 +174,6 @@ struct cds_disk_ext {
     uint32_t index;  /* CDS_EXT_* */
 };
 static_assert(sizeof(struct cds_disk_ext) == 8, "ext");
-
-/* format.md 5.4: a string to intern and the slots that refer to it. */
-struct cds_disk_intern {
-    uint32_t object;    /* offset of the str object in the segment */
-    uint32_t first_ref; /* index into the refs array */
-    uint32_t nrefs;     /* slots that point to this string */
-};
-static_assert(sizeof(struct cds_disk_intern) == 12, "intern");
 
 /* format.md 5.3: the external object table, by index. */
 enum {

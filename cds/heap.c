@@ -410,9 +410,6 @@ struct node {
     uint32_t off;     /* object offset in the region (after any GC head) */
     uint32_t size;    /* bytes, GC head included, 8-aligned */
     uint8_t kind;
-    uint8_t interned;
-    uint32_t nrefs;   /* interned str: slots that point to it */
-    uint32_t intern_ix;
 };
 
 struct ser {
@@ -425,21 +422,19 @@ struct ser {
     uint32_t mask;
     uint64_t addr;
     cds_heap_segment *out;
-    uint32_t cap_reloc, cap_ext, cap_refs, cap_frozen;
-    /* (node, slot) pairs for interned strings, sorted into refs later */
-    uint32_t *pend;
-    uint32_t npend, cap_pend;
-    cds_heap_pool *pool; /* NULL: interned strings stay in the segment */
+    uint32_t cap_reloc, cap_ext, cap_frozen;
+    cds_heap_pool *pool; /* every interned str goes there */
     uint32_t cap_shared;
     cds_error *err;
 };
 
-/* Does o go to the pool rather than into the segment? */
+/* Does o go to the pool rather than into the segment (every interned str
+ * that is not external)? */
 static int
-pooled(const struct ser *s, PyObject *o)
+pooled(PyObject *o)
 {
-    return s->pool != NULL && PyUnicode_CheckExact(o) &&
-           PyUnicode_CHECK_INTERNED(o) && ext_index(o) < 0;
+    return PyUnicode_CheckExact(o) && PyUnicode_CHECK_INTERNED(o) &&
+           ext_index(o) < 0;
 }
 
 static int
@@ -622,7 +617,7 @@ visit(struct ser *s, PyObject *o, int depth)
         return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
                         "constants nested too deeply");
     }
-    if (ext_index(o) >= 0 || memo_find(s, o) != 0 || pooled(s, o)) {
+    if (ext_index(o) >= 0 || memo_find(s, o) != 0 || pooled(o)) {
         return 0;
     }
     if (PyCode_Check(o) && Py_IS_TYPE(o, &PyCode_Type)) {
@@ -684,7 +679,6 @@ visit(struct ser *s, PyObject *o, int depth)
     n->items = items;
     n->kind = (uint8_t)kind;
     n->size = (uint32_t)size;
-    n->interned = kind == CDS_OBJ_STR && PyUnicode_CHECK_INTERNED(o) != 0;
     if (kind == CDS_OBJ_FROZEN) {
         s->out->nfrozensets++;
     }
@@ -747,7 +741,7 @@ emit_ref(struct ser *s, uint32_t slot, PyObject *target)
     if (ix >= 0) {
         return emit_ext(s, slot, ix);
     }
-    if (pooled(s, target)) {
+    if (pooled(target)) {
         uint32_t index = 0;
         if ((rc = pool_add(s->pool, target, &index, s->err)) < 0 ||
             (rc = grow((void **)&out->shared, &s->cap_shared,
@@ -772,17 +766,6 @@ emit_ref(struct ser *s, uint32_t slot, PyObject *target)
     struct node *n = &s->nodes[v - 1];
     value = s->addr + n->off;
     memcpy(out->objects + slot, &value, 8);
-    if (n->interned) {
-        /* listed once, in the refs of its string (format.md 5.4) */
-        if ((rc = grow((void **)&s->pend, &s->cap_pend, s->npend + 2,
-                       sizeof(*s->pend), s->err)) < 0) {
-            return rc;
-        }
-        s->pend[s->npend++] = v - 1;
-        s->pend[s->npend++] = slot;
-        n->nrefs++;
-        return 0;
-    }
     if ((rc = grow((void **)&out->reloc, &s->cap_reloc, out->seg.nreloc + 1,
                    sizeof(*out->reloc), s->err)) < 0) {
         return rc;
@@ -854,52 +837,10 @@ emit_node(struct ser *s, const struct node *n)
     return 0;
 }
 
-static int
-collect_interned(struct ser *s)
-{
-    cds_heap_segment *out = s->out;
-    uint32_t nintern = 0, next = 0;
-
-    for (uint32_t i = 0; i < s->nnodes; i++) {
-        if (s->nodes[i].interned) {
-            nintern++;
-        }
-    }
-    out->intern = calloc(nintern ? nintern : 1, sizeof(*out->intern));
-    out->refs = calloc(s->npend / 2 ? s->npend / 2 : 1, sizeof(*out->refs));
-    if (out->intern == NULL || out->refs == NULL) {
-        return CDS_FAIL(s->err, CDS_ENOMEM, UINT64_MAX, "out of memory");
-    }
-    for (uint32_t i = 0; i < s->nnodes; i++) {
-        struct node *n = &s->nodes[i];
-        if (n->interned) {
-            n->intern_ix = out->seg.nintern;
-            out->intern[out->seg.nintern].object = n->off;
-            out->intern[out->seg.nintern].first_ref = next;
-            out->intern[out->seg.nintern].nrefs = 0;
-            out->seg.nintern++;
-            next += n->nrefs;
-        }
-    }
-    for (uint32_t i = 0; i < s->npend; i += 2) {
-        struct cds_disk_intern *e = &out->intern[s->nodes[s->pend[i]].intern_ix];
-        out->refs[e->first_ref + e->nrefs++] = s->pend[i + 1];
-    }
-    out->seg.nrefs = next;
-    return 0;
-}
-
 int
-cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *out,
+cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
+                   PyObject *set_orders, cds_heap_segment *out,
                    cds_error *err)
-{
-    return cds_heap_serialize_pooled(code, addr, NULL, NULL, out, err);
-}
-
-int
-cds_heap_serialize_pooled(PyObject *code, uint64_t addr, cds_heap_pool *pool,
-                          PyObject *set_orders, cds_heap_segment *out,
-                          cds_error *err)
 {
     struct ser s;
     uint64_t off = 0;
@@ -922,6 +863,11 @@ cds_heap_serialize_pooled(PyObject *code, uint64_t addr, cds_heap_pool *pool,
     }
     if (!PyCode_Check(code)) {
         rc = CDS_FAIL(err, CDS_EUNSUPPORTED, UINT64_MAX, "not a code object");
+        goto out;
+    }
+    if (pool == NULL) {
+        rc = CDS_FAIL(err, CDS_EUNSUPPORTED, UINT64_MAX,
+                      "no string pool to serialize into");
         goto out;
     }
     if ((rc = visit(&s, code, 0)) < 0) {
@@ -973,9 +919,6 @@ cds_heap_serialize_pooled(PyObject *code, uint64_t addr, cds_heap_pool *pool,
             goto out;
         }
     }
-    if ((rc = collect_interned(&s)) < 0) {
-        goto out;
-    }
     out->seg.objects = out->objects;
     out->seg.objects_size = (uint32_t)off;
     out->seg.objtab = out->objtab;
@@ -983,8 +926,6 @@ cds_heap_serialize_pooled(PyObject *code, uint64_t addr, cds_heap_pool *pool,
     out->seg.root_off = s.nodes[0].off; /* visit() put the root first */
     out->seg.reloc = out->reloc;
     out->seg.ext = out->ext;
-    out->seg.intern = out->intern;
-    out->seg.refs = out->refs;
     out->seg.frozen = out->frozen;
     out->seg.shared = out->shared;
     rc = 0;
@@ -995,7 +936,6 @@ out:
     free(s.nodes);
     free(s.keys);
     free(s.vals);
-    free(s.pend);
     if (rc < 0) {
         cds_heap_segment_clear(out);
     }
@@ -1012,8 +952,6 @@ cds_heap_segment_clear(cds_heap_segment *seg)
     free(seg->objtab);
     free(seg->reloc);
     free(seg->ext);
-    free(seg->intern);
-    free(seg->refs);
     free(seg->frozen);
     free(seg->shared);
     memset(seg, 0, sizeof(*seg));
@@ -1239,7 +1177,6 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
 enum slot_class {
     SC_NONE,        /* not listed */
     SC_RELOC,       /* an object of the segment (format.md 5.2) */
-    SC_REF,         /* an interned str of the segment (5.4) */
     SC_SHARED,      /* a pool str (5.5) */
     SC_EXT_TUPLE,   /* external (5.3): () */
     SC_EXT_NOBYTES, /* b"" */
@@ -1410,14 +1347,11 @@ build_map(struct vseg *v, const struct cds_disk_module *m)
         next_free = (uint64_t)off + 24;
         map[off / 8] = (uint8_t)(kind + 1);
     }
-    /* S3-S6.  S5: the intern ranges partition refs, so every entry is a
-     * checked slot pointing at an interned str of the segment */
+    /* S3, S4, S6 (format.md 6.3) */
     /* the lists are u32 arrays (format.md 4: 4-aligned) or arrays of
      * {u32 slot; u32 index} pairs */
     if ((rc = map_list(v, (const void *)(seg + m->reloc_off), m->nreloc, 1,
                        SC_RELOC, "relocation")) < 0 ||
-        (rc = map_list(v, (const void *)(seg + m->refs_off), m->nrefs, 1,
-                       SC_REF, "reference")) < 0 ||
         (rc = map_list(v, (const void *)(seg + m->ext_off), m->next, 2,
                        SC_NONE, "external")) < 0 ||
         (rc = map_list(v, (const void *)(seg + m->shared_off), m->nshared, 2,
@@ -1480,9 +1414,10 @@ load_ref(const struct vseg *v, uint32_t slot, uint32_t *target)
 #define REF_BIT(r) ((uint64_t)1 << (r))
 static const uint64_t ref_kinds[CDS_OBJ_NKINDS] = {
     [CDS_OBJ_TUPLE] = REF_BIT(SC_EXT_TUPLE) | REF_BIT(REF_OBJ + CDS_OBJ_TUPLE),
-    [CDS_OBJ_BYTES] = REF_BIT(SC_EXT_NOBYTES) | 0xff00u /* SC_EXT_BYTE+ */ |
+    [CDS_OBJ_BYTES] = REF_BIT(SC_EXT_NOBYTES) |
+                      ((uint64_t)0xff << SC_EXT_BYTE) /* its 8 classes */ |
                       REF_BIT(REF_OBJ + CDS_OBJ_BYTES),
-    [CDS_OBJ_STR] = REF_BIT(SC_REF) | REF_BIT(SC_SHARED) |
+    [CDS_OBJ_STR] = REF_BIT(SC_SHARED) |
                     REF_BIT(SC_EXT_STR) | REF_BIT(REF_OBJ + CDS_OBJ_STR),
 };
 
@@ -1846,7 +1781,7 @@ validate_tuple(struct vseg *v, uint32_t off, uint32_t extent)
     /* per slot class: 1 unlisted, 2 not a str that needs no pointer
      * followed (names, nearly all the tuples here, are pool strings) */
     static const uint8_t item_flags[16] = {
-        [SC_NONE] = 3,        [SC_RELOC] = 2,      [SC_REF] = 0,
+        [SC_NONE] = 3,        [SC_RELOC] = 2,
         [SC_SHARED] = 0,      [SC_EXT_TUPLE] = 2,  [SC_EXT_NOBYTES] = 2,
         [SC_EXT_STR] = 0,     [SC_EXT_OTHER] = 2,  [SC_EXT_BYTE] = 2,
         [SC_EXT_BYTE + 1] = 2, [SC_EXT_BYTE + 2] = 2, [SC_EXT_BYTE + 3] = 2,
@@ -1903,15 +1838,14 @@ is_field(const struct vseg *v, uint32_t slot)
 static int
 find_stray(const struct vseg *v, const struct cds_disk_module *m)
 {
-    static const char *const names[] = {"relocation", "reference",
-                                        "external", "pool reference"};
-    const uint32_t offs[] = {m->reloc_off, m->refs_off, m->ext_off,
-                             m->shared_off};
-    const uint32_t counts[] = {m->nreloc, m->nrefs, m->next, m->nshared};
+    static const char *const names[] = {"relocation", "external",
+                                        "pool reference"};
+    const uint32_t offs[] = {m->reloc_off, m->ext_off, m->shared_off};
+    const uint32_t counts[] = {m->nreloc, m->next, m->nshared};
 
-    for (unsigned l = 0; l < 4; l++) {
+    for (unsigned l = 0; l < 3; l++) {
         /* u32 slots, or {u32 slot; u32 index} pairs */
-        uint32_t stride = l < 2 ? 4 : 8;
+        uint32_t stride = l < 1 ? 4 : 8;
         for (uint32_t i = 0; i < counts[l]; i++) {
             uint32_t slot;
             memcpy(&slot, v->seg + offs[l] + (size_t)stride * i, 4);
@@ -1924,8 +1858,7 @@ find_stray(const struct vseg *v, const struct cds_disk_module *m)
                        "module %s: %llu pointer fields for %llu listed "
                        "slots",
                        v->name, (unsigned long long)v->nfields,
-                       (unsigned long long)m->nreloc + m->nrefs + m->next +
-                           m->nshared);
+                       (unsigned long long)m->nreloc + m->next + m->nshared);
 }
 
 int
@@ -2008,7 +1941,7 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_error *err)
     }
     /* every field was a listed slot, so equal counts mean every listed
      * slot is a field: nothing else (a header, str data) gets patched */
-    if (rc == 0 && v.nfields != (uint64_t)m->nreloc + m->nrefs + m->next +
+    if (rc == 0 && v.nfields != (uint64_t)m->nreloc + m->next +
                                     m->nshared) {
         rc = find_stray(&v, m);
     }
@@ -2086,14 +2019,12 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     int rc;
 
     *code = NULL;
-    const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
-    const uint32_t *refs = (const void *)(seg + m->refs_off);
-    /* 1. internal pointers, those to interned strings included: one
-     * uniform delta, nothing at all when mapped at the base */
+    /* 1. internal pointers: one uniform delta, nothing at all when mapped
+     * at the base */
     if (a->delta != 0) {
         const uint32_t *reloc = (const void *)(seg + m->reloc_off);
-        for (uint32_t i = 0; i < m->nreloc + m->nrefs; i++) {
-            uint32_t slot = i < m->nreloc ? reloc[i] : refs[i - m->nreloc];
+        for (uint32_t i = 0; i < m->nreloc; i++) {
+            uint32_t slot = reloc[i];
             uint64_t v;
             memcpy(&v, seg + slot, 8);
             v += a->delta;
@@ -2135,28 +2066,8 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             memcpy(seg + ext[i].slot, &want, 8);
         }
     }
-    /* 4. interning (inv. 6): before anything hashes or runs */
-    for (uint32_t i = 0; i < m->nintern; i++) {
-        PyObject *s = (PyObject *)(seg + in[i].object);
-        PyObject *t = s;
-        if ((rc = check_object(s, &PyUnicode_Type, "interned string", name,
-                               err)) < 0) {
-            return rc;
-        }
-        PyUnicode_InternInPlace(&t);
-        if (t == s) {
-            cds_layout_str_interned(s);
-        }
-        else {
-            /* an equal string was interned already: ours is a duplicate.
-             * We keep the reference InternInPlace gave us for ever. */
-            for (uint32_t j = 0; j < in[i].nrefs; j++) {
-                uint64_t v = (uint64_t)(uintptr_t)t;
-                memcpy(seg + refs[in[i].first_ref + j], &v, 8);
-            }
-        }
-    }
-    /* 5. pool strings: interned once per process, then shared by every
+    /* 4. pool strings (inv. 6): interned once per process, before
+     * anything hashes or runs, then shared by every
      * segment that refers to them (format.md 5.5) */
     const struct cds_disk_shared *sh = (const void *)(seg + m->shared_off);
     for (uint32_t i = 0; i < m->nshared; i++) {
@@ -2166,7 +2077,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
         }
         memcpy(seg + sh[i].slot, &t, sizeof(t));
     }
-    /* 6. frozensets from their item tuples (inv. 7).  A frozenset's items
+    /* 5. frozensets from their item tuples (inv. 7).  A frozenset's items
      * tuple lies before the items tuples of the frozensets inside it (the
      * writer lays tuples out in visit order), so building by descending
      * tuple address builds nested ones innermost first; slots that share
@@ -2174,7 +2085,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     if (m->nfrozen > 0 && (rc = build_frozensets(seg, m, name, err)) < 0) {
         return rc;
     }
-    /* 7. the version's per-interpreter state of code objects */
+    /* 6. the version's per-interpreter state of code objects */
     for (uint32_t i = 0; i < m->nobjects; i++) {
         if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_CODE) {
             cds_layout_code_loaded(

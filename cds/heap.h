@@ -23,8 +23,6 @@ typedef struct cds_heap_segment {
     uint8_t *objects;
     uint32_t *reloc;
     struct cds_disk_ext *ext;
-    struct cds_disk_intern *intern;
-    uint32_t *refs;
     uint32_t *frozen;
     uint32_t *objtab;
     struct cds_disk_shared *shared;
@@ -42,19 +40,10 @@ int cds_heap_fingerprint(struct cds_disk_fingerprint *fp, cds_error *err);
  * CDS_EVERSION. */
 int cds_heap_check_runtime(cds_error *err);
 
-/* Serialize code (a code object that has never run) and every object its
- * constants reach into seg, laid out to live at address addr.  Objects of
- * a kind the archive cannot hold are CDS_EUNSUPPORTED.  seg is
- * initialised here; release it with cds_heap_segment_clear(). */
-int cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_segment *seg,
-                       cds_error *err);
-
-void cds_heap_segment_clear(cds_heap_segment *seg);
-
-/* The archive-wide pool of interned strings (format.md 4.1).  With a pool,
- * serializing puts every interned string there, once for the whole
- * archive, and the segment refers to it by index; loading interns each at
- * most once per process. */
+/* The archive-wide pool of interned strings (format.md 4.1): serializing
+ * puts every interned string there, once for the whole archive, and the
+ * segment refers to it by index; loading interns each at most once per
+ * process. */
 typedef struct cds_heap_pool cds_heap_pool;
 
 int cds_heap_pool_create(cds_heap_pool **pool, cds_error *err);
@@ -62,15 +51,21 @@ void cds_heap_pool_destroy(cds_heap_pool *pool);
 /* A view for cds_writer_set_pool(), valid until the pool changes. */
 void cds_heap_pool_view(const cds_heap_pool *pool, struct cds_pool *out);
 
-/* cds_heap_serialize() with a pool (NULL: none) and the insertion order
- * of frozenset constants: set_orders (NULL: none) maps id(frozenset), as
- * an int, to a tuple of its items in the order stock CPython inserts
- * them when it loads the module's .pyc (format.md 5.4); a frozenset it
- * does not map, or maps to anything but a tuple of exactly its items, is
- * archived in this process's iteration order. */
-int cds_heap_serialize_pooled(PyObject *code, uint64_t addr,
-                              cds_heap_pool *pool, PyObject *set_orders,
-                              cds_heap_segment *seg, cds_error *err);
+/* Serialize code and every object its constants reach into seg, laid out
+ * to live at address addr, its interned strings into pool (required).
+ * The code is archived in its never-run form whatever it went through
+ * (heap.c inv. 5).  set_orders (NULL: none) maps id(frozenset), as an
+ * int, to a tuple of its items in the order stock CPython inserts them
+ * when it loads the module's .pyc (format.md 5.4); a frozenset it does
+ * not map, or maps to anything but a tuple of exactly its items, is
+ * archived in this process's iteration order.  Objects of a kind the
+ * archive cannot hold are CDS_EUNSUPPORTED.  seg is initialised here;
+ * release it with cds_heap_segment_clear(). */
+int cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
+                       PyObject *set_orders, cds_heap_segment *seg,
+                       cds_error *err);
+
+void cds_heap_segment_clear(cds_heap_segment *seg);
 
 /* Check the bodies of module index's objects against the layout this
  * heap layer writes (format.md 5.1, 6.7): every object's size fields

@@ -184,10 +184,9 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     off += 4ull * seg->nreloc;
     e->ext_off = (uint32_t)off;
     off += sizeof(struct cds_disk_ext) * (uint64_t)seg->next;
+    /* format.md 5.4: empty lists, at the offsets they always had */
     e->intern_off = (uint32_t)off;
-    off += sizeof(struct cds_disk_intern) * (uint64_t)seg->nintern;
     e->refs_off = (uint32_t)off;
-    off += 4ull * seg->nrefs;
     e->frozen_off = (uint32_t)off;
     off += 4ull * seg->nfrozen;
     e->shared_off = (uint32_t)off;
@@ -205,8 +204,6 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     copy_list(block + e->objtab_off, seg->objtab, 4ull * seg->nobjects);
     copy_list(block + e->reloc_off, seg->reloc, 4ull * seg->nreloc);
     copy_list(block + e->ext_off, seg->ext, 8ull * seg->next);
-    copy_list(block + e->intern_off, seg->intern, 12ull * seg->nintern);
-    copy_list(block + e->refs_off, seg->refs, 4ull * seg->nrefs);
     copy_list(block + e->frozen_off, seg->frozen, 4ull * seg->nfrozen);
     copy_list(block + e->shared_off, seg->shared, 8ull * seg->nshared);
     e->objects_size = seg->objects_size;
@@ -214,8 +211,6 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     e->root_off = seg->root_off;
     e->nreloc = seg->nreloc;
     e->next = seg->next;
-    e->nintern = seg->nintern;
-    e->nrefs = seg->nrefs;
     e->nfrozen = seg->nfrozen;
     e->nshared = seg->nshared;
     e->seg_size = off;

@@ -33,10 +33,6 @@ struct cds_segment {
     uint32_t nreloc;
     const struct cds_disk_ext *ext;
     uint32_t next;
-    const struct cds_disk_intern *intern;
-    uint32_t nintern;
-    const uint32_t *refs;
-    uint32_t nrefs;
     const uint32_t *frozen;
     uint32_t nfrozen;
     const struct cds_disk_shared *shared;

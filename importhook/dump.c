@@ -267,8 +267,8 @@ dump(const char *list, const char *archive, struct dump_counts *c,
         }
         cds_heap_segment seg;
         uint64_t addr = cds__hook.config.base + cds_writer_next_offset(w);
-        rc = cds_heap_serialize_pooled(code, addr, pool,
-                                       PyTuple_GET_ITEM(info, 7), &seg, &err);
+        rc = cds_heap_serialize(code, addr, pool, PyTuple_GET_ITEM(info, 7),
+                                &seg, &err);
         if (rc == CDS_EUNSUPPORTED) {
             report_skip("skipping %U: %s", name, err.message);
             c->skipped++;

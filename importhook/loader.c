@@ -96,13 +96,13 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
     report_served(name, path);
     VERBOSE(2,
             "pycds: %s: segment of %u objects, %u relocations%s, "
-            "%u interned\n",
+            "%u pool references\n",
             name, cds__hook.archive.modules[ix].nobjects,
             cds__hook.archive.modules[ix].nreloc,
             cds_archive_at_base(&cds__hook.archive)
                 ? " (at base: none applied)"
                 : "",
-            cds__hook.archive.modules[ix].nintern);
+            cds__hook.archive.modules[ix].nshared);
     return Py_NewRef(cds__hook.codes[ix]);
 }
 

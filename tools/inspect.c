@@ -242,8 +242,8 @@ emit_totals(cli_yaml *y, const cds_archive *a)
 {
     const struct cds_disk_header *h = a->header;
     struct kind_counts kc = {{0}};
-    uint64_t objects = 0, object_bytes = 0, reloc = 0, ext = 0, intern = 0;
-    uint64_t refs = 0, frozen = 0, shared = 0, seg_bytes = 0, packages = 0;
+    uint64_t objects = 0, object_bytes = 0, reloc = 0, ext = 0;
+    uint64_t frozen = 0, shared = 0, seg_bytes = 0, packages = 0;
 
     for (uint32_t i = 0; i < h->nmodules; i++) {
         const struct cds_disk_module *m = &a->modules[i];
@@ -252,8 +252,6 @@ emit_totals(cli_yaml *y, const cds_archive *a)
         object_bytes += m->objects_size;
         reloc += m->nreloc;
         ext += m->next;
-        intern += m->nintern;
-        refs += m->nrefs;
         frozen += m->nfrozen;
         shared += m->nshared;
         seg_bytes += m->seg_size;
@@ -273,10 +271,6 @@ emit_totals(cli_yaml *y, const cds_archive *a)
     cli_yaml_u64(y, reloc);
     cli_yaml_key(y, "externals");
     cli_yaml_u64(y, ext);
-    cli_yaml_key(y, "interned");
-    cli_yaml_u64(y, intern);
-    cli_yaml_key(y, "interned_refs");
-    cli_yaml_u64(y, refs);
     cli_yaml_key(y, "frozensets");
     cli_yaml_u64(y, frozen);
     cli_yaml_key(y, "pool_refs");
@@ -331,8 +325,6 @@ emit_module(cli_yaml *y, const cds_archive *a, uint32_t i)
     cli_yaml_u64(y, m->nreloc);
     cli_yaml_key(y, "externals");
     cli_yaml_u64(y, m->next);
-    cli_yaml_key(y, "interned");
-    cli_yaml_u64(y, m->nintern);
     cli_yaml_key(y, "pool_refs");
     cli_yaml_u64(y, m->nshared);
     cli_yaml_map_end(y);

@@ -308,14 +308,13 @@ oracle_archive(const cds_archive *a, size_t size)
             {m->objtab_off, m->nobjects, 4},
             {m->reloc_off, m->nreloc, 4},
             {m->ext_off, m->next, sizeof(struct cds_disk_ext)},
-            {m->intern_off, m->nintern, sizeof(struct cds_disk_intern)},
-            {m->refs_off, m->nrefs, 4},
             {m->frozen_off, m->nfrozen, 4},
             {m->shared_off, m->nshared, sizeof(struct cds_disk_shared)},
         };
         REQUIRE(m->objects_size % 8 == 0 && m->objects_size <= m->seg_size);
         REQUIRE(m->root_off % 8 == 0 && m->root_off < m->objects_size);
         REQUIRE(m->nobjects != 0);
+        REQUIRE(m->nintern == 0 && m->nrefs == 0); /* format.md 5.4 */
         for (size_t k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
             REQUIRE(t[k].off % 4 == 0 && t[k].off >= m->objects_size);
             REQUIRE(inside(t[k].off, (uint64_t)t[k].n * t[k].elem,
@@ -388,8 +387,6 @@ oracle_segment(const cds_archive *a, uint32_t index)
     const uint32_t *objtab = (const void *)(seg + m->objtab_off);
     const uint32_t *reloc = (const void *)(seg + m->reloc_off);
     const struct cds_disk_ext *ext = (const void *)(seg + m->ext_off);
-    const struct cds_disk_intern *in = (const void *)(seg + m->intern_off);
-    const uint32_t *refs = (const void *)(seg + m->refs_off);
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
     const struct cds_disk_shared *sh = (const void *)(seg + m->shared_off);
 
@@ -410,8 +407,8 @@ oracle_segment(const cds_archive *a, uint32_t index)
     }
     REQUIRE(object_kind(objtab, m->nobjects, m->root_off) == CDS_OBJ_CODE);
 
-    /* every slot written at load: reloc, all of refs, ext, shared */
-    uint64_t nslots = (uint64_t)m->nreloc + m->nrefs + m->next + m->nshared;
+    /* every slot written at load: reloc, ext, shared */
+    uint64_t nslots = (uint64_t)m->nreloc + m->next + m->nshared;
     uint32_t *slots = malloc((nslots ? nslots : 1) * sizeof(*slots));
     uint64_t k = 0;
     REQUIRE(slots != NULL);
@@ -422,10 +419,6 @@ oracle_segment(const cds_archive *a, uint32_t index)
         REQUIRE(v >= base && v - base < m->objects_size);
         REQUIRE(object_kind(objtab, m->nobjects, v - base) >= 0);
         slots[k++] = reloc[i];
-    }
-    for (uint32_t i = 0; i < m->nrefs; i++) {
-        REQUIRE(valid_slot(m, refs[i]));
-        slots[k++] = refs[i];
     }
     for (uint32_t i = 0; i < m->next; i++) {
         REQUIRE(valid_ext_index(ext[i].index));
@@ -445,22 +438,6 @@ oracle_segment(const cds_archive *a, uint32_t index)
     for (uint64_t i = 1; i < nslots; i++) {
         REQUIRE(slots[i - 1] != slots[i]); /* 5.2: exactly one list */
     }
-    /* interned strings and the slots that point at them: the ranges
-     * partition refs in order (S5) */
-    uint64_t next_ref = 0;
-    for (uint32_t i = 0; i < m->nintern; i++) {
-        REQUIRE(object_kind(objtab, m->nobjects, in[i].object) ==
-                CDS_OBJ_STR);
-        REQUIRE(in[i].first_ref == next_ref);
-        REQUIRE(inside(in[i].first_ref, in[i].nrefs, m->nrefs));
-        next_ref += in[i].nrefs;
-        for (uint32_t j = 0; j < in[i].nrefs; j++) {
-            uint64_t v;
-            memcpy(&v, seg + refs[in[i].first_ref + j], 8);
-            REQUIRE(v == base + in[i].object);
-        }
-    }
-    REQUIRE(next_ref == m->nrefs);
     /* frozenset slots: a reloc slot aimed at a tuple, or ext (); keys
      * (slot << 32 | list << 16 | ext index), sorted, slots unique */
     uint64_t nkeys = (uint64_t)m->nreloc + m->next;

@@ -1,13 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Synthetic seed archives for the fuzzer, written with the real writer.
  *
- * The import hook's dumps never use the intern and reference lists
- * (format.md 5.4: only archives written without a pool do) and rarely
- * put a frozenset on an external (), so seeds from real dumps leave those
- * checks of cds_segment_validate to chance.  This program writes small
- * archives whose segments use every list and every object kind, with and
- * without a string pool, and one whose pool spans several checksum
- * blocks.  It needs no interpreter: object bodies are plausible, not
+ * The import hook's dumps rarely put a frozenset on an external (), so
+ * seeds from real dumps leave that check of cds_segment_validate to
+ * chance.  This program writes small archives whose segments use every
+ * list and every object kind, with and without a string pool, and one
+ * whose pool spans several checksum blocks.  It needs no interpreter: object bodies are plausible, not
  * loadable (the format layer does not read them, format.md 6.5).
  *
  *   make_synth DIR    writes DIR/synth-*.img */
@@ -24,7 +22,7 @@
 enum {
     O_CODE = 0,      /* code, 192 bytes (ob_size 4) */
     O_FILENAME = 192, /* str "/tmp/synth.py", not interned */
-    O_NAME = 256,    /* str "synth", interned: refs */
+    O_NAME = 256,    /* str "synth", referred to four times */
     O_INT = 312,     /* int 2^30 + 1: two digits */
     O_FLOAT = 344,
     O_COMPLEX = 368,
@@ -39,10 +37,8 @@ struct synth {
     struct cds_segment seg;
     _Alignas(8) uint8_t objects[OBJECTS];
     uint32_t objtab[10];
-    uint32_t reloc[8];
+    uint32_t reloc[12];
     struct cds_disk_ext ext[6];
-    struct cds_disk_intern intern[1];
-    uint32_t refs[4];
     uint32_t frozen[2];
     struct cds_disk_shared shared[1];
 };
@@ -115,6 +111,9 @@ synth_init(struct synth *s, uint64_t addr, long pool_index)
         {O_CODE + 112, O_FILENAME}, {O_CODE + 136, O_LINES},
         {O_CONSTS + 24, O_INT},    {O_CONSTS + 32, O_FLOAT},
         {O_CONSTS + 40, O_COMPLEX}, {O_CONSTS + 48, O_ITEMS},
+        /* one str, four slots */
+        {O_CODE + 120, O_NAME},    {O_CODE + 128, O_NAME},
+        {O_NAMES + 24, O_NAME},    {O_ITEMS + 32, O_NAME},
     };
     for (n = 0; n < sizeof(reloc) / sizeof(reloc[0]); n++) {
         s->reloc[n] = reloc[n][0];
@@ -135,15 +134,6 @@ synth_init(struct synth *s, uint64_t addr, long pool_index)
         s->ext[n].index = ext[n][1];
         put64(o, ext[n][0], 0x900000ull + ext[n][1]);
     }
-    /* an interned string kept in the segment and its four references */
-    const uint32_t refs[] = {O_CODE + 120, O_CODE + 128, O_NAMES + 24,
-                             O_ITEMS + 32};
-    for (n = 0; n < 4; n++) {
-        s->refs[n] = refs[n];
-        put64(o, refs[n], addr + O_NAME);
-    }
-    s->intern[0].object = O_NAME;
-    s->intern[0].nrefs = 4;
     /* frozensets: a tuple of the segment, and the external () (S7) */
     s->frozen[0] = O_CONSTS + 48;
     s->frozen[1] = O_CONSTS + 56;
@@ -159,12 +149,8 @@ synth_init(struct synth *s, uint64_t addr, long pool_index)
     s->seg.nobjects = 10;
     s->seg.root_off = O_CODE;
     s->seg.reloc = s->reloc;
-    s->seg.nreloc = 8;
+    s->seg.nreloc = 12;
     s->seg.ext = s->ext;
-    s->seg.intern = s->intern;
-    s->seg.nintern = 1;
-    s->seg.refs = s->refs;
-    s->seg.nrefs = 4;
     s->seg.frozen = s->frozen;
     s->seg.nfrozen = 2;
     s->seg.shared = s->shared;

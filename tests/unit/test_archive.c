@@ -808,12 +808,11 @@ static const struct patch index_patches[] = {
     {"next UINT32_MAX", E_(ENT0, next), SET, UINT32_MAX},
     {"externals misaligned", E_(ENT0, ext_off), ADD, 2},
     {"externals inside the objects", E_(ENT0, ext_off), SET, 8},
+    /* format.md 5.4: interned strings are pooled, never in a segment */
     {"nintern UINT32_MAX", E_(ENT0, nintern), SET, UINT32_MAX},
-    {"interns misaligned", E_(ENT0, intern_off), ADD, 1},
-    {"interns inside the objects", E_(ENT0, intern_off), SET, 16},
+    {"nintern 1", E_(ENT0, nintern), SET, 1},
     {"nrefs UINT32_MAX", E_(ENT0, nrefs), SET, UINT32_MAX},
-    {"refs misaligned", E_(ENT0, refs_off), ADD, 2},
-    {"refs inside the objects", E_(ENT0, refs_off), SET, 24},
+    {"nrefs 1", E_(ENT0, nrefs), SET, 1},
     {"nfrozen UINT32_MAX", E_(ENT0, nfrozen), SET, UINT32_MAX},
     {"frozensets misaligned", E_(ENT0, frozen_off), ADD, 2},
     {"frozensets inside the objects", E_(ENT0, frozen_off), SET, 32},
@@ -1081,31 +1080,6 @@ SEG_CASE(ext_index_count, LIST(struct cds_disk_ext, ext);
          ext[0].index = CDS_EXT_COUNT;)
 SEG_CASE(ext_index_max, LIST(struct cds_disk_ext, ext);
          ext[0].index = UINT32_MAX;)
-/* S5: interned strings */
-SEG_CASE(intern_not_str, LIST(struct cds_disk_intern, intern);
-         intern[0].object = UNIT_SEG_TUPLE;
-         put_u64(seg + UNIT_SEG_SLOT_STR, addr + UNIT_SEG_TUPLE);)
-SEG_CASE(intern_no_object, LIST(struct cds_disk_intern, intern);
-         intern[0].object = UNIT_SEG_STR + 8;
-         put_u64(seg + UNIT_SEG_SLOT_STR, addr + UNIT_SEG_STR + 8);)
-SEG_CASE(intern_refs_beyond, LIST(struct cds_disk_intern, intern);
-         intern[0].first_ref = 1;)
-SEG_CASE(intern_nrefs_beyond, LIST(struct cds_disk_intern, intern);
-         intern[0].nrefs = 2;)
-SEG_CASE(intern_first_ref_max, LIST(struct cds_disk_intern, intern);
-         intern[0].first_ref = UINT32_MAX;)
-SEG_CASE(intern_ref_outside, LIST(uint32_t, refs);
-         refs[0] = m->objects_size;)
-SEG_CASE(intern_ref_misaligned, LIST(uint32_t, refs); refs[0] += 4;)
-SEG_CASE(intern_ref_elsewhere,
-         put_u64(seg + UNIT_SEG_SLOT_STR, addr + UNIT_SEG_TUPLE);)
-SEG_CASE(intern_ref_unrelocated,
-         put_u64(seg + UNIT_SEG_SLOT_STR, UNIT_SEG_STR);)
-/* S5: every refs entry belongs to an interned string's range */
-SEG_CASE(intern_refs_uncovered, LIST(struct cds_disk_intern, intern);
-         intern[0].nrefs -= 1;)
-SEG_CASE(intern_refs_gap, LIST(struct cds_disk_intern, intern);
-         intern[0].first_ref += 1; intern[0].nrefs -= 1;)
 /* S7: frozensets */
 SEG_CASE(frozen_outside, LIST(uint32_t, frozen);
          frozen[0] = m->objects_size;)
@@ -1139,8 +1113,7 @@ SEG_CASE(ok_ext_last_byte, LIST(struct cds_disk_ext, ext);
 SEG_CASE(ok_last_slot, LIST(uint32_t, reloc);
          reloc[0] = m->objects_size - 8; m->next = 1; /* not ext[1] */
          put_u64(seg + m->objects_size - 8, addr + UNIT_SEG_ITEMS);)
-SEG_CASE(ok_no_lists, m->nreloc = 0; m->next = 0; m->nintern = 0;
-         m->nrefs = 0; m->nfrozen = 0;)
+SEG_CASE(ok_no_lists, m->nreloc = 0; m->next = 0; m->nfrozen = 0;)
 
 static const struct seg_case seg_cases[] = {
     {"relocation before the segment", reloc_before, CDS_ECORRUPT},
@@ -1180,18 +1153,6 @@ static const struct seg_case seg_cases[] = {
      CDS_ECORRUPT},
     {"external index CDS_EXT_COUNT", ext_index_count, CDS_ECORRUPT},
     {"external index UINT32_MAX", ext_index_max, CDS_ECORRUPT},
-    {"interned object not a str", intern_not_str, CDS_ECORRUPT},
-    {"interned object not an object", intern_no_object, CDS_ECORRUPT},
-    {"interned refs beyond the list", intern_refs_beyond, CDS_ECORRUPT},
-    {"interned nrefs beyond the list", intern_nrefs_beyond, CDS_ECORRUPT},
-    {"interned first ref UINT32_MAX", intern_first_ref_max, CDS_ECORRUPT},
-    {"interned ref slot outside", intern_ref_outside, CDS_ECORRUPT},
-    {"interned ref slot misaligned", intern_ref_misaligned, CDS_ECORRUPT},
-    {"interned ref to another object", intern_ref_elsewhere, CDS_ECORRUPT},
-    {"interned ref not based", intern_ref_unrelocated, CDS_ECORRUPT},
-    {"refs entry of no interned string", intern_refs_uncovered,
-     CDS_ECORRUPT},
-    {"refs ranges with a gap", intern_refs_gap, CDS_ECORRUPT},
     {"frozenset slot outside", frozen_outside, CDS_ECORRUPT},
     {"frozenset slot misaligned", frozen_misaligned, CDS_ECORRUPT},
     {"pool reference slot not zero", shared_not_zero, CDS_ECORRUPT},

@@ -4,7 +4,7 @@
  * The group setup starts the interpreter the heap layer was built for
  * (isolated, without site) and loads heap_check.py, the comparisons, into
  * a namespace with a few C helpers.  A round trip compiles heap_sample.py,
- * serializes its code graph with cds_heap_serialize_pooled for the address
+ * serializes its code graph with cds_heap_serialize for the address
  * the writer will put it at (interned strings in an archive-wide pool, as
  * the import hook dumps, or, without a pool, kept in the segment), writes
  * an archive (after a first, small module, so that the segment is not at
@@ -264,7 +264,7 @@ typedef void tamper_fn(cds_heap_segment *seg);
 
 struct report {
     uint32_t counts[CDS_OBJ_NKINDS];
-    uint32_t nfrozensets, nfrozen, nintern, next, nreloc, nshared;
+    uint32_t nfrozensets, nfrozen, next, nreloc, nshared;
 };
 
 static void
@@ -275,7 +275,7 @@ add_code(cds_writer *w, cds_heap_pool *pool, const char *name,
     cds_error err;
     char origin[256];
     uint64_t addr = UNIT_BASE + cds_writer_next_offset(w);
-    int rc = cds_heap_serialize_pooled(code, addr, pool, NULL, &seg, &err);
+    int rc = cds_heap_serialize(code, addr, pool, NULL, &seg, &err);
 
     if (rc < 0) {
         print_error("serialize %s: %s\n", name, err.message);
@@ -290,7 +290,6 @@ add_code(cds_writer *w, cds_heap_pool *pool, const char *name,
      * program still runs under the Sanitize build. */
     static const uint32_t none[1];
     static const struct cds_disk_ext no_ext[1];
-    static const struct cds_disk_intern no_intern[1];
     static const struct cds_disk_shared no_shared[1];
 #define NOT_NULL(list, empty)                                               \
     if (seg.seg.list == NULL) {                                             \
@@ -298,8 +297,6 @@ add_code(cds_writer *w, cds_heap_pool *pool, const char *name,
     }
     NOT_NULL(reloc, none);
     NOT_NULL(ext, no_ext);
-    NOT_NULL(intern, no_intern);
-    NOT_NULL(refs, none);
     NOT_NULL(frozen, none);
     NOT_NULL(shared, no_shared);
 #undef NOT_NULL
@@ -307,7 +304,6 @@ add_code(cds_writer *w, cds_heap_pool *pool, const char *name,
         memcpy(report->counts, seg.counts, sizeof(report->counts));
         report->nfrozensets = seg.nfrozensets;
         report->nfrozen = seg.seg.nfrozen;
-        report->nintern = seg.seg.nintern;
         report->next = seg.seg.next;
         report->nreloc = seg.seg.nreloc;
         report->nshared = seg.seg.nshared;
@@ -319,11 +315,10 @@ add_code(cds_writer *w, cds_heap_pool *pool, const char *name,
 }
 
 /* Write path: first (FILLER_SRC when NULL) as "filler", then code as
- * "heap_sample"; interned strings in a pool (as the import hook dumps) or
- * kept in the segments (format.md 5.4). */
+ * "heap_sample", interned strings in the pool, as the import hook dumps. */
 static void
 build_archive_at(const char *path, PyObject *first, PyObject *code,
-                 bool pooled, tamper_fn *tamper, struct report *report)
+                 tamper_fn *tamper, struct report *report)
 {
     cds_writer *w = NULL;
     cds_heap_pool *pool = NULL;
@@ -332,17 +327,13 @@ build_archive_at(const char *path, PyObject *first, PyObject *code,
     PyObject *filler =
         first ? Py_NewRef(first) : compile_text(FILLER_SRC, "/src/filler.py");
 
-    if (pooled) {
-        assert_status(cds_heap_pool_create(&pool, &err), 0);
-    }
+    assert_status(cds_heap_pool_create(&pool, &err), 0);
     unlink(path);
     assert_status(cds_writer_create(&w, path, UNIT_BASE, &G.fp, &err), 0);
     add_code(w, pool, "filler", filler, NULL, NULL);
     add_code(w, pool, "heap_sample", code, tamper, report);
-    if (pooled) {
-        cds_heap_pool_view(pool, &view);
-        cds_writer_set_pool(w, &view);
-    }
+    cds_heap_pool_view(pool, &view);
+    cds_writer_set_pool(w, &view);
     assert_status(cds_writer_finish(w, &err), 0);
     cds_writer_destroy(w);
     cds_heap_pool_destroy(pool);
@@ -350,17 +341,16 @@ build_archive_at(const char *path, PyObject *first, PyObject *code,
 }
 
 static void
-build_archive(PyObject *code, bool pooled, tamper_fn *tamper,
-              struct report *report)
+build_archive(PyObject *code, tamper_fn *tamper, struct report *report)
 {
-    build_archive_at(G.path, NULL, code, pooled, tamper, report);
+    build_archive_at(G.path, NULL, code, tamper, report);
 }
 
-/* build_archive(compile(src, filename), pooled) in a child process, so that no
+/* build_archive(compile(src, filename)) in a child process, so that no
  * string of src is ever interned in this one (3.12 on, every name the
  * compiler interns is immortal: it never leaves the interned dict). */
 static void
-build_archive_elsewhere(const char *src, const char *filename, bool pooled)
+build_archive_elsewhere(const char *src, const char *filename)
 {
     int status;
 
@@ -370,7 +360,7 @@ build_archive_elsewhere(const char *src, const char *filename, bool pooled)
     assert_true(pid >= 0);
     if (pid == 0) {
         PyObject *code = compile_text(src, filename);
-        build_archive(code, pooled, NULL, NULL);
+        build_archive(code, NULL, NULL);
         Py_DECREF(code);
         _exit(0);
     }
@@ -631,13 +621,13 @@ group_teardown(void **state)
 /* Round trips */
 
 static void
-round_trip(enum place where, bool pooled)
+round_trip(enum place where)
 {
     struct report rep;
     struct loaded *l;
     PyObject *orig = compile_sample();
 
-    build_archive(orig, pooled, NULL, &rep);
+    build_archive(orig, NULL, &rep);
     if ((l = load_archive(where)) == NULL) {
         Py_DECREF(orig);
         skip();
@@ -649,11 +639,9 @@ round_trip(enum place where, bool pooled)
     assert_int_equal(rep.nfrozensets, 4);
     assert_int_equal(rep.nfrozen, 4);
     assert_true(rep.next > 0 && rep.nreloc > 0);
-    /* interned strings: in the pool (5.5) or kept in the segment (5.4) */
-    assert_true(pooled ? rep.nshared > 50 : rep.nintern > 50);
-    assert_int_equal(pooled ? rep.nintern : rep.nshared, 0);
-    assert_true(pooled ? l->a.header->pool_count > 50
-                       : l->a.header->pool_count == 0);
+    /* interned strings: in the pool (5.5) */
+    assert_true(rep.nshared > 50);
+    assert_true(l->a.header->pool_count > 50);
 
     pycheck("check_round_trip",
             Py_BuildValue("(OO(sssssssssss))", orig, l->sample, "code", "str",
@@ -669,35 +657,21 @@ static void
 test_heap_round_trip_relocated(void **state)
 {
     (void)state;
-    round_trip(RELOCATED, true);
+    round_trip(RELOCATED);
 }
 
 static void
 test_heap_round_trip_at_base(void **state)
 {
     (void)state;
-    round_trip(AT_BASE, true);
+    round_trip(AT_BASE);
 }
 
 static void
 test_heap_round_trip_mapped(void **state)
 {
     (void)state;
-    round_trip(MAPPED, true);
-}
-
-static void
-test_heap_round_trip_unpooled(void **state)
-{
-    (void)state;
-    round_trip(RELOCATED, false);
-}
-
-static void
-test_heap_round_trip_unpooled_at_base(void **state)
-{
-    (void)state;
-    round_trip(AT_BASE, false);
+    round_trip(MAPPED);
 }
 
 /* None, True, False, Ellipsis, small ints, '', 1-char latin-1 str, b'',
@@ -708,7 +682,7 @@ test_heap_singletons_are_the_processes(void **state)
     PyObject *orig = compile_sample();
 
     (void)state;
-    build_archive(orig, true, NULL, NULL);
+    build_archive(orig, NULL, NULL);
     struct loaded *l = load_archive(RELOCATED);
     pycheck("check_singletons", Py_BuildValue("(O)", l->sample));
     Py_DECREF(orig);
@@ -723,14 +697,11 @@ static void
 test_heap_interned_names_are_the_interpreters(void **state)
 {
     (void)state;
-    for (int pooled = 1; pooled >= 0; pooled--) {
-        PyObject *orig = compile_sample();
-        build_archive(orig, pooled, NULL, NULL);
-        struct loaded *l = load_archive(RELOCATED);
-        pycheck("check_interned_names",
-                Py_BuildValue("(OO)", orig, l->sample));
-        Py_DECREF(orig);
-    }
+    PyObject *orig = compile_sample();
+    build_archive(orig, NULL, NULL);
+    struct loaded *l = load_archive(RELOCATED);
+    pycheck("check_interned_names", Py_BuildValue("(OO)", orig, l->sample));
+    Py_DECREF(orig);
 }
 
 /* Regression (was a bug: cds/heap.c ext_index/ext_object, format.md 5.3): every 1-character
@@ -750,15 +721,11 @@ static void
 test_heap_one_char_names_interned(void **state)
 {
     (void)state;
-    for (int pooled = 1; pooled >= 0; pooled--) {
-        /* a new original per archive (_co_cached: see above) */
-        PyObject *orig = compile_sample();
-        build_archive(orig, pooled, NULL, NULL);
-        struct loaded *l = load_archive(RELOCATED);
-        pycheck("check_one_char_names",
-                Py_BuildValue("(OO)", orig, l->sample));
-        Py_DECREF(orig);
-    }
+    PyObject *orig = compile_sample();
+    build_archive(orig, NULL, NULL);
+    struct loaded *l = load_archive(RELOCATED);
+    pycheck("check_one_char_names", Py_BuildValue("(OO)", orig, l->sample));
+    Py_DECREF(orig);
 }
 
 /* Names no live object uses when the archive is loaded: the archived
@@ -782,10 +749,10 @@ test_heap_new_names_interned_in_place(void **state)
 #if IMMORTAL_LAYOUT
         /* the compiler's names are immortal: names this process never
          * interned come from an archive another process wrote */
-        build_archive_elsewhere(srcs[k], "/src/fresh.py", k == 0);
+        build_archive_elsewhere(srcs[k], "/src/fresh.py");
 #else
         PyObject *orig = compile_text(srcs[k], "/src/fresh.py");
-        build_archive(orig, k == 0, NULL, NULL);
+        build_archive(orig, NULL, NULL);
         /* the only owner of those names goes: they leave the interned
          * dict */
         Py_DECREF(orig);
@@ -818,7 +785,7 @@ test_heap_pool_shared_across_modules(void **state)
         "/src/two.py");
 
     (void)state;
-    build_archive_at(G.path, one, two, true, NULL, NULL);
+    build_archive_at(G.path, one, two, NULL, NULL);
     struct loaded *l = load_archive(RELOCATED);
     PyObject *n = pycall("check_shared",
                          Py_BuildValue("(OOOO)", one, two, l->filler,
@@ -887,7 +854,7 @@ test_heap_pool_string_image_checked(void **state)
     size_t n;
 
     (void)state;
-    build_archive(orig, true, NULL, NULL);
+    build_archive(orig, NULL, NULL);
     uint8_t *golden = unit_read_file(G.path, &n);
     uint32_t ascii = pool_index_of(golden, "FILLER", true);
     uint32_t latin = pool_index_of(golden, "caf\xe9", false);
@@ -966,7 +933,7 @@ test_heap_pool_string_length_overflow(void **state)
     int status;
 
     (void)state;
-    build_archive(orig, true, NULL, NULL);
+    build_archive(orig, NULL, NULL);
     uint8_t *img = unit_read_file(G.path, &n);
     uint8_t *s = pool_string(img, pool_index_of(img, "caf\xe9", false));
     set_state_bits(s, STR_KIND, 2u << 2); /* kind 2 */
@@ -1020,7 +987,7 @@ test_heap_pool_block_checked_at_load(void **state)
     size_t n;
 
     (void)state;
-    build_archive(orig, true, NULL, NULL);
+    build_archive(orig, NULL, NULL);
     uint8_t *img = unit_read_file(G.path, &n);
     pool_string(img, pool_index_of(img, "FILLER", true))[STR_ASCII_DATA] ^=
         0x20;
@@ -1055,8 +1022,8 @@ test_heap_pool_state_follows_the_archive(void **state)
 
     (void)state;
     snprintf(path_b, sizeof(path_b), "%s/b.img", G.dir);
-    build_archive_at(G.path, NULL, code_a, true, NULL, NULL);
-    build_archive_at(path_b, NULL, code_b, true, NULL, NULL);
+    build_archive_at(G.path, NULL, code_a, NULL, NULL);
+    build_archive_at(path_b, NULL, code_b, NULL, NULL);
     uint8_t *img_a = unit_read_file(G.path, &na);
     uint8_t *img_b = unit_read_file(path_b, &nb);
     register_image(img_a, na);
@@ -1082,7 +1049,7 @@ test_heap_frozensets_rebuilt(void **state)
     PyObject *orig = compile_sample();
 
     (void)state;
-    build_archive(orig, true, NULL, NULL);
+    build_archive(orig, NULL, NULL);
     struct loaded *l = load_archive(RELOCATED);
     pycheck("check_frozensets", Py_BuildValue("(OO)", orig, l->sample));
     Py_DECREF(orig);
@@ -1109,15 +1076,11 @@ test_heap_negative_ints(void **state)
         "RESULTS = (f(-6), f(-1267650600228229401496703205376), f(7))\n";
 
     (void)state;
-    for (int pooled = 1; pooled >= 0; pooled--) {
-        /* a new original per archive (_co_cached: see
-         * test_heap_interned_names_are_the_interpreters) */
-        PyObject *orig = compile_text(src, "/src/negative.py");
-        build_archive(orig, pooled, NULL, NULL);
-        struct loaded *l = load_archive(RELOCATED);
-        pycheck("check_negative_ints", Py_BuildValue("(OO)", orig, l->sample));
-        Py_DECREF(orig);
-    }
+    PyObject *orig = compile_text(src, "/src/negative.py");
+    build_archive(orig, NULL, NULL);
+    struct loaded *l = load_archive(RELOCATED);
+    pycheck("check_negative_ints", Py_BuildValue("(OO)", orig, l->sample));
+    Py_DECREF(orig);
 }
 
 /* Archived tuples are untracked, refcounts stay huge, collections with
@@ -1128,7 +1091,7 @@ test_heap_survives_gc(void **state)
     PyObject *orig = compile_sample();
 
     (void)state;
-    build_archive(orig, true, NULL, NULL);
+    build_archive(orig, NULL, NULL);
     struct loaded *l = load_archive(RELOCATED);
     pycheck("check_survives_gc", Py_BuildValue("(O)", l->sample));
     Py_DECREF(orig);
@@ -1156,7 +1119,7 @@ test_heap_quickened_code_archived_deoptimised(void **state)
         }
         Py_DECREF(r);
     }
-    build_archive(orig, true, NULL, NULL);
+    build_archive(orig, NULL, NULL);
     struct loaded *l = load_archive(RELOCATED);
     /* 3.12 on, the archive holds the bytecode of a never-run twin
      * (layout_immortal.h code_as_created), so run code archives as
@@ -1195,7 +1158,7 @@ test_heap_patches_moved_types_and_externals(void **state)
     size_t n;
 
     (void)state;
-    build_archive(orig, true, scribble, NULL);
+    build_archive(orig, scribble, NULL);
     /* and the pool strings' types (format.md 4.1) */
     uint8_t *img = unit_read_file(G.path, &n);
     for (uint32_t i = 0; i < img_header(img)->pool_count; i++) {
@@ -1234,7 +1197,7 @@ test_heap_refcounts_after_load(void **state)
     uint32_t ix;
 
     (void)state;
-    build_archive(orig, true, NULL, NULL);
+    build_archive(orig, NULL, NULL);
     uint8_t *file = unit_read_file(G.path, &n);
     struct loaded *l = load_archive(RELOCATED);
     assert_int_equal(l->a.size, n);
@@ -1373,9 +1336,10 @@ test_heap_interned_state_after_load(void **state)
     uint32_t ix;
 
     (void)state;
-    for (int pooled = 1; pooled >= 0; pooled--) {
-        /* names this process never interned */
-        build_archive_elsewhere(srcs[pooled], "/src/state.py", pooled);
+    for (int round = 0; round < 2; round++) {
+        /* names this process never interned, in a first and a second
+         * archive */
+        build_archive_elsewhere(srcs[round], "/src/state.py");
         struct loaded *l = load_archive(RELOCATED);
         assert_status(cds_archive_find(&l->a, "heap_sample", 11, &ix), 0);
         PyObject *consts = ((PyCodeObject *)l->sample)->co_consts;
@@ -1462,7 +1426,7 @@ test_heap_code_state_after_load(void **state)
 
     (void)state;
     assert_non_null(codes);
-    build_archive(orig, true, NULL, NULL);
+    build_archive(orig, NULL, NULL);
     PyCodeObject *before = PyCode_NewEmpty("before.py", "before", 1);
     assert_non_null(before);
     struct loaded *l = load_archive(RELOCATED);
@@ -1521,8 +1485,10 @@ test_heap_unsupported_constants(void **state)
     cds_heap_segment seg;
     cds_error err;
     char expr[512];
+    cds_heap_pool *pool = NULL;
 
     (void)state;
+    assert_status(cds_heap_pool_create(&pool, &err), 0);
     for (size_t i = 0; i < UNIT_ARRAY_SIZE(consts); i++) {
         snprintf(expr, sizeof(expr),
                  "compile('x = 1', '<u>', 'exec').replace("
@@ -1530,7 +1496,8 @@ test_heap_unsupported_constants(void **state)
                  consts[i]);
         PyObject *code = pyeval(expr);
         memset(&seg, 0x5a, sizeof(seg));
-        int rc = cds_heap_serialize(code, UNIT_BASE + 4096, &seg, &err);
+        int rc =
+            cds_heap_serialize(code, UNIT_BASE + 4096, pool, NULL, &seg, &err);
         if (rc != CDS_EUNSUPPORTED) {
             print_error("%s: %s\n", consts[i], cds_status_name(rc));
         }
@@ -1547,15 +1514,21 @@ test_heap_unsupported_constants(void **state)
         "(lambda t: compile('x = 1', '<u>', 'exec').replace("
         "co_consts=(t, None)))(__import__('functools').reduce("
         "lambda t, i: (t, i), range(5000), ()))");
-    assert_status(cds_heap_serialize(code, UNIT_BASE, &seg, &err),
+    assert_status(cds_heap_serialize(code, UNIT_BASE, pool, NULL, &seg, &err),
                   CDS_EUNSUPPORTED);
     assert_null(seg.objects);
     Py_DECREF(code);
     /* the root must be a code object */
     PyObject *s = PyUnicode_FromString("not code");
-    assert_status(cds_heap_serialize(s, UNIT_BASE, &seg, &err),
+    assert_status(cds_heap_serialize(s, UNIT_BASE, pool, NULL, &seg, &err),
                   CDS_EUNSUPPORTED);
     Py_DECREF(s);
+    /* and a pool there must be: interned strings go nowhere else */
+    code = pyeval("compile('x = 1', '<u>', 'exec')");
+    assert_status(cds_heap_serialize(code, UNIT_BASE, NULL, NULL, &seg, &err),
+                  CDS_EUNSUPPORTED);
+    Py_DECREF(code);
+    cds_heap_pool_destroy(pool);
     cds_heap_segment_clear(&seg);
     cds_heap_segment_clear(NULL);
 }
@@ -1587,7 +1560,7 @@ golden(size_t *n)
     static size_t size;
     if (img == NULL) {
         PyObject *orig = compile_sample();
-        build_archive(orig, true, NULL, NULL);
+        build_archive(orig, NULL, NULL);
         img = unit_read_file(G.path, &size);
         Py_DECREF(orig);
     }
@@ -1893,9 +1866,9 @@ code_one_arg(const struct vimg *v, uint32_t off, uint32_t end)
              (CO_VARARGS | CO_VARKEYWORDS));
 }
 
-/* The writer's archives pass: the sample (interned strings pooled or
- * kept in the segment), many standard library modules, and constants
- * that need the rare layouts (the empty frozenset's empty item tuple). */
+/* The writer's archives pass: the sample, many standard library modules,
+ * and constants that need the rare layouts (the empty frozenset's empty
+ * item tuple). */
 static void
 test_heap_validate_accepts_archives(void **state)
 {
@@ -1905,15 +1878,11 @@ test_heap_validate_accepts_archives(void **state)
     struct cds_pool view;
 
     (void)state;
-    for (int pooled = 0; pooled < 2; pooled++) {
-        /* a new original per archive (_co_cached: see
-         * test_heap_interned_names_are_the_interpreters) */
-        PyObject *orig = compile_sample();
-        build_archive(orig, pooled, NULL, NULL);
-        struct loaded *l = load_archive(RELOCATED); /* validates, loads */
-        pycheck("check_round_trip", Py_BuildValue("(OO())", orig, l->sample));
-        Py_DECREF(orig);
-    }
+    PyObject *orig = compile_sample();
+    build_archive(orig, NULL, NULL);
+    struct loaded *l = load_archive(RELOCATED); /* validates, loads */
+    pycheck("check_round_trip", Py_BuildValue("(OO())", orig, l->sample));
+    Py_DECREF(orig);
     /* the standard library, in one pooled archive as the hook writes */
     PyObject *mods = pycall("stdlib_codes", PyTuple_New(0));
     Py_ssize_t nmods = PyList_GET_SIZE(mods);
@@ -1938,7 +1907,7 @@ test_heap_validate_accepts_archives(void **state)
     cds_heap_pool_destroy(pool);
     size_t n;
     uint8_t *img = unit_read_file(G.path, &n);
-    struct loaded *l = load_image(img, n);
+    l = load_image(img, n);
     for (uint32_t i = 0; i < l->a.header->nmodules; i++) {
         int rc = cds_segment_validate(&l->a, i, &err);
         if (rc == 0) {
@@ -1993,7 +1962,6 @@ move_root_last(cds_heap_segment *seg)
     MOVE(reloc, nreloc, );
     MOVE(ext, next, .slot);
     MOVE(shared, nshared, .slot);
-    MOVE(refs, nrefs, );
     MOVE(frozen, nfrozen, );
 #undef MOVE
 }
@@ -2006,7 +1974,7 @@ test_heap_validate_any_order(void **state)
     size_t n;
 
     (void)state;
-    build_archive(orig, true, move_root_last, NULL);
+    build_archive(orig, move_root_last, NULL);
     struct loaded *l = load_archive(RELOCATED);
     uint32_t ix;
     assert_status(cds_archive_find(&l->a, "heap_sample", 11, &ix), 0);
@@ -2642,8 +2610,6 @@ main(int argc, char **argv)
         T(test_heap_round_trip_relocated),
         T(test_heap_round_trip_at_base),
         T(test_heap_round_trip_mapped),
-        T(test_heap_round_trip_unpooled),
-        T(test_heap_round_trip_unpooled_at_base),
         T(test_heap_singletons_are_the_processes),
         T(test_heap_interned_names_are_the_interpreters),
         T(test_heap_one_char_names_interned),

@@ -266,10 +266,11 @@ check_segment(const cds_archive *a, uint32_t ix, const struct unit_segment *u)
     LIST(objtab, nobjects, 4);
     LIST(reloc, nreloc, 4);
     LIST(ext, next, sizeof(struct cds_disk_ext));
-    LIST(intern, nintern, sizeof(struct cds_disk_intern));
-    LIST(refs, nrefs, 4);
     LIST(frozen, nfrozen, 4);
 #undef LIST
+    /* format.md 5.4: no interned strings in a segment */
+    assert_int_equal(m->nintern, 0);
+    assert_int_equal(m->nrefs, 0);
     assert_int_equal(m->reserved, 0);
 }
 
@@ -643,10 +644,6 @@ test_writer_empty_lists_null(void **state)
     u.seg.nreloc = 0;
     u.seg.ext = NULL;
     u.seg.next = 0;
-    u.seg.intern = NULL;
-    u.seg.nintern = 0;
-    u.seg.refs = NULL;
-    u.seg.nrefs = 0;
     u.seg.frozen = NULL;
     u.seg.nfrozen = 0;
     u.seg.shared = NULL;
@@ -656,7 +653,6 @@ test_writer_empty_lists_null(void **state)
     cds_writer_destroy(w);
     load_file(d->dest, &a, &img);
     assert_int_equal(a.modules[0].nreloc + a.modules[0].next +
-                         a.modules[0].nintern + a.modules[0].nrefs +
                          a.modules[0].nfrozen + a.modules[0].nshared,
                      0);
     assert_status(cds_segment_validate(&a, 0, &err), 0);

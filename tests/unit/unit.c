@@ -185,10 +185,7 @@ unit_segment_init(struct unit_segment *u, uint64_t addr, unsigned variant,
     u->ext[1].slot = UNIT_SEG_SLOT_ONE;
     u->ext[1].index = CDS_EXT_SMALL_INT + (1 - CDS_EXT_INT_MIN);
     put_ptr(u->objects, UNIT_SEG_SLOT_ONE, 0x900100ull);
-    u->intern[0].object = UNIT_SEG_STR;
-    u->intern[0].first_ref = 0;
-    u->intern[0].nrefs = 1;
-    u->refs[0] = UNIT_SEG_SLOT_STR;
+    u->reloc[2] = UNIT_SEG_SLOT_STR;
     put_ptr(u->objects, UNIT_SEG_SLOT_STR, addr + UNIT_SEG_STR);
 
     u->seg.objects = u->objects;
@@ -200,10 +197,6 @@ unit_segment_init(struct unit_segment *u, uint64_t addr, unsigned variant,
     u->seg.nreloc = UNIT_ARRAY_SIZE(u->reloc);
     u->seg.ext = u->ext;
     u->seg.next = UNIT_ARRAY_SIZE(u->ext);
-    u->seg.intern = u->intern;
-    u->seg.nintern = UNIT_ARRAY_SIZE(u->intern);
-    u->seg.refs = u->refs;
-    u->seg.nrefs = UNIT_ARRAY_SIZE(u->refs);
     u->seg.frozen = u->frozen;
     u->seg.nfrozen = UNIT_ARRAY_SIZE(u->frozen);
     /* never NULL, even when empty: see test_writer_empty_lists_null */

@@ -95,7 +95,7 @@ void unit_fingerprint(struct cds_disk_fingerprint *fp);
 #define UNIT_SEG_ITEMS 192u
 #define UNIT_SEG_SLOT_TUPLE 32u   /* reloc[0] */
 #define UNIT_SEG_SLOT_NONE 40u    /* ext[0] */
-#define UNIT_SEG_SLOT_STR 104u    /* refs[0] */
+#define UNIT_SEG_SLOT_STR 104u    /* reloc[2] */
 #define UNIT_SEG_SLOT_ITEMS 112u  /* reloc[1], frozen[0] */
 #define UNIT_SEG_SLOT_ONE 216u    /* ext[1] */
 #define UNIT_SEG_SLOT_POOL 48u    /* shared[0], when there is a pool */
@@ -103,10 +103,8 @@ struct unit_segment {
     struct cds_segment seg;
     _Alignas(8) uint8_t objects[UNIT_SEG_OBJECTS];
     uint32_t objtab[4];
-    uint32_t reloc[2];
+    uint32_t reloc[3];
     struct cds_disk_ext ext[2];
-    struct cds_disk_intern intern[1];
-    uint32_t refs[1];
     uint32_t frozen[1];
     struct cds_disk_shared shared[1];
 };
