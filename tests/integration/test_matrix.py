@@ -45,16 +45,20 @@ is used; at most one where either is right):
                     a corrupt archive of the same size is one warning; a
                     file shrunk in place is KNOWN (SIGBUS).
 
+Offsets inside objects (code fields, str and int heads) are those of the
+interpreter under test, CPython 3.11, 3.12 or 3.13: one table per version
+(LAYOUTS), picked by asking it for sys.version_info.
+
 The intern and reference lists are empty in the archives the import hook
 writes (format.md 5.4), so they are reached through the entry's counts
 and offsets (resealed entry fields), not by flipping list bytes.
 
-Cases matching KNOWN fail today: they are skipped unless
-CDSTEST_MATRIX_STRICT=1, which runs and asserts them like the others.
-CDSTEST_MATRIX_ONLY=SUBSTRING runs only the cases whose label contains it.
-A crash (signal, or a sanitizer report) is listed with the case's label,
-file offset and byte.  The last line is a summary to quote
-(docs/reliability.md)."""
+Cases matching KNOWN (or the version's known failures) fail today: they
+are skipped unless CDSTEST_MATRIX_STRICT=1, which runs and asserts them
+like the others.  CDSTEST_MATRIX_ONLY=SUBSTRING runs only the cases
+whose label contains it.  A crash (signal, or a sanitizer report) is
+listed with the case's label, file offset and byte.  The last line is a
+summary to quote (docs/reliability.md)."""
 import ast
 import os
 import re
@@ -143,11 +147,13 @@ print('done')
 # in the label) and the reason.  Skipped unless CDSTEST_MATRIX_STRICT=1,
 # which runs them and prints "known failure passed: LABEL" for those that
 # pass (then drop the pattern).  State at 1316a12 (cds_heap_validate):
-# see docs/reliability.md 1.3 for the cases and what they do.
+# see docs/reliability.md 1.3 for the cases and what they do.  Known
+# failures of one CPython version are in its layout table (LAYOUTS:
+# 'known', 'resume').
+BYTECODE_TRUSTED = ('bytecode is trusted as in a .pyc: an opcode turned '
+                    'into an unknown or specialised one is not detected '
+                    '(format.md 6.5)')
 KNOWN = (
-    (r'segment (argparse|difflib) .*code first instruction$',
-     'bytecode is trusted as in a .pyc: an opcode turned into an unknown '
-     'or specialised one is not detected (format.md 6.5)'),
     (r'replaced: (another valid archive written over it in place|'
      r'truncated in place)', 'a file shrunk in place under a mapping '
      'raises SIGBUS (archives are replaced by rename; documented)'),
@@ -174,16 +180,17 @@ def crashed(res):
     return None
 
 
-def known(label):
-    for pattern, why in KNOWN:
+def known(label, layout):
+    for pattern, why in KNOWN + layout['known']:
         if re.search(pattern, label):
             return why
     return None
 
 
 class Matrix:
-    def __init__(self, t, app, stock, stock_early, good):
+    def __init__(self, t, app, stock, stock_early, good, layout):
         self.t = t
+        self.layout = layout  # LAYOUTS[the interpreter's version]
         self.app = app
         self.stock = stock
         self.stock_early = stock_early
@@ -202,19 +209,20 @@ class Matrix:
 
     # --- one case ----------------------------------------------------
     def run(self, kind, label, data, expect='one', where='', late=True,
-            say=(), stale=False, env=None):
+            say=(), stale=False, env=None, known_why=None):
         """Write data as the archive, run SHARE quietly, and check: stdout,
         exit status and stderr without pycds lines as stock; the pycds
         lines are exactly `expect` warnings ('one', 'zero', or 'le1': at
         most one); a warning contains one of `say`; with stale, the
-        stats count a stale source."""
+        stats count a stale source.  known_why: the case is a known
+        failure (as a KNOWN pattern), for this reason."""
         t = self.t
         assert label not in self.labels, label
         self.labels.add(label)
         if self.only and self.only not in label:
             return
         self.counts[kind] = self.counts.get(kind, 0) + 1
-        why = known(label)
+        why = known(label, self.layout) or known_why
         if why and not self.strict:
             self.skipped.append(label)
             print('skip (known: %s): %s' % (why, label))
@@ -258,7 +266,7 @@ class Matrix:
             *([res] if problems else []))
         if ok:
             self.passed[kind] = self.passed.get(kind, 0) + 1
-            if known(label):
+            if why:
                 self.known_ok.append(label)
         else:
             self.bad.append((label, where, '; '.join(problems)))
@@ -359,6 +367,12 @@ def main():
     hasher = cdstest.xxh3_64()
     if hasher is None:
         t.skip('no XXH3 (python3-xxhash or libxxhash): cannot re-seal')
+    version = python_version(t)
+    layout = LAYOUTS.get(version)
+    if layout is None:
+        t.check(False, 'a layout table for Python %d.%d (LAYOUTS)' % version)
+        t.finish()
+    print('object layout: Python %d.%d' % version)
     app = t.write('app.py', cdstest.STATS_HOOK + APP)
     stock = t.stock([app])
     t.check(stock.rc == 0 and stock.out.endswith('done\n'),
@@ -384,7 +398,7 @@ def main():
     t.check([e['name'] for e in ents] == listed,
             'the test reads the %d module entries' % len(ents))
     size = len(data)
-    m = Matrix(t, app, stock, stock_early, data)
+    m = Matrix(t, app, stock, stock_early, data, layout)
     esize = cdstest.entry_size(data)
     print('archive: %d bytes, %d modules, entries of %d bytes, pool of %d '
           'strings' % (size, len(ents), esize, h['pool_count']))
@@ -410,6 +424,7 @@ def main():
 
 def unsealed(m, data, h, ents, first, second):
     K = 'flips unsealed'
+    L = m.layout
     for name, off, size in cdstest.HEADER_FIELDS:
         m.flip(K, 'unsealed: header %s' % name, off, region='header')
     m.flip(K, 'unsealed: header magic, last byte', 7, region='header',
@@ -449,8 +464,9 @@ def unsealed(m, data, h, ents, first, second):
     pool = [('first string, refcount', po), ('first string, type', po + 8),
             ('first string, length', po + 16), ('first string, hash', po + 24),
             ('first string, state', po + 32),
-            ('first string, characters', po + 48),
-            ('middle string', po + table[len(table) // 2] + 49),
+            ('first string, characters', po + L['str_ascii_data']),
+            ('middle string', po + table[len(table) // 2]
+             + L['str_ascii_data'] + 1),
             ('object region, last byte', po + h['pool_objects_size'] - 1),
             ('table, first entry', po + h['pool_table_off']),
             ('table, middle entry', po + h['pool_table_off']
@@ -619,13 +635,10 @@ def resealed(m, data, h, ents, first, second, esize):
     po = h['pool_offset']
     table = cdstest.pool_table(data)
     mid = po + table[len(table) // 2]
+    for what, rel, exp, xor in m.layout['pool_str']:
+        rs('pool first string %s' % what, po + rel, region='pool',
+           expect=exp, xor=xor)
     for what, off, exp in (
-            ('first string refcount', po, 'le1'),
-            ('first string type', po + 8, 'zero'),
-            ('first string length', po + 16, 'one'),
-            ('first string hash', po + 24, 'one'),
-            ('first string state', po + 32, 'one'),
-            ('first string wstr', po + 40, 'one'),
             ('middle string length', mid + 16, 'one'),
             ('middle string NUL', po + table[len(table) // 2 + 1] - 1
              if data[po + table[len(table) // 2 + 1] - 1] else None, 'one'),
@@ -641,24 +654,189 @@ def resealed(m, data, h, ents, first, second, esize):
         seg(m, rs, data, h, e, why)
 
 
-# code object fields: (name, offset, expect); None: a pointer slot, whose
-# expectation follows from the list that names it (see slot_expect)
-CODE_FIELDS = (
-    ('ob_refcnt', 0, 'le1'), ('ob_type', 8, 'zero'), ('ob_size', 16, 'one'),
-    ('co_consts', 24, None), ('co_names', 32, None),
-    ('co_exceptiontable', 40, None), ('co_flags', 48, 'one'),
-    ('co_warmup', 52, 'le1'), ('co_argcount', 56, 'one'),
-    ('co_stacksize', 68, 'le1'), ('co_firstlineno', 72, 'le1'),
-    ('co_nlocalsplus', 76, 'one'), ('co_nlocals', 80, 'one'),
-    ('co_ncellvars', 88, 'one'), ('co_localsplusnames', 96, None),
-    ('co_localspluskinds', 104, None), ('co_filename', 112, None),
-    ('co_name', 120, None), ('co_qualname', 128, None),
-    ('co_linetable', 136, None), ('co_weakreflist', 144, 'one'),
-    ('_co_code', 152, 'one'), ('co_extra', 176, 'one'),
-    ('first instruction', 184, 'one'),
+# --- object layouts: one table per CPython version --------------------------
+#
+# Where the fields of an archived object lie, and what a flipped byte of
+# each must produce, for each interpreter pycds supports.  The offsets are
+# cds/layout_3XX.c's static_asserts (format.md 5.1); main() picks the
+# table of the interpreter under test (python_version).  A new version is
+# one more table in LAYOUTS.
+#
+#   code      code object fields, (name, offset, expect[, xor]): expect
+#             None is a pointer slot, whose expectation follows from the
+#             list that names it (slot_expect); 'nlocals0' is 'one' if the
+#             code object has no locals, else 'zero' (see LAYOUT_312).
+#             Every field of the root code object is flipped, those in
+#             code_mid also in a middle one.
+#   pool_str  the first pool string's head, (what, offset, expect, xor),
+#             resealed.
+#   str       a segment's middle str, (what, offset, expect, xor).
+#   str_compact  the first non-ASCII (compact) str of a segment, if any,
+#             (what, offset, expect, xor).
+#   int       a segment's first int, (what, offset, expect, xor).
+#   str_ascii_data  where an ASCII str's characters start (unsealed flips
+#             of the pool's characters).
+#   known     known failures of this version, as KNOWN.
+#   resume    the RESUME opcode, or None: a code object's first
+#             instruction flipped is one warning where it is RESUME (the
+#             first RESUME moves: _co_firsttraceable no longer matches),
+#             and a known failure where it is not (MAKE_CELL,
+#             COPY_FREE_VARS, RETURN_GENERATOR come first: BYTECODE_TRUSTED).
+
+LAYOUT_311 = {
+    'code': (
+        ('ob_refcnt', 0, 'le1'), ('ob_type', 8, 'zero'),
+        ('ob_size', 16, 'one'),
+        ('co_consts', 24, None), ('co_names', 32, None),
+        ('co_exceptiontable', 40, None), ('co_flags', 48, 'one'),
+        ('co_warmup', 52, 'le1'), ('co_argcount', 56, 'one'),
+        ('co_stacksize', 68, 'le1'), ('co_firstlineno', 72, 'le1'),
+        ('co_nlocalsplus', 76, 'one'), ('co_nlocals', 80, 'one'),
+        ('co_ncellvars', 88, 'one'), ('co_localsplusnames', 96, None),
+        ('co_localspluskinds', 104, None), ('co_filename', 112, None),
+        ('co_name', 120, None), ('co_qualname', 128, None),
+        ('co_linetable', 136, None), ('co_weakreflist', 144, 'one'),
+        ('_co_code', 152, 'one'), ('co_extra', 176, 'one'),
+        ('first instruction', 184, 'one'),
+    ),
+    'code_mid': ('ob_size', 'co_consts', 'co_argcount', 'co_nlocalsplus',
+                 'co_localsplusnames', 'first instruction'),
+    'pool_str': (
+        ('refcount', 0, 'le1', XOR), ('type', 8, 'zero', XOR),
+        ('length', 16, 'one', XOR), ('hash', 24, 'one', XOR),
+        ('state', 32, 'one', XOR), ('wstr', 40, 'one', XOR),
+    ),
+    'str': (
+        ('length', 16, 'one', XOR), ('hash', 24, 'one', XOR),
+        ('state', 32, 'one', XOR), ('wstr', 40, 'one', XOR),
+    ),
+    'str_compact': (),
+    'int': (('ob_size', 16, 'one', XOR), ('type', 8, 'zero', XOR)),
+    'str_ascii_data': 48,
+    # known failures (as KNOWN), measured on Debian's 3.11.2 and pyenv's
+    # 3.11.7: the first instruction of these code objects is not RESUME
+    'known': ((r'segment (argparse|difflib) .*code first instruction$',
+               BYTECODE_TRUSTED),),
+    'resume': None,
+}
+
+# 3.12 and later: immortal objects (every archived object's count is
+# exactly 0xFFFFFFFF, checked for each: a flipped count is one warning),
+# no co_warmup (code quickened at creation); co_stacksize is tied to
+# co_framesize (= co_nlocalsplus + co_stacksize + FRAME_SPECIALS_SIZE) and
+# co_version must be 0, so both are one warning; the runtime caches
+# (_co_cached, _co_instrumentation_version, _co_monitoring, co_extra,
+# 3.13's co_executors) must be empty.  A str has no wstr: its ASCII
+# characters start at 40, a compact one's at 56 after utf8_length (40) and
+# utf8 (48), which must be 0/NULL; state bit 7 is statically_allocated,
+# which an archived str never is.  An int's ob_size is lv_tag: sign in
+# bits 0-1 (3 is no sign), bit 2 no int of ours, digit count from bit 3.
+#
+# co_flags XOR 0x5a sets CO_NEWLOCALS, CO_VARKEYWORDS and CO_NESTED in a
+# module's code (its flags are 0): the only check it can fail is
+# _PyCode_Validate's, arguments (now one, the ** dict) that no local
+# holds.  That is one warning where the module's code has no locals (as
+# on 3.11), but from 3.12 on the comprehensions at a module's top level
+# are inlined (PEP 709) and their variables are locals of the module's
+# code: then the flags are ones a .pyc could carry, trusted as its
+# bytecode is (format.md 6.5), and harmless (the ** dict lands in a local
+# slot that exists; the comprehension saves and restores it): no
+# warning.  A negative co_flags is always one.
+_POOL_STR_IMMORTAL = (
+    ('refcount', 0, 'one', XOR), ('type', 8, 'zero', XOR),
+    ('length', 16, 'one', XOR), ('hash', 24, 'one', XOR),
+    ('state', 32, 'one', XOR), ('state, statically_allocated bit', 32,
+                                'one', 0x80),
 )
-MID_CODE_FIELDS = ('ob_size', 'co_consts', 'co_argcount', 'co_nlocalsplus',
-                   'co_localsplusnames', 'first instruction')
+_STR_IMMORTAL = (
+    ('length', 16, 'one', XOR), ('hash', 24, 'one', XOR),
+    ('state', 32, 'one', XOR), ('state, statically_allocated bit', 32,
+                                'one', 0x80),
+)
+_STR_COMPACT_IMMORTAL = (
+    ('utf8_length', 40, 'one', XOR), ('utf8', 48, 'one', XOR),
+)
+_INT_IMMORTAL = (
+    ('lv_tag', 16, 'one', XOR), ('lv_tag sign bits 3', 16, 'one', 3),
+    ('lv_tag bit 2', 16, 'one', 4), ('type', 8, 'zero', XOR),
+)
+_CODE_MID_IMMORTAL = ('ob_size', 'co_consts', 'co_argcount',
+                      'co_nlocalsplus', 'co_localsplusnames',
+                      'first instruction')
+
+LAYOUT_312 = {
+    'code': (
+        ('ob_refcnt', 0, 'one'), ('ob_type', 8, 'zero'),
+        ('ob_size', 16, 'one'),
+        ('co_consts', 24, None), ('co_names', 32, None),
+        ('co_exceptiontable', 40, None), ('co_flags', 48, 'nlocals0'),
+        ('co_flags, sign bit', 51, 'one', 0x80),
+        ('co_argcount', 52, 'one'), ('co_stacksize', 64, 'one'),
+        ('co_firstlineno', 68, 'le1'), ('co_nlocalsplus', 72, 'one'),
+        ('co_framesize', 76, 'one'), ('co_nlocals', 80, 'one'),
+        ('co_ncellvars', 84, 'one'), ('co_nfreevars', 88, 'one'),
+        ('co_version', 92, 'one'), ('co_localsplusnames', 96, None),
+        ('co_localspluskinds', 104, None), ('co_filename', 112, None),
+        ('co_name', 120, None), ('co_qualname', 128, None),
+        ('co_linetable', 136, None), ('co_weakreflist', 144, 'one'),
+        ('_co_cached', 152, 'one'),
+        ('_co_instrumentation_version', 160, 'one'),
+        ('_co_monitoring', 168, 'one'), ('_co_firsttraceable', 176, 'one'),
+        ('co_extra', 184, 'one'), ('first instruction', 192, 'one'),
+    ),
+    'code_mid': _CODE_MID_IMMORTAL,
+    'pool_str': _POOL_STR_IMMORTAL,
+    'str': _STR_IMMORTAL,
+    'str_compact': _STR_COMPACT_IMMORTAL,
+    'int': _INT_IMMORTAL,
+    'str_ascii_data': 40,
+    'known': (),
+    'resume': 151,  # opcode.opmap['RESUME']
+}
+
+LAYOUT_313 = {
+    'code': (
+        ('ob_refcnt', 0, 'one'), ('ob_type', 8, 'zero'),
+        ('ob_size', 16, 'one'),
+        ('co_consts', 24, None), ('co_names', 32, None),
+        ('co_exceptiontable', 40, None), ('co_flags', 48, 'nlocals0'),
+        ('co_flags, sign bit', 51, 'one', 0x80),
+        ('co_argcount', 52, 'one'), ('co_stacksize', 64, 'one'),
+        ('co_firstlineno', 68, 'le1'), ('co_nlocalsplus', 72, 'one'),
+        ('co_framesize', 76, 'one'), ('co_nlocals', 80, 'one'),
+        ('co_ncellvars', 84, 'one'), ('co_nfreevars', 88, 'one'),
+        ('co_version', 92, 'one'), ('co_localsplusnames', 96, None),
+        ('co_localspluskinds', 104, None), ('co_filename', 112, None),
+        ('co_name', 120, None), ('co_qualname', 128, None),
+        ('co_linetable', 136, None), ('co_weakreflist', 144, 'one'),
+        ('co_executors', 152, 'one'), ('_co_cached', 160, 'one'),
+        ('_co_instrumentation_version', 168, 'one'),
+        ('_co_monitoring', 176, 'one'), ('_co_firsttraceable', 184, 'one'),
+        ('co_extra', 192, 'one'), ('first instruction', 200, 'one'),
+    ),
+    'code_mid': _CODE_MID_IMMORTAL,
+    'pool_str': _POOL_STR_IMMORTAL,
+    'str': _STR_IMMORTAL,
+    'str_compact': _STR_COMPACT_IMMORTAL,
+    'int': _INT_IMMORTAL,
+    'str_ascii_data': 40,
+    'known': (),
+    'resume': 149,  # opcode.opmap['RESUME']
+}
+
+LAYOUTS = {(3, 11): LAYOUT_311, (3, 12): LAYOUT_312, (3, 13): LAYOUT_313}
+
+
+def python_version(t):
+    """(major, minor) of the interpreter under test, asked once (not the
+    interpreter running this script, nor other_build's)."""
+    r = t.stock(['-c', 'import sys; print(*sys.version_info[:2])'])
+    try:
+        major, minor = (int(x) for x in r.out.split())
+    except ValueError:
+        t.check(False, 'the interpreter under test says its version', r)
+        t.finish()
+    return major, minor
 
 
 def slot_lists(data, e):
@@ -694,6 +872,7 @@ def seg(m, rs, data, h, e, why):
     name = e['name']
     reg = 'segment %s' % name
     lists = slot_lists(data, e)
+    L = m.layout
 
     def at(what, off, **kw):
         kw.setdefault('region', reg)
@@ -733,17 +912,26 @@ def seg(m, rs, data, h, e, why):
         at('pool reference, slot misaligned', x)
         at('pool reference, index out of range', x + 7)
     kinds = objects_by_kind(data, e)
+    code_off = {f[0]: f[1] for f in L['code']}
     codes = [(0, 'root code')]
     if len(kinds.get(CODE, [])) > 1:
         codes.append((kinds[CODE][len(kinds[CODE]) // 2], 'middle code'))
     for c, cname in codes:
-        for f, off, exp in CODE_FIELDS:
-            if cname != 'root code' and f not in MID_CODE_FIELDS:
+        for f, off, exp, *xor in L['code']:
+            if cname != 'root code' and f not in L['code_mid']:
                 continue
+            if exp == 'nlocals0':
+                nlocals = cdstest.u32(data, s + c + code_off['co_nlocals'])
+                exp = 'one' if nlocals == 0 else 'zero'
+            kw = {}
+            if f == 'first instruction' and L['resume'] is not None \
+                    and data[s + c + off] != L['resume']:
+                kw['known_why'] = BYTECODE_TRUSTED
             if exp is None:
                 slot('%s %s' % (cname, f), c + off)
             else:
-                at('%s %s' % (cname, f), s + c + off, expect=exp)
+                at('%s %s' % (cname, f), s + c + off, expect=exp,
+                   xor=xor[0] if xor else XOR, **kw)
     if kinds.get(TUPLE):
         tp = kinds[TUPLE][len(kinds[TUPLE]) // 2]
         at('middle tuple GC head', s + tp - 16, expect='le1')
@@ -752,10 +940,15 @@ def seg(m, rs, data, h, e, why):
         slot('middle tuple item 0', tp + 24)
     if kinds.get(STR):
         st = kinds[STR][len(kinds[STR]) // 2]
-        at('middle str length', s + st + 16)
-        at('middle str hash', s + st + 24)
-        at('middle str state', s + st + 32)
-        at('middle str wstr', s + st + 40)
+        for what, rel, exp, xor in L['str']:
+            at('middle str %s' % what, s + st + rel, expect=exp, xor=xor)
+        # state bit 6 clear: not ASCII, a compact str's longer head
+        cs = next((o for o in kinds[STR] if not data[s + o + 32] & 0x40),
+                  None)
+        for what, rel, exp, xor in L['str_compact'] if cs is not None \
+                else ():
+            at('first non-ASCII str %s' % what, s + cs + rel, expect=exp,
+               xor=xor)
     if kinds.get(BYTES):
         by = kinds[BYTES][-1]
         at('last bytes ob_size', s + by + 16)
@@ -763,8 +956,8 @@ def seg(m, rs, data, h, e, why):
         at('last bytes hash', s + by + 24, expect='le1')
     if kinds.get(INT):
         it = kinds[INT][0]
-        at('first int ob_size', s + it + 16)
-        at('first int type', s + it + 8, expect='zero')
+        for what, rel, exp, xor in L['int']:
+            at('first int %s' % what, s + it + rel, expect=exp, xor=xor)
 
 
 # --- truncations ------------------------------------------------------------
@@ -910,7 +1103,7 @@ def replaced(m, t, app, data, ents, first, second, listed):
         m.counts[K] = m.counts.get(K, 0) + 1
         if m.only and m.only not in label:
             continue
-        why = known(label)
+        why = known(label, m.layout)
         if why and not m.strict:
             m.skipped.append(label)
             print('skip (known: %s): %s' % (why, label))
