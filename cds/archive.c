@@ -789,28 +789,60 @@ check_ext_index(uint32_t index)
 }
 
 
-/* One byte per 8-byte unit of a segment's objects, built while
- * validating: the kind (+1) of an object that starts there, and how the
- * unit is listed as a pointer slot. */
-#define MAP_KIND(b) ((b) & 0x0f)
-#define MAP_SLOT(b) (((b) >> 4) & 7)
-enum { SLOT_NONE, SLOT_RELOC, SLOT_EXT, SLOT_SHARED };
-
-/* Mark slot as used by list `use`; false when it is out of bounds,
- * misaligned or already listed (S3: every slot in exactly one list, so
- * nothing is patched twice). */
-static bool
-claim_slot(uint8_t *map, uint32_t slot, uint32_t objects_size, unsigned use)
+unsigned
+cds_ext_class(uint32_t index)
 {
-    if (!check_slot(slot, objects_size) || MAP_SLOT(map[slot / 8]) != 0) {
+    if (index == CDS_EXT_EMPTY_TUPLE) {
+        return CDS_SC_EXT_TUPLE;
+    }
+    if (index == CDS_EXT_EMPTY_BYTES) {
+        return CDS_SC_EXT_NOBYTES;
+    }
+    if (index >= CDS_EXT_BYTE && index < CDS_EXT_COUNT) {
+        return CDS_SC_EXT_BYTE + ((index - CDS_EXT_BYTE) >> 5);
+    }
+    if (index == CDS_EXT_EMPTY_STR ||
+        (index >= CDS_EXT_LATIN1 && index < CDS_EXT_BYTE)) {
+        return CDS_SC_EXT_STR;
+    }
+    return CDS_SC_EXT_OTHER;
+}
+static_assert(CDS_SC_EXT_BYTE + 7 <= 15, "slot classes fit 4 bits");
+
+/* Mark slot as listed with class cls; false when it is out of bounds,
+ * misaligned or already listed (S3: every slot in exactly one list, so
+ * nothing is patched twice).  A slot on an object's first unit (its
+ * reference count) is the heap layer's to refuse: it knows the fields. */
+static bool
+claim_slot(uint8_t *map, uint32_t slot, uint32_t objects_size, unsigned cls)
+{
+    if (!check_slot(slot, objects_size) ||
+        (map[slot / 8] & CDS_MAP_LISTED) != 0) {
         return false;
     }
-    map[slot / 8] |= (uint8_t)(use << 4);
+    map[slot / 8] |= (uint8_t)(cls << 3);
     return true;
+}
+
+void
+cds_slot_map_free(cds_slot_map *map)
+{
+    if (map != NULL) {
+        free(map->units);
+        map->units = NULL;
+        map->objects_size = 0;
+    }
 }
 
 int
 cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
+{
+    return cds_segment_validate_map(a, index, NULL, err);
+}
+
+int
+cds_segment_validate_map(const cds_archive *a, uint32_t index,
+                         cds_slot_map *out, cds_error *err)
 {
     const struct cds_disk_module *m = &a->modules[index];
     const uint8_t *seg = a->data + m->seg_offset; /* inv. 1: I7 */
@@ -820,6 +852,10 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
     uint8_t *map = NULL;
     int rc = 0;
 
+    if (out != NULL) {
+        out->units = NULL;
+        out->objects_size = 0;
+    }
     /* S1: the bytes are the ones written */
     if (cds_hash(seg, m->seg_size) != m->seg_checksum) {
         return CDS_FAIL(err, CDS_ECHECKSUM, m->seg_offset,
@@ -853,7 +889,8 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
         map[off / CDS_OBJECT_ALIGN] = (uint8_t)(kind + 1);
     }
     if (m->root_off % CDS_OBJECT_ALIGN != 0 ||
-        MAP_KIND(map[m->root_off / CDS_OBJECT_ALIGN]) != CDS_OBJ_CODE + 1) {
+        CDS_MAP_KIND(map[m->root_off / CDS_OBJECT_ALIGN]) !=
+            CDS_OBJ_CODE + 1) {
         rc = CDS_CORRUPT(err, m->seg_offset + m->root_off,
                          "module %s: root 0x%x is not a code object", name,
                          m->root_off);
@@ -866,7 +903,7 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
     at_list = m->seg_offset + m->reloc_off;
     for (uint32_t i = 0; i < m->nreloc; i++) {
         uint64_t v;
-        if (!claim_slot(map, reloc[i], m->objects_size, SLOT_RELOC)) {
+        if (!claim_slot(map, reloc[i], m->objects_size, CDS_SC_RELOC)) {
             rc = CDS_CORRUPT(err, at_list + 4ull * i,
                              "module %s: relocation %u: bad or repeated "
                              "slot 0x%x",
@@ -876,7 +913,7 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
         memcpy(&v, seg + reloc[i], 8);
         if (v < base || v - base >= m->objects_size ||
             (v - base) % CDS_OBJECT_ALIGN != 0 ||
-            MAP_KIND(map[(v - base) / CDS_OBJECT_ALIGN]) == 0) {
+            CDS_MAP_KIND(map[(v - base) / CDS_OBJECT_ALIGN]) == 0) {
             rc = CDS_CORRUPT(err, m->seg_offset + reloc[i],
                              "module %s: pointer 0x%llx is not an object of "
                              "the segment",
@@ -889,7 +926,8 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
     at_list = m->seg_offset + m->ext_off;
     for (uint32_t i = 0; i < m->next; i++) {
         if (!check_ext_index(ext[i].index) ||
-            !claim_slot(map, ext[i].slot, m->objects_size, SLOT_EXT)) {
+            !claim_slot(map, ext[i].slot, m->objects_size,
+                        cds_ext_class(ext[i].index))) {
             rc = CDS_CORRUPT(err, at_list + 8ull * i,
                              "module %s: external %u: slot 0x%x index %u",
                              name, i, ext[i].slot, ext[i].index);
@@ -902,7 +940,7 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
     for (uint32_t i = 0; i < m->nshared; i++) {
         uint64_t v = 1;
         if (sh[i].index < a->header->pool_count &&
-            claim_slot(map, sh[i].slot, m->objects_size, SLOT_SHARED)) {
+            claim_slot(map, sh[i].slot, m->objects_size, CDS_SC_SHARED)) {
             memcpy(&v, seg + sh[i].slot, 8);
         }
         if (v != 0) {
@@ -921,23 +959,23 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
     for (uint32_t i = 0; i < m->nfrozen; i++) {
         uint32_t slot = frozen[i];
         bool ok = false;
-        /* bit 7 of the map: listed as a frozenset slot already */
-        if (check_slot(slot, m->objects_size) && !(map[slot / 8] & 0x80)) {
-            map[slot / 8] |= 0x80;
+        /* not listed as a frozenset slot already */
+        if (check_slot(slot, m->objects_size) &&
+            !(map[slot / 8] & CDS_MAP_FROZEN)) {
+            unsigned cls = CDS_MAP_CLASS(map[slot / 8]);
             uint64_t v;
             memcpy(&v, seg + slot, 8);
-            if (MAP_SLOT(map[slot / 8]) == SLOT_RELOC) {
-                /* S3 checked v is an object start of the segment */
-                ok = MAP_KIND(map[(v - base) / CDS_OBJECT_ALIGN]) ==
-                     CDS_OBJ_TUPLE + 1;
+            map[slot / 8] |= CDS_MAP_FROZEN;
+            if (cls == CDS_SC_RELOC) {
+                /* S3 checked v is an object start of the segment; the
+                 * tuple is a frozenset's items (deep validation accepts
+                 * an empty one) */
+                uint8_t *unit = &map[(v - base) / CDS_OBJECT_ALIGN];
+                ok = CDS_MAP_KIND(*unit) == CDS_OBJ_TUPLE + 1;
+                *unit |= CDS_MAP_FROZEN;
             }
-            else if (MAP_SLOT(map[slot / 8]) == SLOT_EXT) {
-                for (uint32_t j = 0; j < m->next; j++) {
-                    if (ext[j].slot == slot) {
-                        ok = ext[j].index == CDS_EXT_EMPTY_TUPLE;
-                        break;
-                    }
-                }
+            else {
+                ok = cls == CDS_SC_EXT_TUPLE;
             }
         }
         if (!ok) {
@@ -949,6 +987,12 @@ cds_segment_validate(const cds_archive *a, uint32_t index, cds_error *err)
         }
     }
 out:
-    free(map);
+    if (rc == 0 && out != NULL) {
+        out->units = map;
+        out->objects_size = m->objects_size;
+    }
+    else {
+        free(map);
+    }
     return rc;
 }

@@ -65,12 +65,50 @@ void cds_archive_close(cds_archive *a);
 int cds_archive_find(const cds_archive *a, const char *name, size_t len,
                      uint32_t *index);
 
+/* The slot map of a segment (format.md 6.3): one byte per 8-byte unit of
+ * its object region, saying what starts there and how the unit is listed.
+ * cds_segment_validate_map builds it while checking the lists; the heap
+ * layer's deep validation (cds_heap_validate) reads it, refuses a slot
+ * on an object's first unit, and then uses the class bits of object units
+ * for its own marks, rather than mapping the segment a second time. */
+typedef struct cds_slot_map {
+    uint8_t *units; /* objects_size / 8 + 1 bytes, owned */
+    uint32_t objects_size;
+} cds_slot_map;
+/* object kind + 1 at an object's first unit, else 0 */
+#define CDS_MAP_KIND(u) ((unsigned)(u) & 7u)
+/* how a slot is listed: enum cds_slot_class */
+#define CDS_MAP_CLASS(u) (((unsigned)(u) >> 3) & 15u)
+#define CDS_MAP_LISTED 0x78u
+/* a slot of the frozen list, and the item tuple it points to */
+#define CDS_MAP_FROZEN 0x80u
+enum cds_slot_class {
+    CDS_SC_NONE,        /* not listed */
+    CDS_SC_RELOC,       /* an object of the segment (format.md 5.2) */
+    CDS_SC_SHARED,      /* a pool str (5.5) */
+    CDS_SC_EXT_TUPLE,   /* external (5.3): () */
+    CDS_SC_EXT_NOBYTES, /* b"" */
+    CDS_SC_EXT_STR,     /* "" or a 1-character str */
+    CDS_SC_EXT_OTHER,   /* None, True, False, Ellipsis, a small int */
+    /* 7-14: a 1-byte bytes, with the top 3 bits of its byte (what
+     * counting co_localspluskinds reads: FAST_LOCAL, _CELL, _FREE) */
+    CDS_SC_EXT_BYTE,
+};
+/* The class of external index (valid: S4). */
+unsigned cds_ext_class(uint32_t index);
+
 /* Check one module's segment before any of it is used (format.md 6,
  * checks S1..S7): its checksum, then every list entry and every pointer
  * the relocation list names.  Reads the image, writes nothing; call it
- * before patching. */
+ * before patching.  With map non-NULL, a segment that passes leaves its
+ * slot map there (release it with cds_slot_map_free); on failure *map is
+ * empty. */
+int cds_segment_validate_map(const cds_archive *a, uint32_t index,
+                             cds_slot_map *map, cds_error *err);
+/* cds_segment_validate_map without keeping the map. */
 int cds_segment_validate(const cds_archive *a, uint32_t index,
                          cds_error *err);
+void cds_slot_map_free(cds_slot_map *map);
 
 /* Find pool string index (format.md 4.1, checks P1..P3): its object's
  * offset from the pool start in *off and the bytes up to the next string

@@ -1162,30 +1162,27 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
  * exception table are trusted as CPython trusts a .pyc's (format.md 6.5).
  * Pure reads of the image; no interpreter is needed. */
 
-/* One byte per 8-byte unit of the object region: the kind of an object
- * that starts there, and how the unit is listed as a slot.  No slot is
- * an object's first unit (build_map checks), so VM_FROZEN means one thing
- * on object units and another on slots. */
-#define VM_KIND(u) ((unsigned)(u) & 7u)         /* object kind + 1, or 0 */
-#define VM_CLASS(u) (((unsigned)(u) >> 3) & 15u) /* enum slot_class */
-#define VM_LISTED 0x78u                          /* the class bits */
-#define VM_FROZEN 0x80u /* slot: in the frozen list; object: its target */
-/* object unit of a tuple, set by the first pass: every item is a pool,
- * reference or external str slot (never a class bit there otherwise) */
+/* The slot map (archive.h cds_slot_map) that cds_segment_validate_map
+ * built: one byte per 8-byte unit, the kind of an object that starts
+ * there and how the unit is listed as a slot.  The first pass refuses a
+ * slot on an object's first unit (check_heads), so CDS_MAP_FROZEN means
+ * one thing on object units (a frozenset's item tuple) and another on
+ * slots, and the class bits of object units are free for VM_STRS. */
+#define VM_KIND(u) CDS_MAP_KIND(u)
+#define VM_CLASS(u) CDS_MAP_CLASS(u)
+#define VM_LISTED CDS_MAP_LISTED
+#define VM_FROZEN CDS_MAP_FROZEN
+/* object unit of a tuple, set by the first pass: every item is a pool or
+ * external str slot */
 #define VM_STRS 0x08u
-
-enum slot_class {
-    SC_NONE,        /* not listed */
-    SC_RELOC,       /* an object of the segment (format.md 5.2) */
-    SC_SHARED,      /* a pool str (5.5) */
-    SC_EXT_TUPLE,   /* external (5.3): () */
-    SC_EXT_NOBYTES, /* b"" */
-    SC_EXT_STR,     /* "" or a 1-character str */
-    SC_EXT_OTHER,   /* None, True, False, Ellipsis, a small int */
-    /* 8-15: a 1-byte bytes, with the top 3 bits of its byte (all that
-     * counting co_localspluskinds reads: FAST_LOCAL, _CELL, _FREE) */
-    SC_EXT_BYTE,
-};
+#define SC_NONE CDS_SC_NONE
+#define SC_RELOC CDS_SC_RELOC
+#define SC_SHARED CDS_SC_SHARED
+#define SC_EXT_TUPLE CDS_SC_EXT_TUPLE
+#define SC_EXT_NOBYTES CDS_SC_EXT_NOBYTES
+#define SC_EXT_STR CDS_SC_EXT_STR
+#define SC_EXT_OTHER CDS_SC_EXT_OTHER
+#define SC_EXT_BYTE CDS_SC_EXT_BYTE
 
 static const char *const kind_names[CDS_OBJ_NKINDS] = {
     "code", "str", "bytes", "int", "float", "complex", "tuple",
@@ -1259,124 +1256,26 @@ stray_slot(const struct vseg *v, uint32_t slot, const char *list)
                        list, slot);
 }
 
-/* Why slot, listed in `list`, cannot be recorded (cold). */
+/* The list that names a slot of class cls, for messages. */
+static const char *
+class_list(unsigned cls)
+{
+    return cls == SC_RELOC ? "relocation"
+           : cls == SC_SHARED ? "pool reference"
+                              : "external";
+}
+
+/* No listed slot is an object's first unit (its reference count, which
+ * loading would patch).  The format layer cannot tell: it does not know
+ * which words of an object are fields. */
 static int
-bad_slot(const struct vseg *v, uint32_t slot, const char *list)
+check_heads(const struct vseg *v)
 {
-    /* S3-S6 claimed it (aligned, inside, listed once); checked again so
-     * that a caller who skipped cds_segment_validate cannot make this
-     * index out of bounds */
-    if (slot % 8 != 0 || slot > v->size - 8 ||
-        (v->map[slot / 8] & VM_LISTED) != 0) {
-        return CDS_CORRUPT(v->err, v->seg_offset + slot,
-                           "module %s: %s slot 0x%x not validated",
-                           v->name, list, slot);
-    }
-    /* an object's refcount: loading would add a delta to it */
-    return stray_slot(v, slot, list);
-}
-
-static inline unsigned
-ext_class(uint32_t index)
-{
-    if (index == CDS_EXT_EMPTY_TUPLE) {
-        return SC_EXT_TUPLE;
-    }
-    if (index == CDS_EXT_EMPTY_BYTES) {
-        return SC_EXT_NOBYTES;
-    }
-    if (index >= CDS_EXT_BYTE && index < CDS_EXT_COUNT) {
-        return SC_EXT_BYTE + ((index - CDS_EXT_BYTE) >> 5);
-    }
-    if (index == CDS_EXT_EMPTY_STR ||
-        (index >= CDS_EXT_LATIN1 && index < CDS_EXT_BYTE)) {
-        return SC_EXT_STR;
-    }
-    return SC_EXT_OTHER;
-}
-
-/* Record count slots of a list, entry i's slot at list[stride * i], as
- * listed with class cls, or for cls SC_NONE with the class of the
- * external index at list[stride * i + 1].  Each must be a unit that is
- * neither an object's first nor listed already.  map and size in locals:
- * stores through uint8_t * may alias anything, so the compiler would
- * reload them from *v on every slot. */
-static inline int
-map_list(struct vseg *v, const uint32_t *list, uint32_t count,
-         uint32_t stride, unsigned cls, const char *name)
-{
-    uint8_t *map = v->map;
-    const uint32_t size = v->size;
-
-    for (uint32_t i = 0; i < count; i++) {
-        uint32_t slot = list[(size_t)stride * i];
-        if (slot % 8 != 0 || slot > size - 8 || map[slot / 8] != 0) {
-            return bad_slot(v, slot, name);
-        }
-        unsigned c = cls;
-        if (c == SC_NONE) {
-            c = ext_class(list[(size_t)stride * i + 1]);
-        }
-        map[slot / 8] = (uint8_t)(c << 3);
-    }
-    return 0;
-}
-
-/* The map: objects first, then every list (format.md 5.2-5.5). */
-static int
-build_map(struct vseg *v, const struct cds_disk_module *m)
-{
-    const uint8_t *seg = v->seg;
-    const uint32_t *objtab = v->objtab, n = v->nobjects, size = v->size;
-    uint8_t *map = v->map;
-    uint64_t next_free = 0; /* where the previous object's head ends */
-    int rc;
-
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t off = CDS_OBJ_OFFSET(objtab[i]);
-        unsigned kind = CDS_OBJ_KIND(objtab[i]);
-        uint32_t start = kind == CDS_OBJ_TUPLE ? off - CDS_GC_HEAD : off;
-        /* S2: sorted, inside, known kinds, room for heads; again so that
-         * extents cannot underflow whatever the caller did */
-        if (kind >= CDS_OBJ_NKINDS || off > size - 24 || start > off ||
-            start < next_free) {
-            return CDS_CORRUPT(v->err, v->seg_offset + off,
-                               "module %s: object %u not validated",
-                               v->name, i);
-        }
-        next_free = (uint64_t)off + 24;
-        map[off / 8] = (uint8_t)(kind + 1);
-    }
-    /* S3, S4, S6 (format.md 6.3) */
-    /* the lists are u32 arrays (format.md 4: 4-aligned) or arrays of
-     * {u32 slot; u32 index} pairs */
-    if ((rc = map_list(v, (const void *)(seg + m->reloc_off), m->nreloc, 1,
-                       SC_RELOC, "relocation")) < 0 ||
-        (rc = map_list(v, (const void *)(seg + m->ext_off), m->next, 2,
-                       SC_NONE, "external")) < 0 ||
-        (rc = map_list(v, (const void *)(seg + m->shared_off), m->nshared, 2,
-                       SC_SHARED, "pool reference")) < 0) {
-        return rc;
-    }
-    /* S7: a relocated slot aimed at a tuple, or the external () */
-    const uint32_t *frozen = (const void *)(seg + m->frozen_off);
-    for (uint32_t i = 0; i < m->nfrozen; i++) {
-        uint32_t slot = frozen[i];
-        uint64_t p;
-        if (slot % 8 != 0 || slot > v->size - 8 ||
-            (v->map[slot / 8] & VM_LISTED) == 0) {
-            return CDS_CORRUPT(v->err, v->seg_offset + slot,
-                               "module %s: frozenset slot 0x%x not "
-                               "validated",
-                               v->name, slot);
-        }
-        v->map[slot / 8] |= VM_FROZEN;
-        if (VM_CLASS(v->map[slot / 8]) == SC_RELOC) {
-            memcpy(&p, seg + slot, 8);
-            p -= v->base;
-            if (p < v->size && p % 8 == 0) {
-                v->map[p / 8] |= VM_FROZEN;
-            }
+    for (uint32_t i = 0; i < v->nobjects; i++) {
+        uint32_t off = CDS_OBJ_OFFSET(v->objtab[i]);
+        unsigned u = v->map[off / 8];
+        if (u & VM_LISTED) {
+            return stray_slot(v, off, class_list(VM_CLASS(u)));
         }
     }
     return 0;
@@ -1862,7 +1761,8 @@ find_stray(const struct vseg *v, const struct cds_disk_module *m)
 }
 
 int
-cds_heap_validate(const cds_archive *a, uint32_t index, cds_error *err)
+cds_heap_validate(const cds_archive *a, uint32_t index, cds_slot_map *map,
+                  cds_error *err)
 {
     const struct cds_disk_module *m = &a->modules[index];
     struct vseg v;
@@ -1878,16 +1778,15 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_error *err)
     v.nfields = 0;
     v.deferred = false;
     v.err = err;
-    if (v.size < 24 || v.nobjects == 0) {
+    /* the map of this very segment, as cds_segment_validate_map left it */
+    if (v.size < 24 || v.nobjects == 0 || map == NULL || map->units == NULL ||
+        map->objects_size != m->objects_size) {
         return CDS_CORRUPT(err, m->seg_offset,
-                           "module %s: object region not validated", v.name);
+                           "module %s: segment not validated", v.name);
     }
-    v.map = calloc(v.size / 8 + 1, sizeof(*v.map));
-    if (v.map == NULL) {
-        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
-    }
-    if ((rc = build_map(&v, m)) < 0) {
-        goto out;
+    v.map = map->units;
+    if ((rc = check_heads(&v)) < 0) {
+        return rc;
     }
     /* Backwards: as written, what a code object refers to comes after it
      * (format.md 5), so it is checked, and still in the cache, when the
@@ -1945,8 +1844,6 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_error *err)
                                     m->nshared) {
         rc = find_stray(&v, m);
     }
-out:
-    free(v.map);
     return rc;
 }
 
@@ -2105,6 +2002,7 @@ int
 cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
                      PyObject **code, cds_error *err)
 {
+    cds_slot_map map = {NULL, 0};
     int rc = 0;
 
     *code = NULL;
@@ -2112,12 +2010,13 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
         rc = cds_segment_prefault(a, index, err);
     }
     if (rc == 0) {
-        rc = cds_segment_validate(a, index, err);
+        rc = cds_segment_validate_map(a, index, &map, err);
     }
     /* object bodies: what marshal and _PyCode_New could have built */
     if (rc == 0) {
-        rc = cds_heap_validate(a, index, err);
+        rc = cds_heap_validate(a, index, &map, err);
     }
+    cds_slot_map_free(&map);
     if (rc == 0) {
         rc = cds_heap_load(a, index, code, err);
     }

@@ -73,12 +73,13 @@ void cds_heap_segment_clear(cds_heap_segment *seg);
  * heads, code objects' counts and runtime fields as _PyCode_Validate and
  * init_code leave them, each pointer field a listed slot holding the kind
  * the interpreter expects there, and no listed slot outside a pointer
- * field.  Call after cds_segment_validate() accepted the segment and
- * before cds_heap_load(), which trusts all of it.  Reads the image only
- * (it may be read-only) and needs neither the interpreter nor the GIL.
- * 0, CDS_ECORRUPT, or CDS_ENOMEM (a map of one byte per 8 bytes of the
- * object region, freed before returning). */
-int cds_heap_validate(const cds_archive *a, uint32_t index, cds_error *err);
+ * field.  map is the slot map cds_segment_validate_map() left when it
+ * accepted the segment (the one owner of it: this adds its own marks to
+ * it, and the caller frees it).  Call before cds_heap_load(), which
+ * trusts all of it.  Reads the image only (it may be read-only) and needs
+ * neither the interpreter nor the GIL.  0 or CDS_ECORRUPT. */
+int cds_heap_validate(const cds_archive *a, uint32_t index,
+                      cds_slot_map *map, cds_error *err);
 
 /* Make module index's segment usable and return a new reference to its
  * code object in *code.  The segment must have passed

@@ -1533,6 +1533,21 @@ test_heap_unsupported_constants(void **state)
     cds_heap_segment_clear(NULL);
 }
 
+/* Both validations of a segment, as cds_heap_segment_use runs them: the
+ * containers, then the object bodies on the slot map the first left. */
+static int
+validate_segment(const cds_archive *a, uint32_t ix, cds_error *err)
+{
+    cds_slot_map map;
+    int rc = cds_segment_validate_map(a, ix, &map, err);
+
+    if (rc == 0) {
+        rc = cds_heap_validate(a, ix, &map, err);
+    }
+    cds_slot_map_free(&map);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Deep validation of object bodies (cds_heap_validate, format.md 6.7).
  * A case patches the heap_sample segment of a good archive, re-seals the
@@ -1584,7 +1599,7 @@ vimg_open(struct vimg *v)
     v->seg = v->img + v->m->seg_offset;
     v->base = v->a.header->base_address + v->m->seg_offset;
     /* the golden segment is good */
-    assert_status(cds_heap_validate(&v->a, v->ix, &err), 0);
+    assert_status(validate_segment(&v->a, v->ix, &err), 0);
 }
 
 /* Re-seal, check that the containers still pass, and expect want in the
@@ -1598,12 +1613,14 @@ vimg_expect(struct vimg *v, const char *what, const char *want)
     unit_seal_segment(v->img, v->ix);
     memset(&v->a, 0, sizeof(v->a));
     assert_status(cds_archive_load(&v->a, v->img, v->n, &G.fp, &err), 0);
-    rc = cds_segment_validate(&v->a, v->ix, &err);
+    cds_slot_map map;
+    rc = cds_segment_validate_map(&v->a, v->ix, &map, &err);
     if (rc != 0) {
         print_error("%s: cds_segment_validate: %s\n", what, err.message);
     }
     assert_status(rc, 0);
-    rc = cds_heap_validate(&v->a, v->ix, &err);
+    rc = cds_heap_validate(&v->a, v->ix, &map, &err);
+    cds_slot_map_free(&map);
     if (rc != CDS_ECORRUPT || strstr(err.message, want) == NULL) {
         print_error("%s: %s: \"%s\", expected \"%s\"\n", what,
                     cds_status_name(rc), rc != 0 ? err.message : "", want);
@@ -1909,10 +1926,7 @@ test_heap_validate_accepts_archives(void **state)
     uint8_t *img = unit_read_file(G.path, &n);
     l = load_image(img, n);
     for (uint32_t i = 0; i < l->a.header->nmodules; i++) {
-        int rc = cds_segment_validate(&l->a, i, &err);
-        if (rc == 0) {
-            rc = cds_heap_validate(&l->a, i, &err);
-        }
+        int rc = validate_segment(&l->a, i, &err);
         if (rc != 0) {
             print_error("%s: %s\n", cds_module_name(&l->a, i), err.message);
         }
@@ -1994,9 +2008,20 @@ test_heap_validate_any_order(void **state)
     unit_seal_segment(img, ix);
     memset(&a, 0, sizeof(a));
     assert_status(cds_archive_load(&a, img, n, &G.fp, &err), 0);
-    assert_status(cds_segment_validate(&a, ix, &err), 0);
-    assert_status(cds_heap_validate(&a, ix, &err), CDS_ECORRUPT);
+    cds_slot_map map;
+    assert_status(cds_segment_validate_map(&a, ix, &map, &err), 0);
+    assert_status(cds_heap_validate(&a, ix, &map, &err), CDS_ECORRUPT);
     assert_non_null(strstr(err.message, "co_localspluskinds say"));
+    cds_slot_map_free(&map);
+    /* the map must be the segment's: none, or another size, is refused */
+    assert_status(cds_heap_validate(&a, ix, NULL, &err), CDS_ECORRUPT);
+    assert_non_null(strstr(err.message, "segment not validated"));
+    assert_status(cds_segment_validate_map(&a, 0, &map, &err), 0);
+    if (map.objects_size != a.modules[ix].objects_size) {
+        assert_status(cds_heap_validate(&a, ix, &map, &err), CDS_ECORRUPT);
+        assert_non_null(strstr(err.message, "segment not validated"));
+    }
+    cds_slot_map_free(&map);
     free(img);
     Py_DECREF(orig);
 }
