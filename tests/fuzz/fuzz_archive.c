@@ -50,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MODE_EXPECT 0x4u
 
 /* One change to a fingerprint per compared field (format.md 2.1), and
- * the PIE flag that must be ignored: byte offset, bits to flip.  String
+ * an undefined build flag (compared too): byte offset, bits to flip.  String
  * fields are changed in their first byte, which strncmp always sees. */
 static const struct {
     uint16_t off;

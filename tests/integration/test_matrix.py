@@ -49,9 +49,8 @@ Offsets inside objects (code fields, str and int heads) are those of the
 interpreter under test, CPython 3.11, 3.12 or 3.13: one table per version
 (LAYOUTS), picked by asking it for sys.version_info.
 
-The intern and reference lists are empty in the archives the import hook
-writes (format.md 5.4), so they are reached through the entry's counts
-and offsets (resealed entry fields), not by flipping list bytes.
+The intern and reference lists must be empty (format.md 5.4): a count
+made non-zero is refused at open; their offsets are never read.
 
 Cases matching KNOWN (or the version's known failures) fail today: they
 are skipped unless CDSTEST_MATRIX_STRICT=1, which runs and asserts them
