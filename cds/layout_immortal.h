@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The part of the heap layout that CPython 3.12 and later share (PEP 683
- * immortal objects, str without wstr, int with lv_tag): included once,
- * by the layout_3XX.c of such a version, which defines everything that
- * differs (the code object, the fingerprint table, the load hooks).
- * Static functions only, each used by every includer. */
+/* The part of the heap layout that CPython 3.12 and 3.13 share (PEP 683
+ * immortal objects, str without wstr, int with lv_tag, code objects that
+ * differ only in runtime fields): the body of their layout.h functions,
+ * included once, by the one layout_3XX.c a build compiles, which
+ * static_asserts its own offsets, names what differs (LAYOUT_VERSION_TAG,
+ * LAYOUT_CODE_EXTRA_RUNTIME) and defines the load hooks.  A later
+ * version whose objects differ more gets a header of its own. */
 #ifndef CDS_LAYOUT_IMMORTAL_H
 #define CDS_LAYOUT_IMMORTAL_H
 
