@@ -24,6 +24,38 @@ counted, and `Case.finish()` exits 1 if any failed (0 otherwise, 77 for
 a skip: CTest's SKIP_RETURN_CODE).  The temporary directory is removed
 when the test passed and kept (its path printed) when it failed, or
 always with CDSTEST_KEEP=1.
+
+Every child interpreter a Case starts (stock and pycds runs alike, and
+the ones a test starts itself with `Case.environ()`) gets a clean
+environment (see _SCRUB) plus, when set in the tests' environment:
+
+  CDSTEST_PYTHONPATH  directories (os.pathsep-separated) appended to the
+                      child's PYTHONPATH, after the pycds site directory
+                      and after whatever the test itself put there (also
+                      when the test removed PYTHONPATH: they stand for the
+                      user's own PYTHONPATH).  For an interpreter that
+                      lacks the workload packages:
+                      CDSTEST_PYTHONPATH=/usr/lib/python3/dist-packages
+                      (Debian's: pure Python, but for a few extension
+                      modules built for 3.11).  PYTHONPATH comes before
+                      the interpreter's stdlib and site-packages on
+                      sys.path: these shadow the interpreter's own copies.
+  CDSTEST_PYCACHE     a directory, given to the child as
+                      PYTHONPYCACHEPREFIX, so that the .pyc files of the
+                      packages above are written there, never into
+                      /usr/lib/python3/dist-packages/__pycache__.  A test
+                      that sets PYTHONPYCACHEPREFIX itself (or removes it
+                      with None) or passes -X pycache_prefix wins;
+                      `Case.pycache()` says where a child writes a
+                      directory's .pyc files.  With a prefix, .pyc files
+                      are looked for there only: under
+                      PYTHONDONTWRITEBYTECODE=1 every child compiles from
+                      source each module it imports (the stdlib too) unless
+                      the prefix was filled first, as scripts/test.sh does
+                      (PYTHONPYCACHEPREFIX=DIR python -m compileall ...).
+
+Relative paths in both are taken from the test's working directory (CTest
+runs it in BUILD/tests/integration): give absolute ones.
 """
 import ast
 import difflib
@@ -69,6 +101,18 @@ _SCRUB = ('PYTHONPATH', 'PYTHONHOME', 'PYTHONSTARTUP', 'PYTHONINSPECT',
           'PYTHONNOUSERSITE', 'PYTHONSAFEPATH', 'PYTHONHASHSEED',
           'PYTHONDEVMODE', 'PYTHONTRACEMALLOC', 'PYTHONOPTIMIZE',
           'PYTHONUSERBASE', 'PYTHONEXECUTABLE', 'PYTHONPYCACHEPREFIX')
+
+
+def _extra_pythonpath():
+    """CDSTEST_PYTHONPATH's directories, absolute (see the docstring)."""
+    return [os.path.abspath(d) for d in
+            os.environ.get('CDSTEST_PYTHONPATH', '').split(os.pathsep) if d]
+
+
+def _pycache_prefix():
+    """CDSTEST_PYCACHE, absolute, or None."""
+    d = os.environ.get('CDSTEST_PYCACHE')
+    return os.path.abspath(d) if d else None
 
 
 def sanitized():
@@ -240,6 +284,9 @@ class Case:
         env.pop('CDSTEST_STATS', None)
         env['PYTHONIOENCODING'] = 'utf-8'
         env['LC_ALL'] = 'C.UTF-8'
+        prefix = _pycache_prefix()
+        if prefix:
+            env['PYTHONPYCACHEPREFIX'] = prefix
         env.update(sanitizer_environ(env))
         if extra:
             for k, v in extra.items():
@@ -247,7 +294,23 @@ class Case:
                     env.pop(k, None)
                 else:
                     env[k] = str(v)
+        more = _extra_pythonpath()
+        if more:
+            path = [d for d in env.get('PYTHONPATH', '').split(os.pathsep)
+                    if d]
+            env['PYTHONPATH'] = os.pathsep.join(
+                path + [d for d in more if d not in path])
         return env
+
+    def pycache(self, srcdir, env=None):
+        """The directory where a child run with env (as for run())
+        writes the .pyc files of the sources in srcdir (absolute, as the
+        import system sees it: a script's directory is its real path):
+        srcdir/__pycache__, or under PYTHONPYCACHEPREFIX when set."""
+        prefix = self.environ(env).get('PYTHONPYCACHEPREFIX')
+        if not prefix:
+            return os.path.join(srcdir, '__pycache__')
+        return os.path.join(prefix, os.path.abspath(srcdir).lstrip(os.sep))
 
     def run(self, args, what='run', pycds=True, env=None, cwd=None,
             stdin=None, timeout=300):
@@ -263,9 +326,9 @@ class Case:
             # a test that sets PYTHONPATH puts the site dir in it itself
             extra.setdefault('PYTHONPATH', self.site)
         argv = [self.python] + [str(a) for a in args]
+        env = self.environ(extra)
         try:
-            p = subprocess.run(argv, cwd=cwd or self.dir,
-                               env=self.environ(extra),
+            p = subprocess.run(argv, cwd=cwd or self.dir, env=env,
                                input=stdin if stdin is not None else '',
                                capture_output=True, text=True,
                                errors='replace', timeout=timeout)
@@ -283,8 +346,9 @@ class Case:
             with open(stats_path) as f:
                 stats = ast.literal_eval(f.read())
             os.unlink(stats_path)
-        env_desc = ' '.join('%s=%s' % (k, v) for k, v in sorted(extra.items())
-                            if k.startswith('PYCDS') or k == 'PYTHONPATH')
+        env_desc = ' '.join('%s=%s' % (k, v) for k, v in sorted(env.items())
+                            if k.startswith('PYCDS') or k in (
+                                'PYTHONPATH', 'PYTHONPYCACHEPREFIX'))
         return Result(what, ([env_desc] if env_desc else []) + argv, rc, out,
                       err, stats)
 
@@ -321,16 +385,16 @@ class Case:
                 names.append(line)
         return names
 
-    def build(self, args, lst='heap.lst', archive='heap.img'):
+    def build(self, args, lst='heap.lst', archive='heap.img', env=None):
         """Trace args, dump the list (with the script, as the docs say),
         and check both went well.  Returns (trace, dump) results."""
-        t = self.trace(args, lst=lst)
+        t = self.trace(args, lst=lst, env=env)
         self.check(t.rc == 0 and not t.warnings,
                    'trace run of %s succeeds without warnings' % args[-1], t)
         self.check(os.path.exists(self.path(lst)) and self.read_list(lst),
                    'trace wrote a non-empty list %s' % lst, t)
         script = [a for a in args if str(a).endswith('.py')][:1]
-        d = self.dump(lst=lst, archive=archive, args=script)
+        d = self.dump(lst=lst, archive=archive, args=script, env=env)
         self.check(d.rc == 0 and os.path.exists(self.path(archive)),
                    'dump writes %s' % archive, d)
         self.check(d.out == '', 'dump prints nothing on stdout', d)

@@ -3,7 +3,13 @@
 modules, run with the test modules and the standard library they use
 served from an archive: regrtest must pass as it does stock.  Needs the
 interpreter's test package (Debian: libpython3.11-testsuite); skipped
-without it."""
+without it.
+
+The suite runs without a pycache prefix (test_importlib's
+cache_from_source tests and test_inspect's --details expect none): under
+CDSTEST_PYCACHE with PYTHONPYCACHEPREFIX removed and bytecode writing
+off, so that nothing is written next to CDSTEST_PYTHONPATH's packages."""
+import os
 import sys
 
 import cdstest
@@ -18,30 +24,34 @@ STDERR_TESTS = {'test_json', 'test_traceback', 'test_warnings'}
 
 def main():
     case = cdstest.Case('cpython_suite')
-    probe = case.stock(['-c', 'import test.test_json, test.libregrtest'])
+    env = {}
+    if os.environ.get('CDSTEST_PYCACHE'):
+        env = {'PYTHONPYCACHEPREFIX': None, 'PYTHONDONTWRITEBYTECODE': '1'}
+    probe = case.stock(['-c', 'import test.test_json, test.libregrtest'],
+                       env=env)
     if probe.rc != 0:
         return case.skip('no CPython test package for this interpreter')
     args = ['-m', 'test', '--fail-env-changed'] + TESTS
-    stock = case.stock(args, timeout=600)
+    stock = case.stock(args, timeout=600, env=env)
     case.check(stock.rc == 0 and 'Tests result: SUCCESS' in stock.out,
                'stock regrtest passes', stock)
-    trace = case.trace(args, timeout=600)
+    trace = case.trace(args, timeout=600, env=env)
     case.check(trace.rc == 0, 'traced regrtest passes', trace)
     names = case.read_list()
     case.check(all('test.' + t in names for t in TESTS),
                'the test modules are traced', names)
-    dump = case.dump()
+    dump = case.dump(env=env)
     case.check(dump.rc == 0, 'dump succeeds', dump)
     # quiet: several of these tests check that child interpreters (which
     # inherit PYCDS*) write nothing to stderr
-    share = case.share(args, verbose=False, timeout=600)
+    share = case.share(args, verbose=False, timeout=600, env=env)
     case.check(share.rc == 0 and 'Tests result: SUCCESS' in share.out,
                'regrtest passes with the archive', share)
     case.check(not share.warnings, 'no pycds warnings', share)
     # which modules were served: the same run with verbose lines, on the
     # tests that do not look at their children's stderr
     quiet = [t for t in TESTS if t not in STDERR_TESTS]
-    share = case.share(['-m', 'test'] + quiet, timeout=600)
+    share = case.share(['-m', 'test'] + quiet, timeout=600, env=env)
     case.check(share.rc == 0, 'verbose regrtest passes', share)
     served = share.served
     case.check(all('test.' + t in served for t in quiet),

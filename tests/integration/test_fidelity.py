@@ -60,7 +60,8 @@ def check_sets(t):
     # on the order they were inserted, as ints always do
     seed = {'PYTHONHASHSEED': '7'}
     writing = dict(seed, PYTHONDONTWRITEBYTECODE=None)
-    cache = t.path('__pycache__')
+    # where the runs write sets.py's .pyc (under CDSTEST_PYCACHE when set)
+    cache = t.pycache(os.path.realpath(t.dir), seed)
 
     # the reference: stock with a warm .pyc
     shutil.rmtree(cache, ignore_errors=True)

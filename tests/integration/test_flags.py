@@ -4,7 +4,8 @@
 PYTHONOPTIMIZE, -X pycache_prefix, -B.  An archive dumped at one
 optimization level and used at another must not change behaviour: each
 SHARE run's stdout, stderr and exit status equal the stock run's with the
-same flags."""
+same flags.  The runs set the pycache prefix themselves (none unless
+said), whatever CDSTEST_PYCACHE is."""
 import cdstest
 
 MOD = '''\
@@ -44,21 +45,25 @@ def main():
     t.write('mod.py', MOD)
     app = t.write('app.py', APP)
     # one archive dumped without -O, one with -OO
-    t.build([app], lst='plain.lst', archive='plain.img')
-    t.trace(['-OO', app], lst='oo.lst')
-    d = t.dump(lst='oo.lst', archive='oo.img', args=['-OO', app])
+    noprefix = {'PYTHONPYCACHEPREFIX': None}
+    t.build([app], lst='plain.lst', archive='plain.img', env=noprefix)
+    t.trace(['-OO', app], lst='oo.lst', env=noprefix)
+    d = t.dump(lst='oo.lst', archive='oo.img', args=['-OO', app],
+               env=noprefix)
     t.check(d.rc == 0, 'dump with -OO succeeds', d)
     prefix = t.path('pycache-prefix')
     for flags, env in ((['-O'], None), (['-OO'], None),
                        ([], {'PYTHONOPTIMIZE': '1'}),
                        ([], None), (['-B'], None),
-                       (['-X', 'pycache_prefix=' + prefix], None)):
-        stock = t.stock(flags + [app], env=env)
+                       (['-X', 'pycache_prefix=' + prefix], None),
+                       ([], {'PYTHONPYCACHEPREFIX': prefix})):
+        stock = t.stock(flags + [app], env=dict(noprefix, **(env or {})))
         t.check(stock.rc == 0, 'stock %s run' % (flags or env), stock)
         for archive in ('plain.img', 'oo.img'):
             what = 'share %s with %s' % (' '.join(flags) or env or
                                          'no flags', archive)
-            share = t.share(flags + [app], archive=archive, env=env)
+            share = t.share(flags + [app], archive=archive,
+                            env=dict(noprefix, **(env or {})))
             t.check_same(stock, share, what)
             t.check(not share.warnings or len(share.warnings) == 1,
                     what + ': at most one warning', share)
