@@ -88,8 +88,21 @@ def programs(t):
     ]
 
 
+def source_modules(t, names):
+    """The names stock loads from a .py file: an extension module beside
+    the source (mypyc-compiled black on Debian trixie) is imported instead
+    of it, and rightly never served."""
+    r = t.stock(['-c', 'import importlib.util as u, sys\n'
+                 'for n in sys.argv[1:]:\n'
+                 '    s = u.find_spec(n)\n'
+                 '    print(n, s.origin if s else None)'] + list(names))
+    return [line.split()[0] for line in r.out.splitlines()
+            if line.endswith('.py')]
+
+
 def check_program(t, label, args, stdin, must_serve):
     lst, img = label + '.lst', label + '.img'
+    must_serve = source_modules(t, must_serve)
     # once before the reference: a program's first run on a machine may
     # create its caches (and say so)
     t.stock(args, stdin=stdin)
