@@ -7,7 +7,7 @@
  * their never-quickened form (PyCode_GetCode) with the warm-up counter
  * at its initial value: 3.11 quickens a code object only after it ran
  * (CPYTHON-NOTES.md 2.3). */
-#include "layout.h"
+#include "layout_kinds.h"
 
 #include <opcode.h>
 #include <string.h>
@@ -23,9 +23,6 @@
  * (-QUICKENING_WARMUP_DELAY).  Checked at runtime against a fresh code
  * object in cds_layout_check_runtime(). */
 #define CODE_WARMUP (-8)
-/* PyBytesObject.ob_shash is deprecated (but still the hash cache, right
- * before ob_sval): name its offset without touching the field. */
-#define BYTES_SHASH_OFF (offsetof(PyBytesObject, ob_sval) - sizeof(Py_hash_t))
 
 /* format.md 5.1's table for 3.11: every offset it states */
 static_assert(sizeof(PyObject) == 16 && offsetof(PyObject, ob_type) == 8,
@@ -149,53 +146,13 @@ cds_layout_size(PyObject *o, unsigned kind, Py_ssize_t nitems)
     case CDS_OBJ_CODE:
         return offsetof(PyCodeObject, co_code_adaptive) +
                (uint64_t)Py_SIZE(o) * sizeof(_Py_CODEUNIT);
-    case CDS_OBJ_STR:
-        if (PyUnicode_IS_ASCII(o)) {
-            return sizeof(PyASCIIObject) + (uint64_t)PyUnicode_GET_LENGTH(o) +
-                   1;
-        }
-        return sizeof(PyCompactUnicodeObject) +
-               ((uint64_t)PyUnicode_GET_LENGTH(o) + 1) * PyUnicode_KIND(o);
-    case CDS_OBJ_BYTES:
-        return offsetof(PyBytesObject, ob_sval) +
-               (uint64_t)PyBytes_GET_SIZE(o) + 1;
     case CDS_OBJ_INT: {
         Py_ssize_t n = Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o);
         return offsetof(PyLongObject, ob_digit) +
                (uint64_t)(n > 0 ? n : 1) * sizeof(digit);
     }
-    case CDS_OBJ_FLOAT:
-        return sizeof(PyFloatObject);
-    case CDS_OBJ_COMPLEX:
-        return sizeof(PyComplexObject);
-    case CDS_OBJ_TUPLE:
-        return offsetof(PyTupleObject, ob_item) +
-               (uint64_t)nitems * sizeof(PyObject *);
     }
-    return 0;
-}
-
-/* No ob_size: float, complex. */
-#define NOT_VAR PY_SSIZE_T_MIN
-
-/* The common object head: refcount (inv. 1), this process's type (loading
- * rewrites it only if it moved: format.md 5.1), and ob_size unless size
- * is NOT_VAR (an int's ob_size is negative for negative values). */
-static void
-emit_head(uint8_t *p, PyTypeObject *type, Py_ssize_t size)
-{
-    memcpy(p + offsetof(PyObject, ob_refcnt), &cds_layout_refcnt,
-           sizeof(Py_ssize_t));
-    memcpy(p + offsetof(PyObject, ob_type), &type, sizeof(type));
-    if (size != NOT_VAR) {
-        memcpy(p + offsetof(PyVarObject, ob_size), &size, sizeof(size));
-    }
-}
-
-void
-cds_layout_emit_tuple(uint8_t *p, Py_ssize_t n)
-{
-    emit_head(p, &PyTuple_Type, n);
+    return size_plain(o, kind, nitems);
 }
 
 /* The compact str image: head, state, data, NUL. */
@@ -281,14 +238,6 @@ cds_layout_emit(uint8_t *p, PyObject *o, unsigned kind)
     case CDS_OBJ_STR:
         emit_str(p, o);
         return NULL;
-    case CDS_OBJ_BYTES: {
-        Py_hash_t h = -1; /* inv. 4 */
-        memcpy(p + BYTES_SHASH_OFF, &h, sizeof(h));
-        memcpy(p + offsetof(PyBytesObject, ob_sval), PyBytes_AS_STRING(o),
-               (size_t)PyBytes_GET_SIZE(o));
-        emit_head(p, &PyBytes_Type, PyBytes_GET_SIZE(o));
-        return NULL;
-    }
     case CDS_OBJ_INT: {
         Py_ssize_t nd = Py_SIZE(o) < 0 ? -Py_SIZE(o) : Py_SIZE(o);
         memcpy(p + offsetof(PyLongObject, ob_digit),
@@ -296,15 +245,8 @@ cds_layout_emit(uint8_t *p, PyObject *o, unsigned kind)
         emit_head(p, &PyLong_Type, Py_SIZE(o));
         return NULL;
     }
-    case CDS_OBJ_FLOAT:
-        memcpy(p + offsetof(PyFloatObject, ob_fval),
-               &((PyFloatObject *)o)->ob_fval, sizeof(double));
-        emit_head(p, &PyFloat_Type, NOT_VAR);
-        return NULL;
-    case CDS_OBJ_COMPLEX:
-        memcpy(p + offsetof(PyComplexObject, cval),
-               &((PyComplexObject *)o)->cval, sizeof(Py_complex));
-        emit_head(p, &PyComplex_Type, NOT_VAR);
+    }
+    if (emit_plain(p, o, kind)) {
         return NULL;
     }
     return "bad object kind";

@@ -9,9 +9,7 @@
 #ifndef CDS_LAYOUT_IMMORTAL_H
 #define CDS_LAYOUT_IMMORTAL_H
 
-#include "layout.h"
-
-#include <string.h>
+#include "layout_kinds.h"
 
 #if PY_VERSION_HEX < 0x030C0000
 #error "layout_immortal.h is for CPython 3.12 and later"
@@ -20,9 +18,6 @@
 #error "free-threaded builds are not supported (another object header)"
 #endif
 
-/* PyBytesObject.ob_shash is deprecated (but still the hash cache, right
- * before ob_sval): name its offset without touching the field. */
-#define BYTES_SHASH_OFF (offsetof(PyBytesObject, ob_sval) - sizeof(Py_hash_t))
 #define LONG_DIGITS offsetof(PyLongObject, long_value.ob_digit)
 #define LONG_TAG offsetof(PyLongObject, long_value.lv_tag)
 
@@ -57,29 +52,6 @@ const uint32_t cds_layout_tuple_items = offsetof(PyTupleObject, ob_item);
 const uint32_t cds_layout_bytes_hash = BYTES_SHASH_OFF;
 const uint32_t cds_layout_bytes_data = offsetof(PyBytesObject, ob_sval);
 
-/* No ob_size: float, complex, str, int. */
-#define NOT_VAR PY_SSIZE_T_MIN
-
-/* The common object head: the immortal count (inv. 1), this process's
- * type (loading rewrites it only if it moved: format.md 5.1), and
- * ob_size unless size is NOT_VAR. */
-static void
-emit_head(uint8_t *p, PyTypeObject *type, Py_ssize_t size)
-{
-    memcpy(p + offsetof(PyObject, ob_refcnt), &cds_layout_refcnt,
-           sizeof(Py_ssize_t));
-    memcpy(p + offsetof(PyObject, ob_type), &type, sizeof(type));
-    if (size != NOT_VAR) {
-        memcpy(p + offsetof(PyVarObject, ob_size), &size, sizeof(size));
-    }
-}
-
-void
-cds_layout_emit_tuple(uint8_t *p, Py_ssize_t n)
-{
-    emit_head(p, &PyTuple_Type, n);
-}
-
 /* Digits an int holds (lv_tag >> _PyLong_NON_SIZE_BITS). */
 static Py_ssize_t
 long_ndigits(PyObject *o)
@@ -92,30 +64,11 @@ long_ndigits(PyObject *o)
 static uint64_t
 size_common(PyObject *o, unsigned kind, Py_ssize_t nitems)
 {
-    switch (kind) {
-    case CDS_OBJ_STR:
-        if (PyUnicode_IS_ASCII(o)) {
-            return sizeof(PyASCIIObject) + (uint64_t)PyUnicode_GET_LENGTH(o) +
-                   1;
-        }
-        return sizeof(PyCompactUnicodeObject) +
-               ((uint64_t)PyUnicode_GET_LENGTH(o) + 1) * PyUnicode_KIND(o);
-    case CDS_OBJ_BYTES:
-        return offsetof(PyBytesObject, ob_sval) +
-               (uint64_t)PyBytes_GET_SIZE(o) + 1;
-    case CDS_OBJ_INT: {
+    if (kind == CDS_OBJ_INT) {
         Py_ssize_t n = long_ndigits(o);
         return LONG_DIGITS + (uint64_t)(n > 0 ? n : 1) * sizeof(digit);
     }
-    case CDS_OBJ_FLOAT:
-        return sizeof(PyFloatObject);
-    case CDS_OBJ_COMPLEX:
-        return sizeof(PyComplexObject);
-    case CDS_OBJ_TUPLE:
-        return offsetof(PyTupleObject, ob_item) +
-               (uint64_t)nitems * sizeof(PyObject *);
-    }
-    return 0;
+    return size_plain(o, kind, nitems);
 }
 
 /* The compact str image: head, state (not interned, not statically
@@ -154,14 +107,6 @@ emit_common(uint8_t *p, PyObject *o, unsigned kind)
     case CDS_OBJ_STR:
         emit_str(p, o);
         return NULL;
-    case CDS_OBJ_BYTES: {
-        Py_hash_t h = -1; /* inv. 4 */
-        memcpy(p + BYTES_SHASH_OFF, &h, sizeof(h));
-        memcpy(p + offsetof(PyBytesObject, ob_sval), PyBytes_AS_STRING(o),
-               (size_t)PyBytes_GET_SIZE(o));
-        emit_head(p, &PyBytes_Type, PyBytes_GET_SIZE(o));
-        return NULL;
-    }
     case CDS_OBJ_INT: {
         uintptr_t tag = ((PyLongObject *)o)->long_value.lv_tag;
         memcpy(p + LONG_TAG, &tag, sizeof(tag));
@@ -170,15 +115,8 @@ emit_common(uint8_t *p, PyObject *o, unsigned kind)
         emit_head(p, &PyLong_Type, NOT_VAR);
         return NULL;
     }
-    case CDS_OBJ_FLOAT:
-        memcpy(p + offsetof(PyFloatObject, ob_fval),
-               &((PyFloatObject *)o)->ob_fval, sizeof(double));
-        emit_head(p, &PyFloat_Type, NOT_VAR);
-        return NULL;
-    case CDS_OBJ_COMPLEX:
-        memcpy(p + offsetof(PyComplexObject, cval),
-               &((PyComplexObject *)o)->cval, sizeof(Py_complex));
-        emit_head(p, &PyComplex_Type, NOT_VAR);
+    }
+    if (emit_plain(p, o, kind)) {
         return NULL;
     }
     return "bad object kind";
