@@ -58,7 +58,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench import (BenchError, Runner, base_env, median,  # noqa: E402
-                   source_revision, tree_env)
+                   tree_env)
 del sys.path[0]
 
 WORKLOAD_DIR = os.path.join(HERE, 'workloads')
@@ -417,6 +417,13 @@ class Bench:
             if r['rc'] != 0 or not os.path.exists(img):
                 raise BenchError('dump of %s failed:\n%s'
                                  % (lst, r['stderr'].strip()))
+            # write the pages back: a dirty page-cache page counts as
+            # Shared_Dirty/Private_Dirty in every mapping of it
+            fd = os.open(img, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             key = os.path.basename(img).split('.')[0]
             msg = r['stderr'].strip().splitlines()
             self.info['dump_' + key] = msg
@@ -547,6 +554,23 @@ def read_line(p, timeout):
     return line
 
 
+def fs_type(path):
+    """The file system type path is on, from /proc/self/mountinfo."""
+    path = os.path.realpath(path)
+    best, kind = '', '?'
+    try:
+        with open('/proc/self/mountinfo') as f:
+            for line in f:
+                left, _, right = line.partition(' - ')
+                mnt = left.split()[4].replace('\\040', ' ')
+                if (path == mnt or path.startswith(mnt.rstrip('/') + '/')) \
+                        and len(mnt) >= len(best):
+                    best, kind = mnt, right.split()[0]
+    except (OSError, IndexError):
+        pass
+    return kind
+
+
 def read_list(path):
     with open(path) as f:
         return [x.split('#', 1)[0].strip() for x in f
@@ -625,9 +649,12 @@ def report(res, info, args, out):
     p('  build    %s (source %s)' % (args.build, info['source']))
     p('  server   gunicorn %s, %d sync workers, 127.0.0.1; app %s (%s)'
       % (info['gunicorn'], w, APP, info['packages']))
-    p('  archive  %.1f MB (%d modules traced); idle: sympy archive %.1f MB'
-      % (info['archive_app_bytes'] / 2 ** 20, info['listed_app'],
-         info['archive_sympy_bytes'] / 2 ** 20))
+    p('  archive  %.1f MB (%d modules traced); idle: sympy archive %.1f MB;'
+      ' on %s' % (info['archive_app_bytes'] / 2 ** 20, info['listed_app'],
+                  info['archive_sympy_bytes'] / 2 ** 20, info['archive_fs']))
+    if info['archive_fs'] in ('tmpfs', 'ramfs'):
+        p('           (%s: its pages are never clean, so shared ones show '
+          'as Shared_Dirty; read Pss)' % info['archive_fs'])
     p('  rounds   %d (arms interleaved, rotating order); medians; ratio '
       'share/stock' % args.rounds)
     p('  machine  %s CPUs, %s; load %.2f at start, %.2f at end'
@@ -819,6 +846,69 @@ def ensure_matplotlib():
                      'install python3-matplotlib)' % sys.executable)
 
 
+def head_from_files(src):
+    """HEAD's commit read from .git itself, for a tree without git."""
+    try:
+        with open(os.path.join(src, '.git', 'HEAD')) as f:
+            head = f.read().strip()
+        if not head.startswith('ref: '):
+            return head[:7]
+        ref = head[5:]
+        try:
+            with open(os.path.join(src, '.git', ref)) as f:
+                return f.read().strip()[:7]
+        except FileNotFoundError:
+            with open(os.path.join(src, '.git', 'packed-refs')) as f:
+                for line in f:
+                    if line.rstrip().endswith(' ' + ref):
+                        return line[:7]
+    except OSError:
+        pass
+    return 'unknown commit'
+
+
+def source_revision(build):
+    """The commit of the tree build was configured from, whether cds/ or
+    importhook/ have uncommitted changes (and a hash of them), and when
+    _cds was linked."""
+    src = None
+    try:
+        with open(os.path.join(build, 'CMakeCache.txt')) as f:
+            for line in f:
+                if line.startswith('CMAKE_HOME_DIRECTORY:'):
+                    src = line.split('=', 1)[1].strip()
+    except OSError:
+        pass
+    so = [os.path.join(build, 'site', x)
+          for x in os.listdir(os.path.join(build, 'site'))
+          if x.startswith('_cds') and x.endswith('.so')]
+    built = ('; _cds linked %s' % time.strftime(
+        '%Y-%m-%d %H:%M', time.localtime(os.path.getmtime(so[0])))
+        if so else '; no _cds*.so in site/')
+    git = shutil.which('git')
+    if not src:
+        return 'unknown (no CMakeCache.txt)' + built
+    if not git:
+        return '%s at %s (no git here: changes not checked)%s' % (
+            src, head_from_files(src), built)
+
+    def g(*a):
+        r = subprocess.run([git, '-c', 'safe.directory=*', '-C', src] +
+                           list(a), stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL)
+        return r.stdout if r.returncode == 0 else None
+    rev = g('rev-parse', '--short', 'HEAD')
+    if rev is None:
+        return '%s, not a git checkout%s' % (src, built)
+    diff = g('diff', 'HEAD', '--', 'cds', 'importhook')
+    dirty = ''
+    if diff:
+        import hashlib
+        dirty = ' with uncommitted changes in cds/ importhook/ (the ' \
+            "tree's diff now: sha1 %s)" % hashlib.sha1(diff).hexdigest()[:10]
+    return '%s at %s%s%s' % (src, rev.decode().strip(), dirty, built)
+
+
 VERSIONS = ('import sys, gunicorn, flask, requests, sympy, botocore\n'
             'print(sys.version.split()[0], gunicorn.__version__)\n'
             'print("flask %s, requests %s, sympy %s, botocore %s" % ('
@@ -846,7 +936,10 @@ def main(argv=None):
                     help='leave out the independent processes')
     ap.add_argument('--json', metavar='FILE')
     ap.add_argument('--plot', metavar='DIR')
-    ap.add_argument('--tmpdir', metavar='DIR')
+    ap.add_argument('--tmpdir', metavar='DIR',
+                    help='where the work directory is made (default: the '
+                    'build directory, so that the archive is on its disk, '
+                    'not on a tmpfs)')
     ap.add_argument('--keep', action='store_true',
                     help='keep the work directory (lists, archives, logs)')
     ap.add_argument('-q', '--quiet', action='store_true',
@@ -868,6 +961,8 @@ def main(argv=None):
     def on_signal(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_signal)
+    if args.tmpdir is None and os.access(args.build, os.W_OK):
+        args.tmpdir = args.build
     tmp = tempfile.mkdtemp(prefix='pycds-prefork-', dir=args.tmpdir)
     try:
         return run(args, tmp)
@@ -895,13 +990,14 @@ def run(args, tmp):
     info = {'python_version': v[0].split()[0], 'gunicorn': v[0].split()[1],
             'packages': v[1], 'nproc': os.cpu_count(),
             'kernel': '%s %s' % (os.uname().release, os.uname().machine),
-            'source': source_revision(args.build, b.runner, b.env),
+            'source': source_revision(args.build),
             'date': time.strftime('%Y-%m-%d %H:%M %Z'),
             'command': ' '.join([os.path.basename(sys.executable)]
                                 + sys.argv)}
     load0 = os.getloadavg()[0]
     b.prepare()
     info.update(b.info)
+    info['archive_fs'] = fs_type(b.img)
     samples = {arm: [] for arm in ARMS}
     if not args.no_idle:
         samples['idle', 'stock'] = []
