@@ -184,6 +184,15 @@ load_header(cds_archive *a, const struct cds_disk_fingerprint *expect,
     if (h->optimize > 255) {
         return CDS_CORRUPT(err, 132, "optimization level %u", h->optimize);
     }
+    /* code versions: a range of valid ones (2 on, 3.14's first valid) or
+     * none */
+    if (h->code_version_count != 0
+            ? h->code_version_base < 2 ||
+                  h->code_version_base > UINT32_MAX - h->code_version_count
+            : h->code_version_base != 0) {
+        return CDS_CORRUPT(err, 472, "code versions %u+%u",
+                           h->code_version_base, h->code_version_count);
+    }
     /* H9: base address page aligned (it is handed to mmap) */
     if (h->base_address % 4096 != 0) {
         return CDS_CORRUPT(err, 32, "base address 0x%llx not page aligned",
@@ -335,14 +344,16 @@ load_index(cds_archive *a, cds_error *err)
         uint64_t s = m->seg_size, n;
         if (m->objects_size % CDS_OBJECT_ALIGN != 0 || m->objects_size > s ||
             m->root_off % CDS_OBJECT_ALIGN != 0 ||
-            m->root_off >= m->objects_size) {
+            m->root_off >= m->objects_size ||
+            m->write_size % CDS_OBJECT_ALIGN != 0 ||
+            m->write_size > m->objects_size) {
             return CDS_CORRUPT(err, at + 80, "entry %u: bad object region",
                                i);
         }
         check_mul(m->nobjects, 4, &n);
         if (m->nobjects == 0 || m->objtab_off % 4 ||
             m->objtab_off < m->objects_size ||
-            !check_range(m->objtab_off, n, s) || m->reserved != 0) {
+            !check_range(m->objtab_off, n, s)) {
             return CDS_CORRUPT(err, at + 128, "entry %u: bad object table",
                                i);
         }
@@ -412,6 +423,23 @@ populate(void *p, uint64_t len)
 
     if (last > first &&
         madvise((void *)first, last - first, MADV_POPULATE_WRITE) != 0 &&
+        errno != EINVAL) {
+        return -1;
+    }
+    return 0;
+}
+
+/* The same for pages that are only read: they become the file's page
+ * cache pages, mapped in one system call instead of a fault each, and
+ * stay shared with every other process that maps the file. */
+static int
+populate_read(void *p, uint64_t len)
+{
+    uintptr_t first = (uintptr_t)p & ~(uintptr_t)4095;
+    uintptr_t last = ((uintptr_t)p + len + 4095) & ~(uintptr_t)4095;
+
+    if (last > first &&
+        madvise((void *)first, last - first, MADV_POPULATE_READ) != 0 &&
         errno != EINVAL) {
         return -1;
     }
@@ -720,14 +748,26 @@ cds_pool_nblocks(const cds_archive *a)
 }
 
 int
-cds_segment_prefault(const cds_archive *a, uint32_t index, cds_error *err)
+cds_segment_prefault(const cds_archive *a, uint32_t index, uint64_t write_end,
+                     cds_error *err)
 {
     const struct cds_disk_module *m = &a->modules[index];
+    uintptr_t page = 4096;
+    uintptr_t start = (uintptr_t)(a->data + m->seg_offset);
+    uintptr_t end = start + m->seg_size;
+    uintptr_t split = start + (write_end < m->seg_size ? write_end
+                                                       : m->seg_size);
 
     if (a->map_size == 0 || !a->writable) {
         return 0;
     }
-    if (populate(a->data + m->seg_offset, m->seg_size) < 0) {
+    /* the page holding the boundary is written: it goes private */
+    split = (split + page - 1) & ~(page - 1);
+    if (split > end) {
+        split = end;
+    }
+    if (populate(a->data + m->seg_offset, split - start) < 0 ||
+        (split < end && populate_read((void *)split, end - split) < 0)) {
         return CDS_FAIL(err, CDS_EMAP, m->seg_offset,
                         "module %s: segment cannot be faulted in",
                         cds_module_name(a, index));
@@ -934,16 +974,13 @@ cds_segment_validate_map(const cds_archive *a, uint32_t index,
             goto out;
         }
     }
-    /* S6: pool references: slots hold 0 until loading (format.md 5.5) */
+    /* S6: pool references: a slot's value is only the writer's guess of
+     * the interned string's address, never followed (format.md 5.5) */
     const struct cds_disk_shared *sh = (const void *)(seg + m->shared_off);
     at_list = m->seg_offset + m->shared_off;
     for (uint32_t i = 0; i < m->nshared; i++) {
-        uint64_t v = 1;
-        if (sh[i].index < a->header->pool_count &&
-            claim_slot(map, sh[i].slot, m->objects_size, CDS_SC_SHARED)) {
-            memcpy(&v, seg + sh[i].slot, 8);
-        }
-        if (v != 0) {
+        if (sh[i].index >= a->header->pool_count ||
+            !claim_slot(map, sh[i].slot, m->objects_size, CDS_SC_SHARED)) {
             rc = CDS_CORRUPT(err, at_list + 8ull * i,
                              "module %s: pool reference %u: slot 0x%x "
                              "index %u",

@@ -121,17 +121,24 @@ int cds_pool_find(const cds_archive *a, uint32_t index, uint8_t *block_ok,
 /* Number of checksum blocks of the pool. */
 uint64_t cds_pool_nblocks(const cds_archive *a);
 
-/* Fault in, writable, the pages of module index's segment block in one
- * system call (MADV_POPULATE_WRITE), before it is checked and patched: on
- * 3.11 nearly every page of a loaded segment is written anyway (reference
- * counts, interning), one madvise costs far less than one page fault per
- * page, and private pages cannot change or vanish under us if the file
- * is overwritten or truncated in place later.  0, or CDS_EMAP when the
- * pages cannot be faulted in (the file shrank): then nothing of the
- * segment may be read.  0 without doing anything for images not mapped
- * writable by open(), and on kernels without the advice. */
+/* Fault in module index's segment block, before it is checked and
+ * patched, in two system calls instead of a fault per page: the pages of
+ * [0, write_end) of the block, which loading or running will write,
+ * become private copies of the file's bytes (MADV_POPULATE_WRITE); the
+ * rest are mapped from the file's page cache (MADV_POPULATE_READ) and
+ * stay shared with every process that maps the file.  write_end is the
+ * entry's write_size when nothing else of the segment will be written
+ * (an immortal-object interpreter that maps the archive at its base and
+ * needs no type patched), seg_size otherwise (3.11's reference counts,
+ * relocation, a PIE interpreter's types: then every page is private, as
+ * the loader needs).  Private pages cannot change or vanish if the file
+ * is later overwritten in place; shared ones can (docs/design.md).  0,
+ * or CDS_EMAP when the pages cannot be faulted in (the file shrank): then
+ * nothing of the segment may be read.  0 without doing anything for
+ * images not mapped writable by open(), and on kernels without the
+ * advice. */
 int cds_segment_prefault(const cds_archive *a, uint32_t index,
-                         cds_error *err);
+                         uint64_t write_end, cds_error *err);
 
 /* After a segment is loaded: drop the pages that hold only its lists
  * (object table, relocations, ...), which are never read again, so they

@@ -21,7 +21,7 @@
 #define CDS_MAGIC "\x93PYCDS\r\n"
 #define CDS_MAGIC_INCOMPLETE "\x93PYCDS\r!"
 #define CDS_MAGIC_SIZE 8
-#define CDS_FORMAT_VERSION 3u
+#define CDS_FORMAT_VERSION 4u
 
 #define CDS_HEADER_SIZE 1024u   /* format.md 2: header occupies [0, 1024) */
 #define CDS_SEGMENT_ALIGN 64u   /* format.md 4: segment blocks start here */
@@ -86,7 +86,9 @@ struct cds_disk_header {
     uint32_t pool_sums_off;        /* 460: uint64_t[nblocks] checksums */
     uint32_t pool_block_size;      /* 464: CDS_POOL_BLOCK */
     uint32_t reserved1;            /* 468: zero */
-    uint8_t reserved[CDS_HEADER_SIZE - 472]; /* 472: zero */
+    uint32_t code_version_base;    /* 472: co_version of the first code */
+    uint32_t code_version_count;   /* 476: versions given out, one each */
+    uint8_t reserved[CDS_HEADER_SIZE - 480]; /* 480: zero */
 };
 /* format.md 4.1: pool bytes are checked in blocks of this size, each on
  * first use, so a large pool costs nothing until its strings are used */
@@ -96,7 +98,9 @@ static_assert(offsetof(struct cds_disk_header, header_checksum) == 24, "hc");
 static_assert(offsetof(struct cds_disk_header, nmodules) == 88, "nm");
 static_assert(offsetof(struct cds_disk_header, fingerprint) == 136, "fp");
 static_assert(offsetof(struct cds_disk_header, pool_offset) == 424, "pool");
-static_assert(offsetof(struct cds_disk_header, reserved) == 472, "rsv");
+static_assert(offsetof(struct cds_disk_header, code_version_base) == 472,
+              "cv");
+static_assert(offsetof(struct cds_disk_header, reserved) == 480, "rsv");
 
 /* format.md 3.2: one module.  Offsets named *_off are relative to the
  * start of the module's segment block; name/origin/search offsets are
@@ -131,14 +135,16 @@ struct cds_disk_module {
     uint32_t objtab_off;     /* 128: uint32_t[nobjects] object table */
     uint32_t shared_off;     /* 132: cds_disk_shared[nshared] */
     uint32_t nshared;        /* 136: slots that point into the pool */
-    uint32_t reserved;       /* 140: zero */
+    uint32_t write_size;     /* 140: [0, write_size) of the region is
+                              * what loading and running write */
     uint64_t source_hash;    /* 144: XXH3 of the source file's bytes */
 };
 #define CDS_MODULE_PACKAGE 0x1u
 static_assert(sizeof(struct cds_disk_module) == 152, "module entry");
 
 /* format.md 5.5: a slot that must point to pool string index (after that
- * string is interned).  The file holds 0 in the slot. */
+ * string is interned).  The file holds the writer's guess of that
+ * address, never followed: loading writes the slot where it differs. */
 struct cds_disk_shared {
     uint32_t slot;
     uint32_t index;

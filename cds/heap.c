@@ -320,7 +320,10 @@ struct cds_heap_pool {
     uint8_t *objects;
     uint32_t size, cap;
     uint32_t *table;
-    uint32_t count, cap_table;
+    uint64_t *hints;   /* by index: cds_layout_str_fixed_address() */
+    uint32_t count, cap_table, cap_hints;
+    PyObject *startup; /* set: interned before the dump began, or NULL */
+    uint32_t ncode;    /* code versions given out (format.md 5.1.7) */
 };
 
 int
@@ -342,8 +345,10 @@ cds_heap_pool_destroy(cds_heap_pool *p)
 {
     if (p != NULL) {
         Py_XDECREF(p->index);
+        Py_XDECREF(p->startup);
         free(p->objects);
         free(p->table);
+        free(p->hints);
         free(p);
     }
 }
@@ -355,6 +360,43 @@ cds_heap_pool_view(const cds_heap_pool *p, struct cds_pool *out)
     out->objects_size = p->size;
     out->table = p->table;
     out->count = p->count;
+    out->hints = p->hints;
+    out->code_version_base = p->ncode ? cds_layout_code_version_base : 0;
+    out->code_version_count = p->ncode;
+}
+
+int
+cds_heap_pool_note_startup(cds_heap_pool *p, cds_error *err)
+{
+    PyObject *set = cds_layout_interned_heap();
+
+    if (set == NULL) {
+        PyErr_Clear();
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    Py_XSETREF(p->startup, set == Py_None ? NULL : set);
+    if (set == Py_None) {
+        Py_DECREF(set);
+    }
+    return 0;
+}
+
+/* Will loading have to write a slot that refers to str o (a pool
+ * string)?  Yes when the interpreter had an equal string interned on its
+ * heap before anything was served, as it had before the dump began: the
+ * slot then gets that string's address, which no file can know. */
+static int
+pool_rewritten(const cds_heap_pool *p, PyObject *o)
+{
+    if (p->startup == NULL || cds_layout_str_fixed_address(o) != 0) {
+        return 0;
+    }
+    int rc = PySet_Contains(p->startup, o);
+    if (rc < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return rc;
 }
 
 static int grow(void **p, uint32_t *cap, uint32_t need, size_t elem,
@@ -383,7 +425,9 @@ pool_add(cds_heap_pool *p, PyObject *o, uint32_t *index, cds_error *err)
     if ((rc = grow((void **)&p->objects, &p->cap, p->size + (uint32_t)size,
                    1, err)) < 0 ||
         (rc = grow((void **)&p->table, &p->cap_table, p->count + 1,
-                   sizeof(*p->table), err)) < 0) {
+                   sizeof(*p->table), err)) < 0 ||
+        (rc = grow((void **)&p->hints, &p->cap_hints, p->count + 1,
+                   sizeof(*p->hints), err)) < 0) {
         return rc;
     }
     memset(p->objects + p->size, 0, size);
@@ -399,6 +443,7 @@ pool_add(cds_heap_pool *p, PyObject *o, uint32_t *index, cds_error *err)
     }
     Py_DECREF(v);
     p->table[p->count] = p->size;
+    p->hints[p->count] = cds_layout_str_fixed_address(o);
     *index = p->count++;
     p->size += (uint32_t)size;
     return 0;
@@ -752,8 +797,8 @@ emit_ref(struct ser *s, uint32_t slot, PyObject *target)
         out->shared[out->seg.nshared].slot = slot;
         out->shared[out->seg.nshared].index = index;
         out->seg.nshared++;
-        /* the slot holds 0 in the file (format.md 5.5); emit_code copied
-         * this process's pointer into it */
+        /* the writer stores the slot's hint once the pool has its place
+         * (format.md 5.5); emit_code copied this process's pointer here */
         value = 0;
         memcpy(out->objects + slot, &value, 8);
         return 0;
@@ -791,6 +836,16 @@ emit_code(struct ser *s, const struct node *n)
 
     if (why != NULL) {
         return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX, "%s", why);
+    }
+    /* 3.13: the code object's own version, unique in the archive */
+    if (cds_layout_code_version_off != 0) {
+        if (s->pool->ncode >= UINT32_MAX - cds_layout_code_version_base) {
+            return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
+                            "too many code objects");
+        }
+        uint32_t ver = cds_layout_code_version_base + s->pool->ncode++;
+        memcpy(s->out->objects + n->off + cds_layout_code_version_off, &ver,
+               4);
     }
     for (size_t i = 0; i < cds_layout_code_nfields; i++) {
         uint32_t slot = n->off + cds_layout_code_fields[i].off;
@@ -837,6 +892,23 @@ emit_node(struct ser *s, const struct node *n)
     return 0;
 }
 
+/* Does loading write into tuple node n: a slot of a frozenset (built at
+ * load), or of a pool string that will resolve to a string interned
+ * before anything was served? */
+static int
+tuple_patched(const struct ser *s, const struct node *n)
+{
+    PyObject *t = n->kind == CDS_OBJ_FROZEN ? n->items : n->obj;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
+        PyObject *o = PyTuple_GET_ITEM(t, i);
+        if (PyFrozenSet_CheckExact(o) ||
+            (pooled(o) && pool_rewritten(s->pool, o))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int
 cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
                    PyObject *set_orders, cds_heap_segment *out,
@@ -878,25 +950,30 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
         rc = CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
         goto out;
     }
-    /* Layout (DESIGN.md cost model): code objects, which the interpreter
-     * writes while running, first; then the constants and names, which
-     * 3.11 writes too (reference counts, cached hashes, interning); bytes
-     * last: line and exception tables are only ever read. */
-    for (int pass = 0; pass < 4; pass++) {
+    /* Layout (format.md 5, DESIGN.md cost model): first the tuples
+     * loading writes into (a frozenset built, a name interned before
+     * anything was served), whose end is write_size; then code objects,
+     * which running writes (adaptive bytecode, counters, caches) where it
+     * runs them, module and class bodies before functions; then the constants and names, which 3.11 writes too
+     * (reference counts) and any version may hash; the other tuples;
+     * bytes last: line and exception tables are only ever read. */
+    uint32_t write_size = 0;
+    for (int pass = 0; pass < 6; pass++) {
         for (uint32_t i = 0; i < s.nnodes; i++) {
             struct node *n = &s.nodes[i];
-            int want = n->kind == CDS_OBJ_CODE ? 0
-                       : n->kind == CDS_OBJ_BYTES ? 3
-                       : n->kind == CDS_OBJ_TUPLE || n->kind == CDS_OBJ_FROZEN
-                           ? 2
-                           : 1;
+            int tuple = n->kind == CDS_OBJ_TUPLE || n->kind == CDS_OBJ_FROZEN;
+            /* module and class bodies, which importing runs, before
+             * functions, which it may never call */
+            int want = n->kind == CDS_OBJ_CODE
+                           ? (((PyCodeObject *)n->obj)->co_flags &
+                              CO_OPTIMIZED) ? 2 : 1
+                       : n->kind == CDS_OBJ_BYTES ? 5
+                       : tuple ? (tuple_patched(&s, n) ? 0 : 4)
+                               : 3;
             if (want != pass) {
                 continue;
             }
-            uint64_t gc = (n->kind == CDS_OBJ_TUPLE ||
-                           n->kind == CDS_OBJ_FROZEN)
-                              ? CDS_GC_HEAD
-                              : 0;
+            uint64_t gc = tuple ? CDS_GC_HEAD : 0;
             n->off = (uint32_t)(off + gc);
             off += n->size;
             /* assigned in increasing order: the table is sorted */
@@ -907,6 +984,9 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
                               "segment over 4 GiB");
                 goto out;
             }
+        }
+        if (pass == 0) {
+            write_size = (uint32_t)off;
         }
     }
     out->objects = calloc(1, off ? off : 16);
@@ -928,6 +1008,7 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
     out->seg.ext = out->ext;
     out->seg.frozen = out->frozen;
     out->seg.shared = out->shared;
+    out->seg.write_size = write_size;
     rc = 0;
 out:
     for (uint32_t i = 0; i < s.nnodes; i++) {
@@ -972,14 +1053,107 @@ check_object(PyObject *o, PyTypeObject *type, const char *what,
     return 0;
 }
 
-/* Load-side pool state: for the one archive of the process, each pool
- * string's interned object once resolved, and which pool blocks passed
- * their checksum.  Kept for ever, like the objects (inv. 1). */
+/* Load-side state: for the one archive of the process, each pool
+ * string's interned object once resolved, which pool blocks passed their
+ * checksum, which code versions loaded code objects hold, and whether
+ * the interpreter's version counter was moved past them.  Kept for ever,
+ * like the objects (inv. 1). */
 static struct {
     const uint8_t *image; /* the archive's data: its identity */
     PyObject **resolved;
     uint8_t *block_ok;
+    uint8_t *versions;    /* one bit per code version of the archive */
+    int versions_reserved;
 } pool_state;
+
+/* The state for archive a, made afresh for an image not seen before: a
+ * previous archive's is abandoned, not freed, since its strings may
+ * still be in use. */
+static int
+load_state(cds_archive *a, cds_error *err)
+{
+    const struct cds_disk_header *h = a->header;
+
+    if (pool_state.image == a->data) {
+        return 0;
+    }
+    uint64_t nblocks = cds_pool_nblocks(a);
+    PyObject **resolved =
+        calloc(h->pool_count ? h->pool_count : 1, sizeof(PyObject *));
+    uint8_t *ok = calloc(nblocks ? nblocks : 1, 1);
+    uint8_t *versions = calloc((h->code_version_count + 7) / 8 + 1, 1);
+    if (resolved == NULL || ok == NULL || versions == NULL) {
+        free(resolved);
+        free(ok);
+        free(versions);
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    pool_state.image = a->data;
+    pool_state.resolved = resolved;
+    pool_state.block_ok = ok;
+    pool_state.versions = versions;
+    /* before any archived code object can run (format.md 8) */
+    pool_state.versions_reserved =
+        h->code_version_count != 0 &&
+        cds_layout_code_versions_reserve(h->code_version_base,
+                                         h->code_version_count);
+    return 0;
+}
+
+/* The version bit index of the code object at objtab entry e (in range:
+ * cds_heap_validate checked it). */
+static uint32_t
+version_index(const cds_archive *a, const uint8_t *seg, uint32_t e)
+{
+    uint32_t ver;
+    memcpy(&ver, seg + CDS_OBJ_OFFSET(e) + cds_layout_code_version_off, 4);
+    return ver - a->header->code_version_base;
+}
+
+/* 3.13: claim the versions of module index's code objects, refusing one
+ * that another code object, loaded before or in this segment, holds: two
+ * functions of one version would pass each other's specialisation
+ * guards.  Before any write; a refused segment claims nothing. */
+static int
+claim_versions(cds_archive *a, uint32_t index, cds_error *err)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    const uint8_t *seg = a->data + m->seg_offset;
+    const uint32_t *objtab = (const void *)(seg + m->objtab_off);
+    uint8_t *bits = pool_state.versions;
+    uint32_t i, k;
+
+    if (cds_layout_code_version_off == 0) {
+        return 0;
+    }
+    for (i = 0; i < m->nobjects; i++) {
+        if (CDS_OBJ_KIND(objtab[i]) != CDS_OBJ_CODE) {
+            continue;
+        }
+        k = version_index(a, seg, objtab[i]);
+        if (bits[k / 8] & (1u << (k % 8))) {
+            break;
+        }
+        bits[k / 8] |= (uint8_t)(1u << (k % 8));
+    }
+    if (i == m->nobjects) {
+        return 0;
+    }
+    uint32_t bad = objtab[i];
+    while (i-- > 0) { /* give this segment's claims back */
+        if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_CODE) {
+            k = version_index(a, seg, objtab[i]);
+            bits[k / 8] &= (uint8_t)~(1u << (k % 8));
+        }
+    }
+    return CDS_CORRUPT(err,
+                       m->seg_offset + CDS_OBJ_OFFSET(bad) +
+                           cds_layout_code_version_off,
+                       "module %s: co_version %u given twice",
+                       cds_module_name(a, index),
+                       version_index(a, seg, bad) +
+                           a->header->code_version_base);
+}
 
 /* The characters of a str image: their bitwise OR (which shows the
  * smallest kind that holds them: any character above 0x7f, 0xff, 0xffff
@@ -1103,22 +1277,8 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
     uint8_t *p;
     PyTypeObject *type = &PyUnicode_Type;
 
-    if (pool_state.image != a->data) {
-        uint64_t nblocks = cds_pool_nblocks(a);
-        PyObject **resolved = calloc(a->header->pool_count ? a->header->pool_count : 1,
-                                     sizeof(PyObject *));
-        uint8_t *ok = calloc(nblocks ? nblocks : 1, 1);
-        if (resolved == NULL || ok == NULL) {
-            free(resolved);
-            free(ok);
-            CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
-            return NULL;
-        }
-        /* a previous archive's state is abandoned, not freed: its
-         * strings may still be in use */
-        pool_state.image = a->data;
-        pool_state.resolved = resolved;
-        pool_state.block_ok = ok;
+    if (load_state(a, err) < 0) {
+        return NULL;
     }
     if (index < a->header->pool_count && pool_state.resolved[index] != NULL) {
         return pool_state.resolved[index];
@@ -1199,6 +1359,7 @@ struct vseg {
     uint8_t *map;
     uint64_t nfields;    /* pointer fields seen, each one a listed slot */
     bool deferred;       /* code objects whose targets come before them */
+    uint32_t version_base, version_count; /* the header's code versions */
     cds_error *err;
 };
 
@@ -1425,6 +1586,18 @@ validate_code(struct vseg *v, uint32_t off, uint32_t extent)
     if ((why = cds_layout_check_code(v->seg + off, &at, buf, sizeof(buf))) !=
         NULL) {
         return VFAIL(v, off, CDS_OBJ_CODE, off + at, "%s", why);
+    }
+    /* 3.13: a version of the archive's range (format.md 5.1.7); that no
+     * two code objects share one is checked as they are loaded */
+    if (cds_layout_code_version_off != 0) {
+        uint32_t ver;
+        memcpy(&ver, v->seg + off + cds_layout_code_version_off, 4);
+        if (ver - v->version_base >= v->version_count) {
+            return VFAIL(v, off, CDS_OBJ_CODE,
+                         off + cds_layout_code_version_off,
+                         "co_version %u outside the archive's %u+%u", ver,
+                         v->version_base, v->version_count);
+        }
     }
     for (size_t i = 0; i < NCODE_FIELDS; i++) {
         uint32_t slot = off + code_fields[i].off, target = 0;
@@ -1777,6 +1950,8 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_slot_map *map,
     v.nobjects = m->nobjects;
     v.nfields = 0;
     v.deferred = false;
+    v.version_base = a->header->code_version_base;
+    v.version_count = a->header->code_version_count;
     v.err = err;
     /* the map of this very segment, as cds_segment_validate_map left it */
     if (v.size < 24 || v.nobjects == 0 || map == NULL || map->units == NULL ||
@@ -1916,6 +2091,12 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     int rc;
 
     *code = NULL;
+    /* 0. the process's state for this archive; the code versions (3.13),
+     * the last check before anything is written */
+    if ((rc = load_state(a, err)) < 0 ||
+        (rc = claim_versions(a, index, err)) < 0) {
+        return rc;
+    }
     /* 1. internal pointers: one uniform delta, nothing at all when mapped
      * at the base */
     if (a->delta != 0) {
@@ -1968,11 +2149,16 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
      * segment that refers to them (format.md 5.5) */
     const struct cds_disk_shared *sh = (const void *)(seg + m->shared_off);
     for (uint32_t i = 0; i < m->nshared; i++) {
-        PyObject *t = pool_resolve(a, sh[i].index, err);
+        PyObject *t = pool_resolve(a, sh[i].index, err), *have;
         if (t == NULL) {
             return err->status;
         }
-        memcpy(seg + sh[i].slot, &t, sizeof(t));
+        /* the file holds the writer's guess: mostly right, and then the
+         * page stays the file's */
+        memcpy(&have, seg + sh[i].slot, sizeof(have));
+        if (have != t) {
+            memcpy(seg + sh[i].slot, &t, sizeof(t));
+        }
     }
     /* 5. frozensets from their item tuples (inv. 7).  A frozenset's items
      * tuple lies before the items tuples of the frozensets inside it (the
@@ -1986,7 +2172,8 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     for (uint32_t i = 0; i < m->nobjects; i++) {
         if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_CODE) {
             cds_layout_code_loaded(
-                (PyObject *)(seg + CDS_OBJ_OFFSET(objtab[i])));
+                (PyObject *)(seg + CDS_OBJ_OFFSET(objtab[i])),
+                pool_state.versions_reserved);
         }
     }
     PyObject *root = (PyObject *)(seg + m->root_off);
@@ -1998,6 +2185,28 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     return 0;
 }
 
+/* How much of module index's block loading and running will write
+ * (cds_segment_prefault): all of it where the interpreter writes
+ * reference counts, where the archive is relocated, or where the type
+ * objects moved (a PIE interpreter: every ob_type is patched, judged by
+ * the root's, unchecked yet but only a guess here); otherwise what the
+ * writer put first for being written (format.md 5). */
+static uint64_t
+write_end(const cds_archive *a, uint32_t index, int prefault)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    PyTypeObject *have;
+
+    if (prefault == CDS_PREFAULT_ALL || cds_layout_refcounts_written ||
+        a->delta != 0) {
+        return m->seg_size;
+    }
+    memcpy(&have, a->data + m->seg_offset + m->root_off +
+                      offsetof(PyObject, ob_type),
+           sizeof(have));
+    return have != &PyCode_Type ? m->seg_size : m->write_size;
+}
+
 int
 cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
                      PyObject **code, cds_error *err)
@@ -2006,8 +2215,9 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
     int rc = 0;
 
     *code = NULL;
-    if (prefault) {
-        rc = cds_segment_prefault(a, index, err);
+    if (prefault != CDS_PREFAULT_NONE) {
+        rc = cds_segment_prefault(a, index, write_end(a, index, prefault),
+                                  err);
     }
     if (rc == 0) {
         rc = cds_segment_validate_map(a, index, &map, err);

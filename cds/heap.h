@@ -50,6 +50,12 @@ int cds_heap_pool_create(cds_heap_pool **pool, cds_error *err);
 void cds_heap_pool_destroy(cds_heap_pool *pool);
 /* A view for cds_writer_set_pool(), valid until the pool changes. */
 void cds_heap_pool_view(const cds_heap_pool *pool, struct cds_pool *out);
+/* Take note of the strings the interpreter has interned so far (3.12
+ * on), before the first module is dumped: the process that loads the
+ * archive has them interned before anything is served too, so slots
+ * referring to them will be written at load, and the serializer puts
+ * the tuples holding them with what is written (format.md 5). */
+int cds_heap_pool_note_startup(cds_heap_pool *pool, cds_error *err);
 
 /* Serialize code and every object its constants reach into seg, laid out
  * to live at address addr, its interned strings into pool (required).
@@ -90,13 +96,15 @@ int cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
                   cds_error *err);
 
 /* A segment's first use, the one sequence the import hook and the tests
- * run (inv. 3 of importhook/hook.h): with prefault, make its pages
- * private first (cds_segment_prefault: it changes no byte, and validation
- * then reads private pages instead of the file's pages that patching
- * would copy right after: 2 ms of 27 on sympy); then
- * cds_segment_validate, cds_heap_validate (every check before the first
- * write), cds_heap_load, and cds_segment_release_lists.  *code as for
- * cds_heap_load; a segment that fails has not been written to. */
+ * run (inv. 3 of importhook/hook.h): fault its pages in first
+ * (cds_segment_prefault, unless prefault is CDS_PREFAULT_NONE: it changes
+ * no byte; what will be written becomes private, in one system call,
+ * and the rest is mapped from the file; CDS_PREFAULT_ALL makes the whole
+ * block private); then cds_segment_validate_map, cds_heap_validate
+ * (every check before the first write), cds_heap_load, and
+ * cds_segment_release_lists.  *code as for cds_heap_load; a segment that
+ * fails has not been written to. */
+enum { CDS_PREFAULT_NONE, CDS_PREFAULT_AUTO, CDS_PREFAULT_ALL };
 int cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
                          PyObject **code, cds_error *err);
 

@@ -129,6 +129,19 @@ extern const uint32_t cds_layout_bytes_hash, cds_layout_bytes_data;
 const char *cds_layout_check_code(const uint8_t *p, uint32_t *at, char *buf,
                                   size_t size);
 
+/* ---- dumping (with the GIL) */
+
+/* For an interned str o of the dumping process: the address any process
+ * of this interpreter binary has it at, when o is one the runtime
+ * allocated statically (3.12 on: the identifiers, deep-frozen code's
+ * strings), so that a slot holding it needs no write on a non-PIE build;
+ * 0 otherwise (and always on 3.11, where nothing tells them). */
+uint64_t cds_layout_str_fixed_address(PyObject *o);
+/* A new set of the strings the interpreter has interned on its heap so
+ * far (3.12 on), None where it cannot tell (3.11); NULL with an
+ * exception set on failure. */
+PyObject *cds_layout_interned_heap(void);
+
 /* ---- loading (with the GIL) */
 
 /* After the type of a str image is patched, before anything reads it
@@ -138,8 +151,24 @@ void cds_layout_str_loaded(uint8_t *p, uint32_t extent);
  * one: the version's interned state, so that no finalizer makes it
  * mortal (heap.c inv. 6). */
 void cds_layout_str_interned(PyObject *s);
+/* Code versions (3.13, format.md 5.1.7): the archive's code objects hold
+ * co_version values of their own, from cds_layout_code_version_base on,
+ * at offset cds_layout_code_version_off; both 0 where a version keeps
+ * none in the file (3.11, 3.12). */
+extern const uint32_t cds_layout_code_version_base, cds_layout_code_version_off;
+/* Once per archive, before its first code object is loaded: keep the
+ * interpreter's version counter from ever giving out one of [base, base
+ * + count), by moving it past the range if it has not reached base yet.
+ * 1 if done (the file's versions stand), 0 if not (the counter is past
+ * base, or exhausted): then each code object gets one from the counter. */
+int cds_layout_code_versions_reserve(uint32_t base, uint32_t count);
 /* After a segment's references are resolved, once per code object
- * before it can run (3.13: co_version from the interpreter's counter). */
-void cds_layout_code_loaded(PyObject *code);
+ * before it can run; reserved as cds_layout_code_versions_reserve()
+ * returned (3.13: unless reserved, co_version from the interpreter's
+ * counter). */
+void cds_layout_code_loaded(PyObject *code, int reserved);
+/* Whether running archived code writes the objects' reference counts
+ * (3.11), so that every page of a used segment is written anyway. */
+extern const int cds_layout_refcounts_written;
 
 #endif /* CDS_LAYOUT_H */

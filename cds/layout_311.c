@@ -71,6 +71,7 @@ static_assert(offsetof(PyCodeObject, co_consts) == 24 &&
 
 const Py_ssize_t cds_layout_refcnt = (Py_ssize_t)1 << 40;
 const char cds_layout_refcnt_name[] = "2^40";
+const int cds_layout_refcounts_written = 1;
 const long cds_layout_small_int_min = -5, cds_layout_small_int_max = 256;
 static_assert(-5 >= CDS_EXT_INT_MIN && 256 <= CDS_EXT_INT_MAX, "small ints");
 const uint32_t cds_layout_tuple_items = offsetof(PyTupleObject, ob_item);
@@ -391,9 +392,20 @@ cds_layout_str_interned(PyObject *s)
     (void)s;
 }
 
-/* 3.11 code objects carry no per-interpreter state. */
-void
-cds_layout_code_loaded(PyObject *code)
+/* 3.11 has statically allocated identifiers too, but no bit that tells
+ * them, and writes every archived object's reference count anyway: no
+ * slot is worth a guess. */
+uint64_t
+cds_layout_str_fixed_address(PyObject *o)
 {
-    (void)code;
+    (void)o;
+    return 0;
 }
+
+/* The interned dict is private to unicodeobject.c. */
+PyObject *
+cds_layout_interned_heap(void)
+{
+    Py_RETURN_NONE;
+}
+

@@ -50,9 +50,3 @@ cds_layout_str_interned(PyObject *s)
     str_make_static(s);
 }
 
-/* co_version stays 0 (see the top of the file). */
-void
-cds_layout_code_loaded(PyObject *code)
-{
-    (void)code;
-}

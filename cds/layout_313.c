@@ -17,6 +17,7 @@
  * function version counter (internal/pycore_interp.h) */
 #define Py_BUILD_CORE 1
 #define LAYOUT_VERSION_TAG 0x030D
+#define LAYOUT_CODE_VERSIONS 1 /* co_version set by the writer */
 #define LAYOUT_CODE_EXTRA_RUNTIME \
     {"co_executors is not NULL", offsetof(PyCodeObject, co_executors)},
 #include "layout_immortal.h"
@@ -57,14 +58,40 @@ cds_layout_str_interned(PyObject *s)
     str_make_static(s);
 }
 
-/* init_code's version: the interpreter's next one, and the counter
- * moves on unless it ran out (0: no more specialisation). */
+/* Far above what the counter reaches before anything is served (one per
+ * code object created: some thousands at start-up), far below its end. */
+const uint32_t cds_layout_code_version_base = 1u << 24;
+const uint32_t cds_layout_code_version_off = offsetof(PyCodeObject, co_version);
+
+/* init_code gives each code object the counter's next version, which
+ * PyFunction_New copies and specialisation guards compare: versions must
+ * be unique among the interpreter's code objects.  Moving the counter
+ * past the archive's range keeps them unique without writing a version
+ * into every archived code object (a page each). */
+int
+cds_layout_code_versions_reserve(uint32_t base, uint32_t count)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    uint32_t next = interp->func_state.next_version;
+
+    if (next == 0 || next > base || count > UINT32_MAX - base) {
+        return 0;
+    }
+    interp->func_state.next_version = base + count;
+    return 1;
+}
+
+/* Unless reserved, init_code's version: the interpreter's next one, and
+ * the counter moves on unless it ran out (0: no more specialisation). */
 void
-cds_layout_code_loaded(PyObject *code)
+cds_layout_code_loaded(PyObject *code, int reserved)
 {
     PyInterpreterState *interp = PyInterpreterState_Get();
     PyCodeObject *co = (PyCodeObject *)code;
 
+    if (reserved) {
+        return;
+    }
     co->co_version = interp->func_state.next_version;
     if (interp->func_state.next_version != 0) {
         interp->func_state.next_version++;

@@ -48,6 +48,8 @@ static_assert(_Py_IMMORTAL_REFCNT == 0xFFFFFFFF, "immortal refcount");
 
 const Py_ssize_t cds_layout_refcnt = _Py_IMMORTAL_REFCNT;
 const char cds_layout_refcnt_name[] = "immortal";
+/* Py_INCREF and Py_DECREF skip an immortal count */
+const int cds_layout_refcounts_written = 0;
 const uint32_t cds_layout_tuple_items = offsetof(PyTupleObject, ob_item);
 const uint32_t cds_layout_bytes_hash = BYTES_SHASH_OFF;
 const uint32_t cds_layout_bytes_data = offsetof(PyBytesObject, ob_sval);
@@ -229,6 +231,7 @@ cds_layout_str_loaded(uint8_t *p, uint32_t extent)
 #endif
 #include <internal/pycore_frame.h>
 #include <internal/pycore_global_objects.h>
+#include <internal/pycore_interp.h>
 #include <opcode.h>
 #include <stdio.h>
 
@@ -398,10 +401,12 @@ cds_layout_check_code(const uint8_t *p, uint32_t *at, char *buf, size_t size)
             return runtime[i].why;
         }
     }
+#ifndef LAYOUT_CODE_VERSIONS
     if (co->co_version != 0) {
         *at = offsetof(PyCodeObject, co_version);
         return "co_version is not 0";
     }
+#endif
     /* frames are sized by it (_PyFrame_PushUnchecked) */
     if ((int64_t)co->co_framesize !=
         (int64_t)co->co_nlocalsplus + co->co_stacksize + FRAME_SPECIALS_SIZE) {
@@ -413,6 +418,31 @@ cds_layout_check_code(const uint8_t *p, uint32_t *at, char *buf, size_t size)
         return buf;
     }
     return NULL;
+}
+
+/* A statically allocated string (the runtime's identifiers, and on 3.12
+ * deep-frozen code's) lives in the interpreter binary: at the same
+ * address in every process of a non-PIE build. */
+uint64_t
+cds_layout_str_fixed_address(PyObject *o)
+{
+    return ((PyASCIIObject *)o)->state.statically_allocated
+               ? (uint64_t)(uintptr_t)o
+               : 0;
+}
+
+/* The interpreter's dict of the strings interned on its heap (the
+ * static ones are in the runtime's own table). */
+PyObject *
+cds_layout_interned_heap(void)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    PyObject *d = _Py_INTERP_CACHED_OBJECT(interp, interned_strings);
+
+    if (d == NULL || !PyDict_Check(d)) {
+        Py_RETURN_NONE;
+    }
+    return PySet_New(d);
 }
 
 #endif /* CDS_LAYOUT_IMMORTAL_H */

@@ -96,4 +96,25 @@ emit_plain(uint8_t *p, PyObject *o, unsigned kind)
     return false;
 }
 
+#ifndef LAYOUT_CODE_VERSIONS
+/* A version that keeps no code version in the file (3.11 has none; 3.12
+ * gives functions theirs lazily): nothing to reserve or assign. */
+const uint32_t cds_layout_code_version_base = 0, cds_layout_code_version_off = 0;
+
+int
+cds_layout_code_versions_reserve(uint32_t base, uint32_t count)
+{
+    (void)base;
+    (void)count;
+    return 0;
+}
+
+void
+cds_layout_code_loaded(PyObject *code, int reserved)
+{
+    (void)code;
+    (void)reserved;
+}
+#endif
+
 #endif /* CDS_LAYOUT_KINDS_H */

@@ -213,6 +213,7 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     e->next = seg->next;
     e->nfrozen = seg->nfrozen;
     e->nshared = seg->nshared;
+    e->write_size = seg->write_size;
     e->seg_size = off;
     e->seg_checksum = cds_hash(block, off);
     rc = write_pad(w, CDS_SEGMENT_ALIGN, err);
@@ -232,7 +233,9 @@ cds_writer_add(cds_writer *w, const struct cds_writer_module *m,
     int rc;
 
     if (seg->objects_size % CDS_OBJECT_ALIGN != 0 ||
-        seg->root_off >= seg->objects_size) {
+        seg->root_off >= seg->objects_size ||
+        seg->write_size % CDS_OBJECT_ALIGN != 0 ||
+        seg->write_size > seg->objects_size) {
         return CDS_FAIL(err, CDS_ECORRUPT, UINT64_MAX,
                         "module %s: malformed segment", m->name);
     }
@@ -286,6 +289,10 @@ write_pool(cds_writer *w, const struct cds_pool *pool, cds_error *err)
     }
     h->pool_offset = w->offset;
     h->pool_block_size = CDS_POOL_BLOCK;
+    if (pool != NULL && pool->code_version_count != 0) {
+        h->code_version_base = pool->code_version_base;
+        h->code_version_count = pool->code_version_count;
+    }
     if (pool == NULL || pool->count == 0) {
         return 0; /* empty: count, sizes and checksum stay zero */
     }
@@ -327,6 +334,83 @@ out:
     return rc;
 }
 
+static int
+read_all(cds_writer *w, void *data, size_t len, uint64_t at, cds_error *err)
+{
+    uint8_t *p = data;
+    while (len > 0) {
+        ssize_t n = pread(w->fd, p, len, (off_t)at);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            return CDS_FAIL(err, CDS_EIO, at, "read back %s: %s",
+                            w->tmp_path, n < 0 ? strerror(errno) : "short");
+        }
+        p += n;
+        len -= (size_t)n;
+        at += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* format.md 5.5: now that the pool has its place, each pool reference
+ * slot gets the address the string is expected to have when loaded:
+ * its hint, or its own address in the pool at the preferred base.  The
+ * blocks are read back, patched and checksummed again. */
+static int
+store_hints(cds_writer *w, const struct cds_pool *pool, cds_error *err)
+{
+    const struct cds_disk_header *h = &w->header;
+    uint8_t *block = NULL;
+    uint64_t cap = 0;
+    int rc = 0;
+
+    for (uint32_t i = 0; i < w->nmodules && rc == 0; i++) {
+        struct cds_disk_module *e = &w->modules[i];
+        if (e->nshared == 0) {
+            continue;
+        }
+        if (e->seg_size > cap) {
+            uint8_t *p = realloc(block, e->seg_size);
+            if (p == NULL) {
+                rc = CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+                break;
+            }
+            block = p;
+            cap = e->seg_size;
+        }
+        if ((rc = read_all(w, block, e->seg_size, e->seg_offset, err)) < 0) {
+            break;
+        }
+        const struct cds_disk_shared *sh =
+            (const void *)(block + e->shared_off);
+        for (uint32_t k = 0; k < e->nshared; k++) {
+            uint32_t ix = sh[k].index;
+            if (pool == NULL || ix >= pool->count ||
+                (uint64_t)sh[k].slot + 8 > e->objects_size) {
+                free(block);
+                return CDS_FAIL(err, CDS_ECORRUPT, UINT64_MAX,
+                                "module %s: pool reference %u outside the "
+                                "pool or the segment",
+                                w->strings + e->name_off, k);
+            }
+            uint64_t v = pool->hints != NULL && pool->hints[ix] != 0
+                             ? pool->hints[ix]
+                             : h->base_address + h->pool_offset +
+                                   pool->table[ix];
+            memcpy(block + sh[k].slot, &v, 8);
+        }
+        e->seg_checksum = cds_hash(block, e->seg_size);
+        uint64_t saved = w->offset;
+        w->offset = e->seg_offset;
+        rc = write_all(w, block, e->seg_size, err);
+        w->offset = saved;
+    }
+    free(block);
+    return rc;
+}
+
 void
 cds_writer_set_optimize(cds_writer *w, unsigned level)
 {
@@ -355,6 +439,7 @@ cds_writer_finish(cds_writer *w, cds_error *err)
     }
     h->segments_size = w->offset - h->segments_offset;
     if ((rc = write_pool(w, w->pool, err)) < 0 ||
+        (rc = store_hints(w, w->pool, err)) < 0 ||
         (rc = write_pad(w, CDS_SEGMENT_ALIGN, err)) < 0) {
         return rc;
     }

@@ -37,15 +37,24 @@ struct cds_segment {
     uint32_t nfrozen;
     const struct cds_disk_shared *shared;
     uint32_t nshared;
+    uint32_t write_size; /* [0, write_size): what loading and running
+                          * write (format.md 5), multiple of 8 */
 };
 
 /* The shared string pool (format.md 4.1): objects_size bytes of str
- * objects and the offset of each, by pool index. */
+ * objects and the offset of each, by pool index.  hints (NULL: all 0)
+ * gives, by pool index, the address a slot referring to that string
+ * holds in the file (format.md 5.5), 0 for the string's own address in
+ * the pool; the writer stores them when the pool's place is known. */
 struct cds_pool {
     const uint8_t *objects;
     uint32_t objects_size; /* multiple of CDS_OBJECT_ALIGN */
     const uint32_t *table;
     uint32_t count;
+    const uint64_t *hints;
+    /* format.md 5.1.7: the code objects' co_version values (3.13), one
+     * each from base; count 0 where the version has none */
+    uint32_t code_version_base, code_version_count;
 };
 
 /* Start an archive at path (written as path.tmp.XXXXXX until finished).
@@ -71,8 +80,9 @@ int cds_writer_add(cds_writer *w, const struct cds_writer_module *m,
  * stay valid until cds_writer_finish(). */
 void cds_writer_set_pool(cds_writer *w, const struct cds_pool *pool);
 
-/* Write the pool, the index and the header, fsync, rename over the
- * destination. */
+/* Write the pool, store in every pool reference slot of the segments
+ * its hint (struct cds_pool) and checksum them again, then write the
+ * index and the header, fsync, rename over the destination. */
 int cds_writer_finish(cds_writer *w, cds_error *err);
 
 /* Free w; removes the temporary file unless finished.  Accepts NULL. */

@@ -149,7 +149,10 @@ config_read(struct cds_hook_config *c)
 
     memset(c, 0, sizeof(*c));
     c->verbose = verbose != NULL ? atoi(verbose) : 0;
-    c->prefault = pf == NULL || strcmp(pf, "0") != 0;
+    c->prefault = pf == NULL                 ? CDS_PREFAULT_AUTO
+                  : strcmp(pf, "0") == 0   ? CDS_PREFAULT_NONE
+                  : strcmp(pf, "all") == 0 ? CDS_PREFAULT_ALL
+                                           : CDS_PREFAULT_AUTO;
     c->relocate = reloc != NULL && strcmp(reloc, "0") != 0;
     c->archive = load_env("PYCDSARCHIVE");
     c->list = load_env("PYCDSLIST");

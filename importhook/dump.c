@@ -215,7 +215,11 @@ dump(const char *list, const char *archive, struct dump_counts *c,
     if ((names = read_list(list, &c->skipped, e)) == NULL) {
         return -1;
     }
-    if (cds_heap_pool_create(&pool, &err) < 0) {
+    /* what is interned now is interned before anything is served in the
+     * processes that load the archive (they run the same start-up and
+     * glue): slots naming it will be rewritten there (heap.h) */
+    if (cds_heap_pool_create(&pool, &err) < 0 ||
+        cds_heap_pool_note_startup(pool, &err) < 0) {
         PyErr_NoMemory();
         goto out;
     }

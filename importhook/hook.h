@@ -39,7 +39,7 @@ enum { SEG_UNLOADED = 0, SEG_LOADING, SEG_LOADED, SEG_BAD };
 struct cds_hook_config {
     int mode;            /* MODE_*, PYCDSMODE */
     int verbose;         /* PYCDSVERBOSE */
-    int prefault;        /* PYCDSPREFAULT, default on */
+    int prefault;        /* PYCDSPREFAULT: CDS_PREFAULT_* (heap.h) */
     int check;           /* CHECK_*, PYCDSCHECK */
     int relocate;        /* PYCDSRELOCATE set and not "0" */
     const char *archive; /* PYCDSARCHIVE; NULL when unset or empty */

@@ -579,7 +579,7 @@ ENTRY_FIELDS = (
     ('intern_off', 104, 4), ('nintern', 108, 4), ('refs_off', 112, 4),
     ('nrefs', 116, 4), ('frozen_off', 120, 4), ('nfrozen', 124, 4),
     ('objtab_off', 128, 4), ('shared_off', 132, 4), ('nshared', 136, 4),
-    ('reserved', 140, 4), ('source_hash', 144, 8),
+    ('write_size', 140, 4), ('source_hash', 144, 8),
 )
 SEG_CHECKSUM_AT = 72
 POOL_BLOCK = 16384

@@ -859,16 +859,16 @@ def slot_lists(data, e):
 
 
 def slot_expect(lists, off):
-    """A byte of a pointer slot flipped: an external slot is rewritten
-    with the process's object at load (nothing to see); an internal
-    pointer that no longer names an object start fails S3; a pool
-    reference slot that is not 0 fails S6."""
+    """A byte of a pointer slot flipped: an external or pool reference
+    slot is rewritten with the process's object at load where it
+    differs (its value is a hint, never followed: nothing to see); an
+    internal pointer that no longer names an object start fails S3."""
     if off in lists['ext']:
         return 'zero', 'external'
     if off in lists['reloc']:
         return 'one', 'internal'
     if off in lists['shared']:
-        return 'one', 'pool reference'
+        return 'zero', 'pool reference'
     return 'one', 'listed nowhere'
 
 
@@ -918,7 +918,7 @@ def seg(m, rs, data, h, e, why):
         at('pool reference, index out of range', x + 7)
     kinds = objects_by_kind(data, e)
     code_off = {f[0]: f[1] for f in L['code']}
-    codes = [(0, 'root code')]
+    codes = [(e['root_off'], 'root code')]
     if len(kinds.get(CODE, [])) > 1:
         codes.append((kinds[CODE][len(kinds[CODE]) // 2], 'middle code'))
     for c, cname in codes:

@@ -800,7 +800,9 @@ static const struct patch index_patches[] = {
     {"object table inside the objects", E_(ENT0, objtab_off), SET,
      UNIT_SEG_OBJECTS - 8},
     {"object table past the segment", E_(ENT0, nobjects), ADD, 1u << 16},
-    {"entry reserved", E_(ENT0, reserved), SET, 1},
+    {"write size misaligned", E_(ENT0, write_size), SET, 4},
+    {"write size past the objects", E_(ENT0, write_size), SET,
+     UNIT_SEG_OBJECTS + 8},
     {"nreloc UINT32_MAX", E_(ENT0, nreloc), SET, UINT32_MAX},
     {"relocations misaligned", E_(ENT0, reloc_off), ADD, 2},
     {"relocations inside the objects", E_(ENT0, reloc_off), SET, 0},
@@ -1085,9 +1087,6 @@ SEG_CASE(frozen_outside, LIST(uint32_t, frozen);
          frozen[0] = m->objects_size;)
 SEG_CASE(frozen_misaligned, LIST(uint32_t, frozen); frozen[0] += 4;)
 /* S6: pool references */
-SEG_CASE(shared_not_zero, put_u64(seg + UNIT_SEG_SLOT_POOL, 1);)
-SEG_CASE(shared_pointer,
-         put_u64(seg + UNIT_SEG_SLOT_POOL, addr + UNIT_SEG_TUPLE);)
 SEG_CASE(shared_slot_outside, LIST(struct cds_disk_shared, shared);
          shared[0].slot = m->objects_size;)
 SEG_CASE(shared_slot_misaligned, LIST(struct cds_disk_shared, shared);
@@ -1096,7 +1095,11 @@ SEG_CASE(shared_index_count, LIST(struct cds_disk_shared, shared);
          shared[0].index = hdr(img)->pool_count;)
 SEG_CASE(shared_index_max, LIST(struct cds_disk_shared, shared);
          shared[0].index = UINT32_MAX;)
-/* still valid: the boundaries of each range */
+/* still valid: the boundaries of each range; a pool reference slot's
+ * value, only a hint never followed (format.md 5.5) */
+SEG_CASE(ok_shared_any_value, put_u64(seg + UNIT_SEG_SLOT_POOL, 1);)
+SEG_CASE(ok_shared_pointer,
+         put_u64(seg + UNIT_SEG_SLOT_POOL, addr + UNIT_SEG_TUPLE);)
 SEG_CASE(ok_shared_last, LIST(struct cds_disk_shared, shared);
          shared[0].index = hdr(img)->pool_count - 1;)
 SEG_CASE(ok_ext_last_fixed, LIST(struct cds_disk_ext, ext);
@@ -1155,14 +1158,14 @@ static const struct seg_case seg_cases[] = {
     {"external index UINT32_MAX", ext_index_max, CDS_ECORRUPT},
     {"frozenset slot outside", frozen_outside, CDS_ECORRUPT},
     {"frozenset slot misaligned", frozen_misaligned, CDS_ECORRUPT},
-    {"pool reference slot not zero", shared_not_zero, CDS_ECORRUPT},
-    {"pool reference slot holds a pointer", shared_pointer, CDS_ECORRUPT},
     {"pool reference slot outside", shared_slot_outside, CDS_ECORRUPT},
     {"pool reference slot misaligned", shared_slot_misaligned,
      CDS_ECORRUPT},
     {"pool reference index pool_count", shared_index_count, CDS_ECORRUPT},
     {"pool reference index UINT32_MAX", shared_index_max, CDS_ECORRUPT},
     {"last pool index", ok_shared_last, 0},
+    {"pool reference slot holding anything", ok_shared_any_value, 0},
+    {"pool reference slot holding a segment pointer", ok_shared_pointer, 0},
     {"last fixed external index", ok_ext_last_fixed, 0},
     {"first small-int external index", ok_ext_first_int, 0},
     {"last small-int external index", ok_ext_last_int, 0},

@@ -271,7 +271,7 @@ check_segment(const cds_archive *a, uint32_t ix, const struct unit_segment *u)
     /* format.md 5.4: no interned strings in a segment */
     assert_int_equal(m->nintern, 0);
     assert_int_equal(m->nrefs, 0);
-    assert_int_equal(m->reserved, 0);
+    assert_int_equal(m->write_size, u->seg.write_size);
 }
 
 /* format.md 1.4, 2, 3, 3.3: the file as written. */
