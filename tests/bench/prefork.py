@@ -729,7 +729,7 @@ def fmt_range(r):
     return str(r[0]) if r[0] == r[1] else '%d-%d' % tuple(r)
 
 
-def plot(res, args, outdir):
+def plot(res, info, args, outdir):
     try:
         import matplotlib
         matplotlib.use('Agg')
@@ -739,6 +739,8 @@ def plot(res, args, outdir):
                          'python3-matplotlib)')
     os.makedirs(outdir, exist_ok=True)
     w = args.workers
+    who = '\nPython %s, gunicorn %s, %s' % (
+        info['python_version'], info['gunicorn'], info['date'])
     groups = [('gunicorn', ('stock', False), ('share', False)),
               ('gunicorn --preload', ('stock', True), ('share', True)),
               ('%d x import sympy\n(independent, idle)' % w,
@@ -765,7 +767,7 @@ def plot(res, args, outdir):
         ax.set_xticks(list(xs))
         ax.set_xticklabels([g[0] for g in groups])
         ax.set_ylabel('MB')
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title + who, fontsize=9)
         ax.margins(y=0.2)
         ax.legend()
         fig.tight_layout()
@@ -785,8 +787,8 @@ def plot(res, args, outdir):
         ax.bar(labels, vals, 0.5, bottom=bottom, label=field, color=color)
         bottom = [a + b for a, b in zip(bottom, vals)]
     ax.set_ylabel('MB, summed over the %d processes' % w)
-    ax.set_title("The archive's mapping under SHARE (Rss by kind)",
-                 fontsize=10)
+    ax.set_title("The archive's mapping under SHARE (Rss by kind)" + who,
+                 fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = os.path.join(outdir, 'prefork-archive.png')
@@ -1034,7 +1036,7 @@ def run(args, tmp):
     if args.plot:
         if args.no_idle:
             raise BenchError('--plot needs the idle arms (drop --no-idle)')
-        for path in plot(res, args, args.plot):
+        for path in plot(res, info, args, args.plot):
             log('wrote ' + path)
     return 0
 
