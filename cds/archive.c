@@ -631,6 +631,7 @@ cds_archive_close(cds_archive *a)
         close(a->fd1 - 1);
     }
     if (a != NULL) {
+        free(a->fetched);
         memset(a, 0, sizeof(*a));
     }
 }
@@ -662,6 +663,8 @@ cds_archive_find(const cds_archive *a, const char *name, size_t len,
     return CDS_ENOTFOUND;
 }
 
+static int read_in(const cds_archive *a, uint64_t off, uint64_t len);
+
 /* Check pool block b once (P2). */
 static int
 check_pool_block(const cds_archive *a, uint64_t b, uint8_t *block_ok,
@@ -677,10 +680,13 @@ check_pool_block(const cds_archive *a, uint64_t b, uint8_t *block_ok,
     }
     uint64_t len = covered - start < CDS_POOL_BLOCK ? covered - start
                                                      : CDS_POOL_BLOCK;
-    /* make the block private before checking it: what was checked cannot
-     * change or vanish under us, and interning writes to it anyway */
-    if (a->map_size != 0 && a->writable &&
-        populate((void *)(uintptr_t)(pool + start), len) < 0) {
+    /* make the block private before checking it (in copy mode, read it
+     * in): what was checked cannot change or vanish under us, and
+     * interning writes to it anyway */
+    if (a->fetched != NULL
+            ? read_in(a, h->pool_offset + start, len) < 0
+            : a->map_size != 0 && a->writable &&
+                  populate((void *)(uintptr_t)(pool + start), len) < 0) {
         return CDS_FAIL(err, CDS_EMAP, h->pool_offset + start,
                         "string pool block %llu cannot be faulted in",
                         (unsigned long long)b);
@@ -747,6 +753,99 @@ cds_pool_nblocks(const cds_archive *a)
     return (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
 }
 
+/* pread all of [off, off + len) of the file into the image */
+static int
+read_in(const cds_archive *a, uint64_t off, uint64_t len)
+{
+    for (uint64_t at = off; at < off + len;) {
+        ssize_t n = pread(a->fd1 - 1, a->data + at, (size_t)(off + len - at),
+                          (off_t)at);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            errno = n < 0 ? errno : ENODATA;
+            return -1;
+        }
+        at += (uint64_t)n;
+    }
+    return 0;
+}
+
+int
+cds_archive_copy_segments(cds_archive *a, cds_error *err)
+{
+    const struct cds_disk_header *h = a->header;
+
+    if (a->map_size == 0 || !a->writable || a->fd1 == 0 ||
+        a->fetched != NULL) {
+        return 0;
+    }
+    /* what open checked, kept as checked: the header, the pool's block
+     * sums, the index; the rest is read in as it is first used */
+    const uint64_t seg_start = h->segments_offset, seg_len = h->segments_size;
+    const uint64_t keep[3][2] = {
+        {0, CDS_HEADER_SIZE},
+        {h->pool_offset + h->pool_sums_off,
+         h->pool_count ? h->pool_size - h->pool_sums_off : 0},
+        {h->index_offset, h->index_size},
+    };
+    uint64_t total = 0;
+    for (int i = 0; i < 3; i++) {
+        total += keep[i][1];
+    }
+    uint8_t *saved = malloc(total), *fetched = calloc(h->nmodules + 1u, 1);
+    if (saved == NULL || fetched == NULL) {
+        free(saved);
+        free(fetched);
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    for (uint64_t i = 0, at = 0; i < 3; at += keep[i][1], i++) {
+        memcpy(saved + at, a->data + keep[i][0], keep[i][1]);
+    }
+    void *p = mmap(a->data, a->map_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (p == MAP_FAILED) {
+        free(saved);
+        free(fetched);
+        return CDS_FAIL(err, CDS_EMAP, 0, "cannot map memory for the "
+                        "archive: %s", strerror(errno));
+    }
+    /* the header is back before anything reads it again */
+    for (uint64_t i = 0, at = 0; i < 3; at += keep[i][1], i++) {
+        memcpy(a->data + keep[i][0], saved + at, keep[i][1]);
+    }
+    free(saved);
+    /* huge pages where the kernel has them for the asking: one fault and
+     * one clear per 2 MiB of segments instead of one per 4 KiB */
+    uintptr_t first = ((uintptr_t)a->data + seg_start) & ~(uintptr_t)4095;
+    uintptr_t last = ((uintptr_t)a->data + seg_start + seg_len + 4095) &
+                     ~(uintptr_t)4095;
+    (void)madvise((void *)first, last - first, MADV_HUGEPAGE);
+    a->fetched = fetched;
+    return 0;
+}
+
+/* Copy mode: read module index's block in, once. */
+static int
+fetch_segment(const cds_archive *a, uint32_t index, cds_error *err)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+
+    if (a->fetched[index]) {
+        return 0;
+    }
+    if (read_in(a, m->seg_offset, m->seg_size) < 0) {
+        return CDS_FAIL(err, CDS_EMAP, m->seg_offset,
+                        "module %s: segment cannot be read: %s",
+                        cds_module_name(a, index),
+                        errno == ENODATA ? "the file shrank"
+                                         : strerror(errno));
+    }
+    a->fetched[index] = 1;
+    return 0;
+}
+
 int
 cds_segment_prefault(const cds_archive *a, uint32_t index, uint64_t write_end,
                      cds_error *err)
@@ -758,6 +857,9 @@ cds_segment_prefault(const cds_archive *a, uint32_t index, uint64_t write_end,
     uintptr_t split = start + (write_end < m->seg_size ? write_end
                                                        : m->seg_size);
 
+    if (a->fetched != NULL) {
+        return fetch_segment(a, index, err);
+    }
     if (a->map_size == 0 || !a->writable) {
         return 0;
     }

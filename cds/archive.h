@@ -26,6 +26,9 @@ typedef struct cds_archive {
     /* where the image lives minus where the writer placed it: the amount
      * added to every internal pointer (format.md 5.2) */
     uint64_t delta;
+    /* copy mode (cds_archive_copy_segments): one byte per module, set
+     * once its segment has been read in; NULL otherwise */
+    uint8_t *fetched;
 } cds_archive;
 
 /* cds_archive_open flags */
@@ -139,6 +142,22 @@ uint64_t cds_pool_nblocks(const cds_archive *a);
  * advice. */
 int cds_segment_prefault(const cds_archive *a, uint32_t index,
                          uint64_t write_end, cds_error *err);
+
+/* Copy mode, for an interpreter that writes every page of a loaded
+ * segment anyway (3.11's reference counts, a PIE build's types, a
+ * relocated archive): the mapping becomes anonymous memory at the same
+ * address (the segments advised to be backed by transparent huge pages),
+ * keeping what open checked (header, pool block sums, index); then
+ * cds_segment_prefault reads each segment in with pread(2) on its first
+ * use, and each pool block before its checksum is checked, instead of a
+ * copy-on-write fault per 4 KiB page.  Nothing of the file stays mapped,
+ * so a file truncated or rewritten in place afterwards cannot reach the
+ * process (no SIGBUS; a size change is still caught by
+ * cds_archive_check_file).  Only for an image mapped writable by
+ * cds_archive_open(), before any segment is used; 0 without doing
+ * anything otherwise.  CDS_EMAP if the memory cannot be had: then the
+ * image may be gone, and the archive must be closed unused. */
+int cds_archive_copy_segments(cds_archive *a, cds_error *err);
 
 /* After a segment is loaded: drop the pages that hold only its lists
  * (object table, relocations, ...), which are never read again, so they

@@ -2191,20 +2191,35 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
  * objects moved (a PIE interpreter: every ob_type is patched, judged by
  * the root's, unchecked yet but only a guess here); otherwise what the
  * writer put first for being written (format.md 5). */
-static uint64_t
-write_end(const cds_archive *a, uint32_t index, int prefault)
+static bool
+segment_written(const cds_archive *a, uint32_t index)
 {
     const struct cds_disk_module *m = &a->modules[index];
     PyTypeObject *have;
 
-    if (prefault == CDS_PREFAULT_ALL || cds_layout_refcounts_written ||
-        a->delta != 0) {
-        return m->seg_size;
+    if (cds_layout_refcounts_written || a->delta != 0) {
+        return true;
     }
     memcpy(&have, a->data + m->seg_offset + m->root_off +
                       offsetof(PyObject, ob_type),
            sizeof(have));
-    return have != &PyCode_Type ? m->seg_size : m->write_size;
+    return have != &PyCode_Type;
+}
+
+bool
+cds_heap_writes_every_page(const cds_archive *a)
+{
+    return a->header->nmodules != 0 && segment_written(a, 0);
+}
+
+static uint64_t
+write_end(const cds_archive *a, uint32_t index, int prefault)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+
+    return prefault == CDS_PREFAULT_ALL || segment_written(a, index)
+               ? m->seg_size
+               : m->write_size;
 }
 
 int
@@ -2215,7 +2230,11 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
     int rc = 0;
 
     *code = NULL;
-    if (prefault != CDS_PREFAULT_NONE) {
+    if (a->fetched != NULL) {
+        /* copy mode: the segment must be read in, whatever prefault says */
+        rc = cds_segment_prefault(a, index, a->modules[index].seg_size, err);
+    }
+    else if (prefault != CDS_PREFAULT_NONE) {
         rc = cds_segment_prefault(a, index, write_end(a, index, prefault),
                                   err);
     }

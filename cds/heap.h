@@ -105,6 +105,16 @@ int cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
  * cds_segment_release_lists.  *code as for cds_heap_load; a segment that
  * fails has not been written to. */
 enum { CDS_PREFAULT_NONE, CDS_PREFAULT_AUTO, CDS_PREFAULT_ALL };
+
+/* Whether loading and running archive a's segments will write nearly
+ * every page of them anyway: the version writes reference counts
+ * (3.11), the archive is relocated, or the type objects are not where
+ * the archive's objects name them (a PIE interpreter; judged by the
+ * first module's root object, a guess that costs pages, never
+ * correctness).  Then the import hook reads segments into anonymous
+ * memory instead (cds_archive_copy_segments).  Call before any segment
+ * is used. */
+bool cds_heap_writes_every_page(const cds_archive *a);
 int cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
                          PyObject **code, cds_error *err);
 

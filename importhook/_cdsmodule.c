@@ -221,7 +221,7 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         }
     }
     return Py_BuildValue(
-        "{s:s,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:i,s:K,s:K}", "mode",
+        "{s:s,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:O,s:i,s:K,s:K}", "mode",
         modes[cds__hook.config.mode], "active",
         cds__hook.seg_state != NULL ? Py_True : Py_False, "served",
         cds__hook.nserved, "missed", cds__hook.nmissed, "stale",
@@ -231,6 +231,7 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         cds__hook.seg_state != NULL && !cds_archive_at_base(&cds__hook.archive)
             ? Py_True
             : Py_False,
+        "copied", cds__hook.archive.fetched != NULL ? Py_True : Py_False,
         "warnings", cds__hook.warned, "load_ns",
         (unsigned long long)cds__hook.load_ns, "find_ns",
         (unsigned long long)cds__hook.find_ns);

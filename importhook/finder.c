@@ -454,6 +454,18 @@ cds__share_activate(void)
         cds_archive_close(&cds__hook.archive);
         return;
     }
+    /* every page will be written anyway (3.11, PIE, relocated): read
+     * segments into (huge-page) anonymous memory at first use instead of
+     * a copy-on-write fault per page (docs/design.md 3) */
+    if (cds__hook.config.prefault == CDS_PREFAULT_AUTO &&
+        cds_heap_writes_every_page(&cds__hook.archive) &&
+        (rc = cds_archive_copy_segments(&cds__hook.archive, &err)) < 0) {
+        cds__hook_warn("archive %s: %s (%s); using the normal import system",
+                       cds__hook.archive_path, err.message,
+                       cds_status_name(rc));
+        cds_archive_close(&cds__hook.archive);
+        return;
+    }
     uint32_t n = cds__hook.archive.header->nmodules;
     cds__hook.seg_state = calloc(n ? n : 1, 1);
     cds__hook.codes = calloc(n ? n : 1, sizeof(PyObject *));

@@ -17,7 +17,9 @@ stock's in every arm.
   actually written); the default copies no more than a tenth of the
   mapping beyond what PYCDSPREFAULT=0 dirties.
 - Relocated, or on 3.11 or a PIE build, where loading writes nearly
-  every page, only that the runs work: the pages are dirty by design.
+  every page: copy mode, segments read into anonymous memory (every
+  resident page of the mapping anonymous); PYCDSPREFAULT=all and =0 map
+  the file instead.
 """
 import cdstest
 
@@ -40,26 +42,41 @@ print(p.parse_args([]).n)
 
 REPORT = r'''
 import os, sys
+arch = relocated = None
 try:
     import _cds
-    arch = os.path.realpath(os.environ.get('PYCDSARCHIVE', ''))
-    relocated = _cds.stats().get('relocated')
+    if os.environ.get('PYCDSMODE') == 'SHARE':
+        arch = os.path.realpath(os.environ['PYCDSARCHIVE'])
+        relocated = _cds.stats().get('relocated')
 except ImportError:
-    arch = relocated = None
+    pass
+# the archive's address range: at its base (the header's base_address,
+# offset 32) unless relocated; by file name otherwise.  In copy mode the
+# range is anonymous memory, no longer the file's mapping.
+lo = hi = 0
+if arch and os.path.isfile(arch):
+    with open(arch, 'rb') as f:
+        head = f.read(40)
+    lo = int.from_bytes(head[32:40], 'little')
+    hi = lo + os.path.getsize(arch)
 rss = copied = 0
 cur = False
 for line in open('/proc/self/smaps'):
     f = line.split()
     if '-' in f[0] and len(f) >= 5:
-        cur = f[-1] == arch
+        start, end = (int(x, 16) for x in f[0].split('-'))
+        cur = (f[-1] == arch if relocated
+               else arch is not None and start < hi and end > lo)
     elif cur and f[0] == 'Rss:':
         rss += int(f[1])
     elif cur and f[0] == 'Anonymous:':
         # private copies: a page of a file on tmpfs counts as dirty even
         # when nothing wrote it, but only a copy is anonymous
         copied += int(f[1])
+copy_mode = _cds.stats().get('copied') if arch else None
 with open('pages.txt', 'w') as out:
-    out.write('PAGES rss=%d dirty=%d relocated=%s\n' % (rss, copied, relocated))
+    out.write('PAGES rss=%d dirty=%d relocated=%s copied=%s\n'
+              % (rss, copied, relocated, copy_mode))
 '''
 
 INFO = r'''
@@ -78,7 +95,8 @@ def pages(t):
     for line in text.splitlines():
         if line.startswith('PAGES '):
             kv = dict(x.split('=', 1) for x in line.split()[1:])
-            return int(kv['rss']), int(kv['dirty']), kv['relocated']
+            return (int(kv['rss']), int(kv['dirty']), kv['relocated'],
+                    kv['copied'])
     return None
 
 
@@ -104,11 +122,11 @@ def main():
         t.check(p is not None and p[0] > 0,
                 '%s: the archive is mapped and resident' % what, r)
         runs[pf] = p
-        print('%s: %s KiB resident, %s dirty, relocated %s'
-              % (what, *(p or ('?', '?', '?'))))
+        print('%s: %s KiB resident, %s copied, relocated %s, copy mode %s'
+              % (what, *(p or ('?', '?', '?', '?'))))
     if any(p is None for p in runs.values()):
         t.finish()
-    rss, dirty, _ = runs['all']
+    rss, dirty = runs['all'][:2]
     t.check(dirty == rss, 'PYCDSPREFAULT=all: every resident page is a '
             'private copy (%d of %d KiB)' % (dirty, rss))
     relocated = runs[''][2]
@@ -116,7 +134,7 @@ def main():
         # the pool and the index are private anyway: on a workload this
         # small they weigh more than on sympy's (docs/benchmarks.md)
         for pf in ('', '0'):
-            rss, dirty, _ = runs[pf]
+            rss, dirty = runs[pf][:2]
             t.check(dirty * 3 <= rss * 2,
                     'PYCDSPREFAULT=%s: at least a third of the archive\'s '
                     'resident pages are still the file\'s (%d of %d KiB '
@@ -125,7 +143,17 @@ def main():
                 'the default prefault copies little beyond what is '
                 'written (%d KiB against %d KiB)' % (runs[''][1],
                                                      runs['0'][1]))
+        t.check(runs[''][3] == 'False', 'no copy mode: the pages are '
+                'shared with the file')
     else:
+        # copy mode: every page is written anyway, so segments are read
+        # into anonymous memory and nothing of the file stays mapped
+        t.check(runs[''][3] == 'True', 'the default reads segments into '
+                'anonymous memory (copy mode)')
+        t.check(runs[''][1] == runs[''][0], 'copy mode: every resident '
+                'page is anonymous (%d of %d KiB)' % runs[''][:2])
+        t.check(runs['all'][3] == 'False' and runs['0'][3] == 'False',
+                'PYCDSPREFAULT=all and =0 map the file (no copy mode)')
         print('skip: the clean-page checks need a non-PIE 3.12+ '
               'interpreter mapping the archive at its base (%d.%d, %s, '
               'relocated %s)' % (major, minor, 'PIE' if pie else 'non-PIE',
