@@ -999,6 +999,66 @@ test_heap_pool_block_checked_at_load(void **state)
     Py_DECREF(orig);
 }
 
+#if PY_VERSION_HEX >= 0x030D0000
+/* tamper: the segment's second code object takes the first one's version */
+static void
+same_code_version(cds_heap_segment *seg)
+{
+    uint32_t first = UINT32_MAX, ver;
+    for (uint32_t i = 0; i < seg->seg.nobjects; i++) {
+        uint32_t off = CDS_OBJ_OFFSET(seg->objtab[i]);
+        if (CDS_OBJ_KIND(seg->objtab[i]) != CDS_OBJ_CODE) {
+            continue;
+        }
+        if (first == UINT32_MAX) {
+            first = off;
+            continue;
+        }
+        memcpy(&ver, seg->objects + first + offsetof(PyCodeObject, co_version),
+               4);
+        memcpy(seg->objects + off + offsetof(PyCodeObject, co_version), &ver,
+               4);
+        return;
+    }
+    fail_msg("no second code object");
+}
+#endif
+
+/* 3.13 (format.md 5.1.7): two code objects of one version would pass
+ * each other's specialisation guards: a segment that gives one version
+ * twice passes validation (each is in the archive's range) but is
+ * refused at load, before anything is written to it. */
+static void
+test_heap_code_versions_unique(void **state)
+{
+    (void)state;
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *orig = compile_sample();
+    cds_error err;
+    size_t n;
+
+    build_archive(orig, same_code_version, NULL);
+    uint8_t *img = unit_read_file(G.path, &n);
+    struct loaded *l = load_image(img, n);
+    PyObject *code = NULL;
+    uint32_t ix;
+    assert_status(cds_archive_find(&l->a, "heap_sample", 11, &ix), 0);
+    const struct cds_disk_module *m = &l->a.modules[ix];
+    uint8_t *before = malloc(m->objects_size);
+    assert_non_null(before);
+    memcpy(before, l->a.data + m->seg_offset, m->objects_size);
+    assert_status(try_load_module(&l->a, "heap_sample", &code, &err),
+                  CDS_ECORRUPT);
+    assert_non_null(strstr(err.message, "given twice"));
+    assert_null(code);
+    assert_memory_equal(before, l->a.data + m->seg_offset, m->objects_size);
+    free(before);
+    Py_DECREF(orig);
+#else
+    skip();
+#endif
+}
+
 /* Regression (was a bug: cds/heap.c, pool_resolve): the load-side pool state (which pool
  * strings are resolved to which interned object, which blocks passed their
  * checksum) belongs to "the one archive of the process" and is keyed by
@@ -2677,6 +2737,7 @@ main(int argc, char **argv)
         T(test_heap_refcounts_after_load),
         T(test_heap_interned_state_after_load),
         T(test_heap_code_state_after_load),
+        T(test_heap_code_versions_unique),
         T(test_heap_unsupported_constants),
         T(test_heap_validate_accepts_archives),
         T(test_heap_validate_any_order),
