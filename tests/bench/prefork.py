@@ -748,9 +748,9 @@ def plot(res, info, args, outdir):
     written = []
     for key, title, fname in (
             ('pss_sum_kb', 'PSS, sum over the %d workers and master '
-             '(idle: the %d processes)' % (w, w), 'prefork-pss.png'),
+             '(idle: the %d processes)' % (w, w), args.plot_name + '-pss.png'),
             ('uss_median_kb', 'USS per worker (Private_Clean + '
-             'Private_Dirty), median', 'prefork-uss.png')):
+             'Private_Dirty), median', args.plot_name + '-uss.png')):
         fig, ax = plt.subplots(figsize=(7.5, 4.2))
         xs = range(len(groups))
         for i, (label, color, dx) in enumerate(
@@ -791,7 +791,7 @@ def plot(res, info, args, outdir):
                  fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = os.path.join(outdir, 'prefork-archive.png')
+    path = os.path.join(outdir, args.plot_name + '-archive.png')
     fig.savefig(path, dpi=100)
     plt.close(fig)
     written.append(path)
@@ -891,6 +891,8 @@ def source_revision(build):
     if not src:
         return 'unknown (no CMakeCache.txt)' + built
     if not git:
+        if not os.path.exists(os.path.join(src, '.git')):
+            return '%s, not a git checkout%s' % (src, built)
         return '%s at %s (no git here: changes not checked)%s' % (
             src, head_from_files(src), built)
 
@@ -899,8 +901,10 @@ def source_revision(build):
                            list(a), stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL)
         return r.stdout if r.returncode == 0 else None
+    top = g('rev-parse', '--show-toplevel')
     rev = g('rev-parse', '--short', 'HEAD')
-    if rev is None:
+    if top is None or rev is None or \
+            os.path.realpath(top.decode().strip()) != os.path.realpath(src):
         return '%s, not a git checkout%s' % (src, built)
     diff = g('diff', 'HEAD', '--', 'cds', 'importhook')
     dirty = ''
@@ -937,7 +941,14 @@ def main(argv=None):
     ap.add_argument('--no-idle', action='store_true',
                     help='leave out the independent processes')
     ap.add_argument('--json', metavar='FILE')
-    ap.add_argument('--plot', metavar='DIR')
+    ap.add_argument('--plot', metavar='DIR',
+                    help='write NAME-pss.png, NAME-uss.png, '
+                    'NAME-archive.png there (matplotlib)')
+    ap.add_argument('--plot-name', metavar='NAME', default='prefork')
+    ap.add_argument('--from-json', metavar='FILE',
+                    help='measure nothing: print the table and draw the '
+                    'plots of an earlier --json FILE (made elsewhere, such '
+                    'as in a chroot without matplotlib)')
     ap.add_argument('--tmpdir', metavar='DIR',
                     help='where the work directory is made (default: the '
                     'build directory, so that the archive is on its disk, '
@@ -949,6 +960,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     global _log_quiet
     _log_quiet = args.quiet
+    if args.from_json:
+        try:
+            return replot(args)
+        except (OSError, ValueError, KeyError, BenchError) as e:
+            print('prefork: error: %s: %s' % (args.from_json, e),
+                  file=sys.stderr)
+            return 1
     if args.rounds < 1 or args.workers < 1 or args.clients < 1 \
             or args.requests < 1:
         ap.error('--rounds, --workers, --clients, --requests must be >= 1')
@@ -980,6 +998,24 @@ def main(argv=None):
             print('prefork: work directory kept: %s' % tmp, file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replot(args):
+    with open(args.from_json) as f:
+        doc = json.load(f)
+    res = {}
+    for k, v in doc['summary'].items():
+        a, b = k.split('/')
+        res[a, {'True': True, 'False': False}.get(b, b)] = v
+    old = argparse.Namespace(**doc['args'])
+    report(res, doc['info'], old, sys.stdout)
+    report_notes(old.workers, sys.stdout)
+    if args.plot:
+        ensure_matplotlib()
+        old.plot_name = args.plot_name
+        for path in plot(res, doc['info'], old, args.plot):
+            log('wrote ' + path)
+    return 0
 
 
 def run(args, tmp):
