@@ -40,6 +40,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define CDS_GC_HEAD CDS_GC_HEAD_SIZE /* sizeof(PyGC_Head): layout_3XX.c */
 /* a node kind of the serializer only: archived as a CDS_OBJ_TUPLE of its
@@ -2081,10 +2082,21 @@ out:
     return rc;
 }
 
+struct cds_heap_phases cds_heap_phases;
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 int
 cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
               cds_error *err)
 {
+    uint64_t t0 = now_ns(), t1, t2;
     const struct cds_disk_module *m = &a->modules[index];
     uint8_t *seg = a->data + m->seg_offset;
     const char *name = cds_module_name(a, index);
@@ -2144,6 +2156,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             memcpy(seg + ext[i].slot, &want, 8);
         }
     }
+    t1 = now_ns();
     /* 4. pool strings (inv. 6): interned once per process, before
      * anything hashes or runs, then shared by every
      * segment that refers to them (format.md 5.5) */
@@ -2160,6 +2173,9 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             memcpy(seg + sh[i].slot, &t, sizeof(t));
         }
     }
+    t2 = now_ns();
+    cds_heap_phases.patch += t1 - t0;
+    cds_heap_phases.intern += t2 - t1;
     /* 5. frozensets from their item tuples (inv. 7).  A frozenset's items
      * tuple lies before the items tuples of the frozensets inside it (the
      * writer lays tuples out in visit order), so building by descending
@@ -2177,6 +2193,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
         }
     }
     PyObject *root = (PyObject *)(seg + m->root_off);
+    cds_heap_phases.patch += now_ns() - t2;
     if ((rc = check_object(root, &PyCode_Type, "root", name, err)) < 0) {
         return rc;
     }
@@ -2228,6 +2245,7 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
 {
     cds_slot_map map = {NULL, 0};
     int rc = 0;
+    uint64_t t0 = now_ns(), t1, t2, t3;
 
     *code = NULL;
     if (a->fetched != NULL) {
@@ -2238,13 +2256,19 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
         rc = cds_segment_prefault(a, index, write_end(a, index, prefault),
                                   err);
     }
+    t1 = now_ns();
     if (rc == 0) {
         rc = cds_segment_validate_map(a, index, &map, err);
     }
+    t2 = now_ns();
     /* object bodies: what marshal and _PyCode_New could have built */
     if (rc == 0) {
         rc = cds_heap_validate(a, index, &map, err);
     }
+    t3 = now_ns();
+    cds_heap_phases.fetch += t1 - t0;
+    cds_heap_phases.check += t2 - t1;
+    cds_heap_phases.validate += t3 - t2;
     cds_slot_map_free(&map);
     if (rc == 0) {
         rc = cds_heap_load(a, index, code, err);

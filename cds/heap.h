@@ -106,6 +106,17 @@ int cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
  * fails has not been written to. */
 enum { CDS_PREFAULT_NONE, CDS_PREFAULT_AUTO, CDS_PREFAULT_ALL };
 
+/* Where cds_heap_segment_use spends its time, summed over the process's
+ * calls (CLOCK_MONOTONIC, ns): reading or faulting the block in, the
+ * checksum with S1-S7 (cds_segment_validate_map), the object bodies
+ * (cds_heap_validate), patching (relocation, types, externals,
+ * frozensets, code objects' hooks) and the pool references (resolving,
+ * interning, slot writes). */
+struct cds_heap_phases {
+    uint64_t fetch, check, validate, patch, intern;
+};
+extern struct cds_heap_phases cds_heap_phases;
+
 /* Whether loading and running archive a's segments will write nearly
  * every page of them anyway: the version writes reference counts
  * (3.11), the archive is relocated, or the type objects are not where

@@ -221,7 +221,9 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         }
     }
     return Py_BuildValue(
-        "{s:s,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:O,s:i,s:K,s:K}", "mode",
+        "{s:s,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:O,s:i,s:K,s:K,"
+        "s:{s:K,s:K,s:K,s:K,s:K}}",
+        "mode",
         modes[cds__hook.config.mode], "active",
         cds__hook.seg_state != NULL ? Py_True : Py_False, "served",
         cds__hook.nserved, "missed", cds__hook.nmissed, "stale",
@@ -234,7 +236,12 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         "copied", cds__hook.archive.fetched != NULL ? Py_True : Py_False,
         "warnings", cds__hook.warned, "load_ns",
         (unsigned long long)cds__hook.load_ns, "find_ns",
-        (unsigned long long)cds__hook.find_ns);
+        (unsigned long long)cds__hook.find_ns, "phases_ns", "fetch",
+        (unsigned long long)cds_heap_phases.fetch, "check",
+        (unsigned long long)cds_heap_phases.check, "validate",
+        (unsigned long long)cds_heap_phases.validate, "patch",
+        (unsigned long long)cds_heap_phases.patch, "intern",
+        (unsigned long long)cds_heap_phases.intern);
 }
 
 static PyObject *
