@@ -169,9 +169,17 @@ def print_pages(archive):
     page size.  A clean page of a MAP_PRIVATE file mapping is the file's
     page-cache page (Shared_Clean when another process maps it too,
     Private_Clean when only this one does); a dirty one is this process's
-    copy (Private_Dirty, also counted in Anonymous)."""
+    copy (Private_Dirty, also counted in Anonymous).  In copy mode the
+    areas are the anonymous ones over the archive's range at its base,
+    every resident page of them private."""
     import os     # loaded at startup by site
     real = os.path.realpath(archive)
+    # in copy mode (3.11, PIE builds: docs/design.md 3) the archive's range
+    # at its base is anonymous memory, no longer the file's mapping: the
+    # header's base_address (offset 32) and the file's size name it
+    with open(real, 'rb') as f:
+        lo = int.from_bytes(f.read(40)[32:40], 'little')
+    hi = lo + os.path.getsize(real)
     sums = dict.fromkeys(SMAPS_FIELDS, 0)
     areas = 0
     page_kb = 0
@@ -182,7 +190,9 @@ def print_pages(archive):
             if not head.endswith(':'):
                 # an area: start-end perms offset dev inode [path]
                 parts = line.rstrip('\n').split(None, 5)
-                inside = len(parts) == 6 and parts[5] == real
+                start, end = (int(x, 16) for x in parts[0].split('-'))
+                inside = ((len(parts) == 6 and parts[5] == real) or
+                          (len(parts) == 5 and start < hi and end > lo))
                 areas += inside
             elif inside:
                 key = head[:-1]
