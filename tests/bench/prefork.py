@@ -683,6 +683,10 @@ def report(res, info, args, out):
             b = res['share', pre]['archive_kb'][key]
             cells.append('%9s %9.1f %7s' % ('', b / MB, ''))
         p('%-44s %s   %s' % (label, cells[0], cells[1]))
+    if any(not res['share', pre]['archive_kb']['Size']
+           for pre in (False, True)):
+        p('  (no mapping of the archive in a worker: pycds copied its '
+          'segments into memory, so they count in USS only)')
     for pre in (False, True):
         s = res['share', pre]
         p('  share%s: modules served per worker %s, missed %s'
