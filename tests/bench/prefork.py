@@ -192,10 +192,22 @@ def read_rollup(pid):
     return out
 
 
+def archive_range(path):
+    """[base, base + size) of the archive: its header's base_address
+    (format.md 2, offset 32) and the file's size."""
+    with open(path, 'rb') as f:
+        lo = int.from_bytes(f.read(40)[32:40], 'little')
+    return lo, lo + os.path.getsize(path)
+
+
 def read_mapping(pid, path):
-    """smaps fields (kB) summed over the mappings of file path."""
+    """smaps fields (kB) summed over the mappings of file path and, for
+    copy mode (3.11, PIE: segments read into anonymous memory at the
+    archive's base), the anonymous areas over its range, as
+    workloads/_bench_helper.py counts them."""
+    lo, hi = archive_range(path)
     out = dict.fromkeys(SMAPS_FIELDS, 0)
-    out['areas'] = 0
+    out['areas'] = out['anon_areas'] = 0
     inside = False
     with open('/proc/%d/smaps' % pid) as f:
         for line in f:
@@ -205,7 +217,10 @@ def read_mapping(pid, path):
                 name = head[5].rstrip('\n') if len(head) == 6 else ''
                 if name.endswith(' (deleted)'):
                     name = name[:-len(' (deleted)')]
-                inside = name == path
+                start, end = (int(x, 16) for x in head[0].split('-'))
+                anon = not name and start < hi and end > lo
+                inside = name == path or anon
+                out['anon_areas'] += anon
                 out['areas'] += inside
             elif inside:
                 k, _, v = line.partition(':')
@@ -232,6 +247,7 @@ def memory(master, workers, archive):
         m['archive_workers_kb'] = {k: sum(x[k] for x in per)
                                    for k in SMAPS_FIELDS}
         m['archive_areas'] = median([x['areas'] for x in per])
+        m['archive_anon_areas'] = median([x['anon_areas'] for x in per])
         if master:
             m['archive_master_kb'] = read_mapping(master, archive)
     return m
@@ -614,6 +630,9 @@ def summary(samples):
                                       for x in samples])
                            for k in SMAPS_FIELDS}
     served = [v for x in samples for v in x['served'] if v is not None]
+    anon = [x['archive_anon_areas'] for x in samples
+            if 'archive_anon_areas' in x]
+    s['archive_anon_areas'] = median(anon) if anon else 0
     s['served_median'] = median(served) if served else None
     s['served_range'] = [min(served), max(served)] if served else None
     s['n'] = len(samples)
@@ -683,10 +702,10 @@ def report(res, info, args, out):
             b = res['share', pre]['archive_kb'][key]
             cells.append('%9s %9.1f %7s' % ('', b / MB, ''))
         p('%-44s %s   %s' % (label, cells[0], cells[1]))
-    if any(not res['share', pre]['archive_kb']['Size']
+    if any(res['share', pre].get('archive_anon_areas')
            for pre in (False, True)):
-        p('  (no mapping of the archive in a worker: pycds copied its '
-          'segments into memory, so they count in USS only)')
+        p('  (copy mode: the archive rows include the anonymous memory at '
+          "the archive's base, where pycds read its segments)")
     for pre in (False, True):
         s = res['share', pre]
         p('  share%s: modules served per worker %s, missed %s'
@@ -718,7 +737,9 @@ def report(res, info, args, out):
 def report_notes(w, out):
     p = lambda s='': print(s, file=out)  # noqa: E731
     p('  (USS = Private_Clean + Private_Dirty; archive = the smaps lines '
-      'of the archive file;')
+      'of the archive file,')
+    p("   or in copy mode of the anonymous memory over the archive's range "
+      'at its base;')
     p('   ready: polled with %d concurrent GET /pid?hold=%d ms)'
       % (w, HOLD_MS))
 
