@@ -562,7 +562,8 @@ HEADER_FIELDS = (
     ('pool_sums_checksum', 440, 8), ('pool_count', 448, 4),
     ('pool_objects_size', 452, 4), ('pool_table_off', 456, 4),
     ('pool_sums_off', 460, 4), ('pool_block_size', 464, 4),
-    ('reserved1', 468, 4), ('reserved', 472, 552),
+    ('reserved1', 468, 4), ('code_version_base', 472, 4),
+    ('code_version_count', 476, 4), ('reserved', 480, 544),
 )
 
 # The module entry's fields (format.md 3.2); an entry is 152 bytes in

@@ -812,6 +812,7 @@ LAYOUT_312 = {
 }
 
 LAYOUT_313 = {
+    'code_versions': True,  # format.md 5.1.7: the archive's own co_version
     'code': (
         ('ob_refcnt', 0, 'one'), ('ob_type', 8, 'zero'),
         ('ob_size', 16, 'one'),
@@ -944,6 +945,11 @@ def seg(m, rs, data, h, e, why):
             if f == 'first instruction' and L['resume'] is not None \
                     and data[s + c + off] != L['resume']:
                 kw['known_why'] = BYTECODE_TRUSTED
+            if f == 'co_version' and L.get('code_versions'):
+                # another version of the archive's range: refused where it
+                # is given twice, which may be in the module loaded later
+                # (format.md 5.1.7): one warning, naming the field
+                kw['say'] = ['co_version']
             if exp is None:
                 slot('%s %s' % (cname, f), c + off)
             else:
