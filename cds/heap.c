@@ -910,10 +910,45 @@ tuple_patched(const struct ser *s, const struct node *n)
     return 0;
 }
 
+/* Does loading write into code node n: a name or file name that will
+ * resolve to a string interned before anything was served (a function
+ * named as a builtin is)? */
+static int
+code_patched(const struct ser *s, const struct node *n)
+{
+    PyCodeObject *co = (PyCodeObject *)n->obj;
+    PyObject *names[] = {co->co_name, co->co_qualname, co->co_filename};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (pooled(names[i]) && pool_rewritten(s->pool, names[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Did code object o run in the trace (ran: a set of (co_firstlineno,
+ * co_qualname), or NULL)? */
+static int
+code_ran(PyObject *ran, PyObject *o)
+{
+    PyCodeObject *co = (PyCodeObject *)o;
+    if (ran == NULL) {
+        return 0;
+    }
+    PyObject *key = Py_BuildValue("(iO)", co->co_firstlineno, co->co_qualname);
+    int rc = key == NULL ? -1 : PySet_Contains(ran, key);
+    Py_XDECREF(key);
+    if (rc < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return rc;
+}
+
 int
 cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
-                   PyObject *set_orders, cds_heap_segment *out,
-                   cds_error *err)
+                   PyObject *set_orders, PyObject *ran,
+                   cds_heap_segment *out, cds_error *err)
 {
     struct ser s;
     uint64_t off = 0;
@@ -951,26 +986,33 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
         rc = CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
         goto out;
     }
-    /* Layout (format.md 5, DESIGN.md cost model): first the tuples
-     * loading writes into (a frozenset built, a name interned before
-     * anything was served), whose end is write_size; then code objects,
+    /* Layout (format.md 5, DESIGN.md cost model): first the tuples and
+     * code objects loading writes into (a frozenset built, a name
+     * interned before anything was served), whose end is write_size; then code objects,
      * which running writes (adaptive bytecode, counters, caches) where it
-     * runs them, module and class bodies before functions; then the constants and names, which 3.11 writes too
+     * runs them: module and class bodies, then the functions that ran
+     * in the trace, then the others; then the constants and names, which 3.11 writes too
      * (reference counts) and any version may hash; the other tuples;
      * bytes last: line and exception tables are only ever read. */
     uint32_t write_size = 0;
-    for (int pass = 0; pass < 6; pass++) {
+    if (ran != NULL && !PyAnySet_Check(ran)) {
+        ran = NULL;
+    }
+    for (int pass = 0; pass < 7; pass++) {
         for (uint32_t i = 0; i < s.nnodes; i++) {
             struct node *n = &s.nodes[i];
             int tuple = n->kind == CDS_OBJ_TUPLE || n->kind == CDS_OBJ_FROZEN;
-            /* module and class bodies, which importing runs, before
-             * functions, which it may never call */
+            /* module and class bodies, which importing runs, and the
+             * functions that ran in the trace, before the others */
             int want = n->kind == CDS_OBJ_CODE
-                           ? (((PyCodeObject *)n->obj)->co_flags &
-                              CO_OPTIMIZED) ? 2 : 1
-                       : n->kind == CDS_OBJ_BYTES ? 5
-                       : tuple ? (tuple_patched(&s, n) ? 0 : 4)
-                               : 3;
+                           ? code_patched(&s, n)     ? 0
+                             : !(((PyCodeObject *)n->obj)->co_flags &
+                                 CO_OPTIMIZED)       ? 1
+                             : code_ran(ran, n->obj) ? 2
+                                                     : 3
+                       : n->kind == CDS_OBJ_BYTES ? 6
+                       : tuple ? (tuple_patched(&s, n) ? 0 : 5)
+                               : 4;
             if (want != pass) {
                 continue;
             }
@@ -1065,6 +1107,7 @@ static struct {
     uint8_t *block_ok;
     uint8_t *versions;    /* one bit per code version of the archive */
     int versions_reserved;
+    void *abandoned;      /* the states of earlier images, kept */
 } pool_state;
 
 /* The state for archive a, made afresh for an image not seen before: a
@@ -1083,11 +1126,20 @@ load_state(cds_archive *a, cds_error *err)
         calloc(h->pool_count ? h->pool_count : 1, sizeof(PyObject *));
     uint8_t *ok = calloc(nblocks ? nblocks : 1, 1);
     uint8_t *versions = calloc((h->code_version_count + 7) / 8 + 1, 1);
-    if (resolved == NULL || ok == NULL || versions == NULL) {
+    void *prev = pool_state.image != NULL ? malloc(sizeof(pool_state))
+                                          : NULL;
+    if (resolved == NULL || ok == NULL || versions == NULL ||
+        (pool_state.image != NULL && prev == NULL)) {
         free(resolved);
         free(ok);
         free(versions);
+        free(prev);
         return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    if (prev != NULL) {
+        /* reachable for ever, as its strings may be */
+        memcpy(prev, &pool_state, sizeof(pool_state));
+        pool_state.abandoned = prev;
     }
     pool_state.image = a->data;
     pool_state.resolved = resolved;

@@ -64,12 +64,15 @@ int cds_heap_pool_note_startup(cds_heap_pool *pool, cds_error *err);
  * int, to a tuple of its items in the order stock CPython inserts them
  * when it loads the module's .pyc (format.md 5.4); a frozenset it does
  * not map, or maps to anything but a tuple of exactly its items, is
- * archived in this process's iteration order.  Objects of a kind the
+ * archived in this process's iteration order.  ran (NULL: none) is a set
+ * of (co_firstlineno, co_qualname) of the module's functions that ran in
+ * the trace: their code objects are laid out before the other functions'
+ * (format.md 5).  Objects of a kind the
  * archive cannot hold are CDS_EUNSUPPORTED.  seg is initialised here;
  * release it with cds_heap_segment_clear(). */
 int cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
-                       PyObject *set_orders, cds_heap_segment *seg,
-                       cds_error *err);
+                       PyObject *set_orders, PyObject *ran,
+                       cds_heap_segment *seg, cds_error *err);
 
 void cds_heap_segment_clear(cds_heap_segment *seg);
 

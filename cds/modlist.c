@@ -21,6 +21,20 @@ cds_list_line_parse(const char *line, size_t len, const char **name,
     if (memchr(line, '\0', len) != NULL) {
         return CDS_LIST_NUL;
     }
+    while (p < end && check_blank(*p)) {
+        p++;
+    }
+    if (p < end && *p == '@') {
+        for (p++; p < end && check_blank(*p); p++) {
+        }
+        while (end > p && check_blank(end[-1])) {
+            end--;
+        }
+        *name = p;
+        *namelen = (size_t)(end - p);
+        return CDS_LIST_RAN;
+    }
+    p = line;
     if ((hash = memchr(line, '#', len)) != NULL) {
         end = hash;
     }

@@ -106,13 +106,63 @@ report_skip(const char *fmt, ...)
     Py_DECREF(line);
 }
 
+/* An '@ LINE QUALNAME FILE' record of code that ran in the trace (the
+ * part after the '@', n bytes at p) into ran: FILE -> set of (LINE,
+ * QUALNAME).  A malformed record is ignored: it is only a layout hint.
+ * -1 with an exception on failure. */
+static int
+add_ran(PyObject *ran, const char *p, size_t n)
+{
+    char buf[64];
+    const char *end = p + n, *q = memchr(p, ' ', n), *r;
+    if (q == NULL || q - p >= (ptrdiff_t)sizeof(buf) ||
+        (r = memchr(q + 1, ' ', (size_t)(end - q - 1))) == NULL ||
+        r + 1 >= end) {
+        return 0;
+    }
+    memcpy(buf, p, (size_t)(q - p));
+    buf[q - p] = '\0';
+    char *stop;
+    unsigned long line = strtoul(buf, &stop, 10);
+    if (*stop != '\0' || stop == buf) {
+        return 0;
+    }
+    PyObject *file = PyUnicode_DecodeUTF8(r + 1, end - r - 1, "strict");
+    PyObject *key = file == NULL ? NULL
+                                 : Py_BuildValue("(ks#)", line, q + 1,
+                                                 (Py_ssize_t)(r - q - 1));
+    if (key == NULL) {
+        Py_XDECREF(file);
+        if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    PyObject *set = PyDict_GetItemWithError(ran, file);
+    int rc = -1;
+    if (set == NULL && !PyErr_Occurred() && (set = PySet_New(NULL)) != NULL) {
+        rc = PyDict_SetItem(ran, file, set);
+        Py_DECREF(set); /* the dict holds it */
+        if (rc < 0) {
+            set = NULL;
+        }
+    }
+    rc = set == NULL ? -1 : PySet_Add(set, key);
+    Py_DECREF(key);
+    Py_DECREF(file);
+    return rc;
+}
+
 /* Read the list: one name per line, of any length, '#' comments, blanks
  * ignored, each name once, in first-seen order (the import order of the
- * trace).  A line that is not UTF-8 or holds a NUL byte is reported with
- * its number and skipped (*nskipped).  The names, or NULL with an
- * exception (out of memory) or with e filled. */
+ * trace); '@' records of code that ran go to *ran (add_ran).  A line that
+ * is not UTF-8 or holds a NUL byte is reported with its number and
+ * skipped (*nskipped).  The names, or NULL with an exception (out of
+ * memory) or with e filled. */
 static PyObject *
-read_list(const char *path, Py_ssize_t *nskipped, struct dump_error *e)
+read_list(const char *path, Py_ssize_t *nskipped, PyObject *ran,
+          struct dump_error *e)
 {
     FILE *f = fopen(path, "r");
     PyObject *names = NULL, *seen = NULL;
@@ -143,6 +193,12 @@ read_list(const char *path, Py_ssize_t *nskipped, struct dump_error *e)
             continue;
         }
         if (kind == CDS_LIST_BLANK) {
+            continue;
+        }
+        if (kind == CDS_LIST_RAN) {
+            if (add_ran(ran, p, n) < 0) {
+                goto fail;
+            }
             continue;
         }
         PyObject *name = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "strict");
@@ -198,7 +254,7 @@ dump(const char *list, const char *archive, struct dump_counts *c,
     cds_heap_pool *pool = NULL;
     struct cds_pool pool_view;
     cds_error err;
-    PyObject *names = NULL, *info_fn;
+    PyObject *names = NULL, *info_fn, *ran = PyDict_New();
     int rc, status = -1;
 
     memset(c, 0, sizeof(*c));
@@ -212,7 +268,8 @@ dump(const char *list, const char *archive, struct dump_counts *c,
     if (cds_heap_fingerprint(&fp, &err) < 0) {
         return dump_fail(e, "%s", err.message);
     }
-    if ((names = read_list(list, &c->skipped, e)) == NULL) {
+    if (ran == NULL || (names = read_list(list, &c->skipped, ran, e)) == NULL) {
+        Py_XDECREF(ran);
         return -1;
     }
     /* what is interned now is interned before anything is served in the
@@ -271,8 +328,15 @@ dump(const char *list, const char *archive, struct dump_counts *c,
         }
         cds_heap_segment seg;
         uint64_t addr = cds__hook.config.base + cds_writer_next_offset(w);
+        /* the code of this module that ran in the trace, by its file */
+        PyObject *ran_here =
+            PyDict_GetItemWithError(ran, PyTuple_GET_ITEM(info, 1));
+        if (ran_here == NULL && PyErr_Occurred()) {
+            Py_DECREF(info);
+            goto out;
+        }
         rc = cds_heap_serialize(code, addr, pool, PyTuple_GET_ITEM(info, 7),
-                                &seg, &err);
+                                ran_here, &seg, &err);
         if (rc == CDS_EUNSUPPORTED) {
             report_skip("skipping %U: %s", name, err.message);
             c->skipped++;
@@ -303,6 +367,7 @@ out:
     cds_writer_destroy(w);
     cds_heap_pool_destroy(pool);
     Py_XDECREF(names);
+    Py_XDECREF(ran);
     return status;
 }
 

@@ -225,6 +225,90 @@ cds__loader_install(void)
     return rc;
 }
 
+#if PY_VERSION_HEX >= 0x030C0000
+/* TRACE on 3.12 on: the functions that run, recorded as '@ LINE QUALNAME
+ * FILE' lines of the list (docs/usage.md), so that the dump lays their
+ * code out apart from code that never runs (format.md 5).  A
+ * sys.monitoring PY_START callback that returns DISABLE: it runs once
+ * per code object. */
+#define TRACE_TOOL_ID 4 /* no named tool (debugger 0, coverage 1,
+                         * profiler 2, optimizer 5) */
+static PyObject *trace_disable;
+
+static PyObject *
+trace_py_start(PyObject *Py_UNUSED(self), PyObject *const *args,
+               Py_ssize_t nargs)
+{
+    PyCodeObject *co = nargs >= 1 && PyCode_Check(args[0])
+                           ? (PyCodeObject *)args[0]
+                           : NULL;
+    const char *q, *f;
+    Py_ssize_t nq, nf;
+
+    /* module and class bodies are laid out first anyway */
+    if (co != NULL && (co->co_flags & CO_OPTIMIZED) &&
+        cds__hook.trace_fd >= 0 &&
+        (q = PyUnicode_AsUTF8AndSize(co->co_qualname, &nq)) != NULL &&
+        (f = PyUnicode_AsUTF8AndSize(co->co_filename, &nf)) != NULL &&
+        memchr(q, ' ', (size_t)nq) == NULL &&
+        memchr(f, '\n', (size_t)nf) == NULL) {
+        size_t cap = (size_t)nq + (size_t)nf + 32;
+        char *line = PyMem_Malloc(cap);
+        if (line != NULL) {
+            int n = snprintf(line, cap, "@ %d %s %s\n", co->co_firstlineno,
+                             q, f);
+            /* one write(2) per line, as for names */
+            if (n > 0 && (size_t)n < cap &&
+                write(cds__hook.trace_fd, line, (size_t)n) < 0) {
+                cds__hook_warn("cannot write trace list: %s",
+                               strerror(errno));
+            }
+            PyMem_Free(line);
+        }
+    }
+    PyErr_Clear();
+    return Py_NewRef(trace_disable);
+}
+
+static PyMethodDef trace_py_start_def = {
+    "_pycds_ran", (PyCFunction)(void (*)(void))trace_py_start,
+    METH_FASTCALL, NULL};
+
+static void
+trace_functions(void)
+{
+    PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
+    PyObject *r = NULL, *events = NULL, *start = NULL, *fn = NULL;
+
+    if (mon == NULL ||
+        (r = PyObject_CallMethod(mon, "use_tool_id", "is", TRACE_TOOL_ID,
+                                 "pycds trace")) == NULL) {
+        /* the program's own tool has the id: names only */
+        PyErr_Clear();
+        VERBOSE(1, "pycds: trace: sys.monitoring tool %d in use; not "
+                   "recording functions\n", TRACE_TOOL_ID);
+        return;
+    }
+    Py_DECREF(r);
+    if ((trace_disable = PyObject_GetAttrString(mon, "DISABLE")) == NULL ||
+        (events = PyObject_GetAttrString(mon, "events")) == NULL ||
+        (start = PyObject_GetAttrString(events, "PY_START")) == NULL ||
+        (fn = PyCFunction_New(&trace_py_start_def, NULL)) == NULL ||
+        (r = PyObject_CallMethod(mon, "register_callback", "iOO",
+                                 TRACE_TOOL_ID, start, fn)) == NULL) {
+        goto out;
+    }
+    Py_DECREF(r);
+    r = PyObject_CallMethod(mon, "set_events", "iO", TRACE_TOOL_ID, start);
+    Py_XDECREF(r);
+out:
+    PyErr_Clear();
+    Py_XDECREF(events);
+    Py_XDECREF(start);
+    Py_XDECREF(fn);
+}
+#endif
+
 void
 cds__trace_activate(void)
 {
@@ -253,4 +337,7 @@ cds__trace_activate(void)
         cds__hook_warn("cannot install the tracer");
         return;
     }
+#if PY_VERSION_HEX >= 0x030C0000
+    trace_functions();
+#endif
 }

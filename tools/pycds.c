@@ -973,6 +973,11 @@ filter_list(const char *list, const struct cli_config *cfg, int verbose,
         if (kind == CDS_LIST_BLANK) {
             continue;
         }
+        if (kind == CDS_LIST_RAN) {
+            /* what ran in the trace, for the dump's layout: kept */
+            fprintf(out, "@ %.*s\n", (int)len, name);
+            continue;
+        }
         /* a name is followed by a blank, a '#' or the end: make it a
          * string in place */
         char *p = line + (name - line);

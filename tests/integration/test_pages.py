@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: MIT
 """Which of the archive's pages a SHARE run writes (issue 9, format 4).
 
+On 3.12 and later the trace list also holds '@' records of the functions
+that ran (argparse's parse_args, not print_help).
+
 A workload of stdlib modules runs under SHARE; the program reads
 /proc/self/smaps at the end and reports, for the archive's mapping, the
 resident KiB and how many of them are private copies (Anonymous), with the
@@ -112,6 +115,16 @@ def main():
     # the archive lives where the test's files do; tmpfs or not, private
     # copies are what smaps counts as Anonymous
     t.build([main_py])
+    # 3.12 on: the trace records the functions that ran (docs/usage.md)
+    ran = [line.split(' ', 3)[2] for line in t.read('heap.lst').splitlines()
+           if line.startswith('@ ')]
+    if immortal:
+        t.check('ArgumentParser.parse_args' in ran and
+                'ArgumentParser.print_help' not in ran,
+                'the trace records functions that ran (%d), not the others'
+                % len(ran))
+    else:
+        t.check(not ran, '3.11: the trace records module names only')
     runs = {}
     for pf in ('', '0', 'all'):
         r = t.share([main_py], env={'PYCDSPREFAULT': pf} if pf else None)

@@ -14,7 +14,7 @@ expect(const char *line, size_t len, enum cds_list_line want,
     size_t n;
     enum cds_list_line got = cds_list_line_parse(line, len, &name, &n);
     assert_int_equal(got, want);
-    if (want == CDS_LIST_NAME) {
+    if (want == CDS_LIST_NAME || want == CDS_LIST_RAN) {
         assert_int_equal(n, strlen(want_name));
         assert_memory_equal(name, want_name, n);
         assert_true(name >= line && name + n <= line + len);
@@ -45,6 +45,12 @@ test_modlist_names_comments_blanks(void **state)
     EXPECT("  # indented comment", CDS_LIST_BLANK, NULL);
     EXPECT("with\0nul\n", CDS_LIST_NUL, NULL);
     EXPECT("# comment \0 too\n", CDS_LIST_NUL, NULL);
+    /* code that ran in the trace: read whole, '#' included */
+    EXPECT("@ 12 f /src/a.py\n", CDS_LIST_RAN, "12 f /src/a.py");
+    EXPECT("  @  3 C.m /src/with # hash.py \r\n", CDS_LIST_RAN,
+           "3 C.m /src/with # hash.py");
+    EXPECT("@", CDS_LIST_RAN, "");
+    EXPECT("@ x\0y\n", CDS_LIST_NUL, NULL);
 }
 
 int
