@@ -275,7 +275,7 @@ add_code(cds_writer *w, cds_heap_pool *pool, const char *name,
     cds_error err;
     char origin[256];
     uint64_t addr = UNIT_BASE + cds_writer_next_offset(w);
-    int rc = cds_heap_serialize(code, addr, pool, NULL, &seg, &err);
+    int rc = cds_heap_serialize(code, addr, pool, NULL, NULL, &seg, &err);
 
     if (rc < 0) {
         print_error("serialize %s: %s\n", name, err.message);
@@ -1563,7 +1563,8 @@ test_heap_unsupported_constants(void **state)
         PyObject *code = pyeval(expr);
         memset(&seg, 0x5a, sizeof(seg));
         int rc =
-            cds_heap_serialize(code, UNIT_BASE + 4096, pool, NULL, &seg, &err);
+            cds_heap_serialize(code, UNIT_BASE + 4096, pool, NULL, NULL, &seg,
+                               &err);
         if (rc != CDS_EUNSUPPORTED) {
             print_error("%s: %s\n", consts[i], cds_status_name(rc));
         }
@@ -1580,18 +1581,18 @@ test_heap_unsupported_constants(void **state)
         "(lambda t: compile('x = 1', '<u>', 'exec').replace("
         "co_consts=(t, None)))(__import__('functools').reduce("
         "lambda t, i: (t, i), range(5000), ()))");
-    assert_status(cds_heap_serialize(code, UNIT_BASE, pool, NULL, &seg, &err),
+    assert_status(cds_heap_serialize(code, UNIT_BASE, pool, NULL, NULL, &seg, &err),
                   CDS_EUNSUPPORTED);
     assert_null(seg.objects);
     Py_DECREF(code);
     /* the root must be a code object */
     PyObject *s = PyUnicode_FromString("not code");
-    assert_status(cds_heap_serialize(s, UNIT_BASE, pool, NULL, &seg, &err),
+    assert_status(cds_heap_serialize(s, UNIT_BASE, pool, NULL, NULL, &seg, &err),
                   CDS_EUNSUPPORTED);
     Py_DECREF(s);
     /* and a pool there must be: interned strings go nowhere else */
     code = pyeval("compile('x = 1', '<u>', 'exec')");
-    assert_status(cds_heap_serialize(code, UNIT_BASE, NULL, NULL, &seg, &err),
+    assert_status(cds_heap_serialize(code, UNIT_BASE, NULL, NULL, NULL, &seg, &err),
                   CDS_EUNSUPPORTED);
     Py_DECREF(code);
     cds_heap_pool_destroy(pool);
