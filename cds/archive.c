@@ -412,38 +412,37 @@ cds_archive_load(cds_archive *a, const void *data, size_t size,
     return 0;
 }
 
-/* MADV_POPULATE_WRITE over [p, p+len), page-rounded: 0, or -1 when the
+/* madvise(advice) over [p, p+len), page-rounded: 0, or -1 when the
  * pages could not all be faulted in (the file shrank under us).  Kernels
  * without the advice: 0, and the pages fault in on use as usual. */
 static int
-populate(void *p, uint64_t len)
+advise(void *p, uint64_t len, int advice)
 {
     uintptr_t first = (uintptr_t)p & ~(uintptr_t)4095;
     uintptr_t last = ((uintptr_t)p + len + 4095) & ~(uintptr_t)4095;
 
-    if (last > first &&
-        madvise((void *)first, last - first, MADV_POPULATE_WRITE) != 0 &&
+    if (last > first && madvise((void *)first, last - first, advice) != 0 &&
         errno != EINVAL) {
         return -1;
     }
     return 0;
 }
 
-/* The same for pages that are only read: they become the file's page
- * cache pages, mapped in one system call instead of a fault each, and
- * stay shared with every other process that maps the file. */
+/* Pages that will be written: private copies of the file's bytes, made
+ * in one system call instead of a copy-on-write fault each. */
+static int
+populate(void *p, uint64_t len)
+{
+    return advise(p, len, MADV_POPULATE_WRITE);
+}
+
+/* Pages that are only read: the file's page-cache pages, mapped in one
+ * system call instead of a fault each, and shared with every other
+ * process that maps the file. */
 static int
 populate_read(void *p, uint64_t len)
 {
-    uintptr_t first = (uintptr_t)p & ~(uintptr_t)4095;
-    uintptr_t last = ((uintptr_t)p + len + 4095) & ~(uintptr_t)4095;
-
-    if (last > first &&
-        madvise((void *)first, last - first, MADV_POPULATE_READ) != 0 &&
-        errno != EINVAL) {
-        return -1;
-    }
-    return 0;
+    return advise(p, len, MADV_POPULATE_READ);
 }
 
 /* Who may have written the file open as fd (as ssh judges key files):
