@@ -590,7 +590,8 @@ def fs_type(path):
 def read_list(path):
     with open(path) as f:
         return [x.split('#', 1)[0].strip() for x in f
-                if x.split('#', 1)[0].strip()]
+                if x.split('#', 1)[0].strip() and
+                not x.lstrip().startswith('@')]
 
 
 def tail(path, n=15):

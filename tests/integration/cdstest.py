@@ -378,12 +378,26 @@ class Case:
         return self.run(args, what='share', env=e, **kw)
 
     def read_list(self, lst='heap.lst'):
+        """The module names of a list, in order ('@' records of code that
+        ran, 3.12 on, are not names: docs/usage.md)."""
         names = []
         for line in self.read(lst).splitlines():
+            if line.lstrip().startswith('@'):
+                continue
             line = line.split('#', 1)[0].strip()
             if line:
                 names.append(line)
         return names
+
+    def read_ran(self, lst='heap.lst'):
+        """The '@ FIRSTLINENO QUALNAME FILE' records of a list, as
+        (file, firstlineno, qualname)."""
+        out = []
+        for line in self.read(lst).splitlines():
+            f = line.lstrip().split(' ', 3)
+            if len(f) == 4 and f[0] == '@' and f[1].isdigit():
+                out.append((f[3], int(f[1]), f[2]))
+        return out
 
     def build(self, args, lst='heap.lst', archive='heap.img', env=None):
         """Trace args, dump the list (with the script, as the docs say),

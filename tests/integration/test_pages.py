@@ -116,8 +116,7 @@ def main():
     # copies are what smaps counts as Anonymous
     t.build([main_py])
     # 3.12 on: the trace records the functions that ran (docs/usage.md)
-    ran = [line.split(' ', 3)[2] for line in t.read('heap.lst').splitlines()
-           if line.startswith('@ ')]
+    ran = [q for _, _, q in t.read_ran()]
     if immortal:
         t.check('ArgumentParser.parse_args' in ran and
                 'ArgumentParser.print_help' not in ran,
