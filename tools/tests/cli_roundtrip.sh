@@ -146,7 +146,7 @@ rm -f pycds.yaml
 # a list with lines the hook skips (not UTF-8, a NUL byte): through the
 # include/exclude filter they are reported as the hook reports them,
 # with the user's list and line numbers, not the temporary file's
-printf 'json\n# a comment may hold \377\n\377\376\ndecimal\njs\000on\njson.decoder\n' \
+printf 'json\n# a comment may hold \377\n\377\376\ndecimal\njs\000on\njson.decoder\n@ 1 f /src/a # b.py\n' \
     >odd.lst
 "$PYCDS" dump odd.lst -o odd.img 2>odd.err ||
     { fail "dump odd.lst exited $?"; show odd.err; }
@@ -162,6 +162,9 @@ for err in odd.err oddf.err; do
           show "$err"; }
     [ "$(grep -c ':[0-9]*: skipping' "$err")" -eq 2 ] ||
         { fail "$err: not exactly two lines skipped"; show "$err"; }
+    # an '@' record of code that ran is no name: never skipped as one
+    grep -q '@ 1' "$err" && { fail "$err: the @ record taken for a name"
+                              show "$err"; }
 done
 grep -q 'pycds-list\.' oddf.err &&
     { fail "a message names the temporary list"; show oddf.err; }
