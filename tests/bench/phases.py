@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Where the loader's time goes, per PYCDSPREFAULT setting.
+
+    phases.py --python PY --build BUILD [--runs N] [--prefault all,] STMT
+
+traces and dumps STMT (e.g. 'import sympy') into a work directory in the
+build directory, then runs it under SHARE N times per PYCDSPREFAULT value,
+interleaved, and prints the medians of _cds.stats(): load_ns (segment
+first use in get_code, all of it), its phases_ns (fetch: prefault or
+read-in; check: checksum and S1-S7; validate: the object bodies; patch;
+intern: pool references, interning included), find_ns (find_spec) and
+whether copy mode was on.  `all` is format 3's whole-block prefault,
+the empty value the default (copy mode where every page is written,
+shared pages elsewhere), `0` no prefault.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+PROBE = r'''
+import json, sys
+exec(sys.argv[1])
+import _cds
+s = _cds.stats()
+print('PHASES ' + json.dumps({'load': s['load_ns'], 'find': s['find_ns'],
+                             'copied': s.get('copied'),
+                             'served': s['served'], **s['phases_ns']}))
+'''
+
+
+def run(python, env, stmt):
+    p = subprocess.run([python, '-c', PROBE, stmt], env=env,
+                       capture_output=True, text=True, timeout=300)
+    for line in p.stdout.splitlines():
+        if line.startswith('PHASES '):
+            return json.loads(line[7:])
+    raise SystemExit('phases.py: no result (exit %s): %s'
+                     % (p.returncode, p.stderr[-2000:]))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--python', default='/usr/bin/python3.11')
+    ap.add_argument('--build', required=True)
+    ap.add_argument('--runs', type=int, default=15)
+    ap.add_argument('--prefault', default='all,',
+                    help='comma-separated PYCDSPREFAULT values ("" is the '
+                         'default)')
+    ap.add_argument('--pythonpath', default='',
+                    help='appended to PYTHONPATH (pyenv: Debian\'s '
+                         'dist-packages)')
+    ap.add_argument('stmt')
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    work = os.path.join(build, 'phases')
+    os.makedirs(work, exist_ok=True)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith('PYCDS') and k != 'PYTHONPATH'}
+    env['PYTHONPATH'] = os.pathsep.join(
+        [os.path.join(build, 'site')] + ([a.pythonpath] if a.pythonpath
+                                         else []))
+    if a.pythonpath:
+        env['PYTHONPYCACHEPREFIX'] = os.path.join(work, 'pycache')
+    lst, img = os.path.join(work, 'p.lst'), os.path.join(work, 'p.img')
+    if os.path.exists(lst):
+        os.unlink(lst)
+    for mode, extra in (('TRACE', {'PYCDSLIST': lst}),
+                        ('DUMP', {'PYCDSLIST': lst, 'PYCDSARCHIVE': img})):
+        e = dict(env, PYCDSMODE=mode, **extra)
+        args = [a.python, '-c', a.stmt] if mode == 'TRACE' else [a.python]
+        subprocess.run(args, env=e, check=True, capture_output=True,
+                       timeout=600)
+    values = a.prefault.split(',')
+    res = {v: [] for v in values}
+    for r in range(a.runs):
+        order = values[r % len(values):] + values[:r % len(values)]
+        for v in order:
+            e = dict(env, PYCDSMODE='SHARE', PYCDSARCHIVE=img)
+            if v:
+                e['PYCDSPREFAULT'] = v
+            res[v].append(run(a.python, e, a.stmt))
+    keys = ('load', 'fetch', 'check', 'validate', 'patch', 'intern', 'find')
+    print('%s, %r, %d runs each, medians in ms' % (a.python, a.stmt,
+                                                   a.runs))
+    print('%-14s %6s %7s ' % ('PYCDSPREFAULT', 'copy', 'served')
+          + ' '.join('%8s' % k for k in keys))
+    for v in values:
+        rs = res[v]
+        med = {k: statistics.median(x[k] for x in rs) / 1e6 for k in keys}
+        print('%-14s %6s %7d ' % (v or '(default)', rs[0]['copied'],
+                                  rs[0]['served'])
+              + ' '.join('%8.1f' % med[k] for k in keys))
+
+
+if __name__ == '__main__':
+    main()
