@@ -879,16 +879,36 @@ cds_segment_prefault(const cds_archive *a, uint32_t index, uint64_t write_end,
 void
 cds_segment_release_lists(const cds_archive *a, uint32_t index)
 {
+    cds_segment_release_from(a, index, a->modules[index].objects_size);
+}
+
+void
+cds_segment_release_from(const cds_archive *a, uint32_t index, uint32_t from)
+{
     const struct cds_disk_module *m = &a->modules[index];
     uintptr_t page = 4096;
-    uintptr_t start = (uintptr_t)(a->data + m->seg_offset + m->objects_size);
+    uintptr_t start = (uintptr_t)(a->data + m->seg_offset + from);
     uintptr_t end = (uintptr_t)(a->data + m->seg_offset + m->seg_size);
 
-    if (a->map_size == 0) {
+    /* in copy mode the pages are anonymous: only the lists, never read
+     * again, may go (to zeroes) */
+    if (a->map_size == 0 || from > m->seg_size ||
+        (a->fetched != NULL && from < m->objects_size)) {
         return;
     }
     start = (start + page - 1) & ~(page - 1); /* after the last object */
-    end &= ~(page - 1);                       /* before the next segment */
+    /* the last page too when nothing after it on that page is read: the
+     * next block (or the pool) starts on a later page */
+    uint64_t next = index + 1 < a->header->nmodules
+                        ? a->modules[index + 1].seg_offset
+                        : a->header->pool_offset;
+    if (((m->seg_offset + m->seg_size + page - 1) & ~(uint64_t)(page - 1)) <=
+        next) {
+        end = (end + page - 1) & ~(page - 1);
+    }
+    else {
+        end &= ~(page - 1); /* before the next segment */
+    }
     if (end > start) {
         /* the lists are never written nor read again: these pages (the
          * file's, or private copies equal to it) can go */

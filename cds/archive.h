@@ -165,6 +165,15 @@ int cds_archive_copy_segments(cds_archive *a, cds_error *err);
  * no object of any segment shares; a no-op for unmapped images. */
 void cds_segment_release_lists(const cds_archive *a, uint32_t index);
 
+/* The same from segment offset from on (a multiple of nothing: whole
+ * pages after it go), for a file mapping whose pages from there on hold
+ * only objects loading did not write (still the file's, or private
+ * copies equal to it): they leave the resident set and come back from
+ * the page cache, unchanged, if read again.  Nothing in copy mode below
+ * objects_size (anonymous pages would come back as zeroes). */
+void cds_segment_release_from(const cds_archive *a, uint32_t index,
+                              uint32_t from);
+
 /* The module's name, origin and search directory (NUL-terminated,
  * inside the image). */
 const char *cds_module_name(const cds_archive *a, uint32_t index);

@@ -25,6 +25,7 @@
 
 #define CDS_HEADER_SIZE 1024u   /* format.md 2: header occupies [0, 1024) */
 #define CDS_SEGMENT_ALIGN 64u   /* format.md 4: segment blocks start here */
+#define CDS_SEGMENT_PAGE 4096u  /* format.md 4: where the writer starts them */
 #define CDS_OBJECT_ALIGN 8u     /* format.md 5: objects and GC heads */
 #define CDS_MAX_MODULES (1u << 24)
 #define CDS_MAX_NAME 1024u      /* longest module name accepted */

@@ -2144,11 +2144,24 @@ now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+/* The end of what the last cds_heap_load wrote in its object region
+ * (segment offset): nothing from there on differs from the file. */
+static uint32_t last_written_end;
+
+static inline void
+wrote(uint32_t *end, uint32_t off, uint32_t len)
+{
+    if (off + len > *end) {
+        *end = off + len;
+    }
+}
+
 int
 cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
               cds_error *err)
 {
     uint64_t t0 = now_ns(), t1, t2;
+    uint32_t written = 0;
     const struct cds_disk_module *m = &a->modules[index];
     uint8_t *seg = a->data + m->seg_offset;
     const char *name = cds_module_name(a, index);
@@ -2163,6 +2176,10 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     }
     /* 1. internal pointers: one uniform delta, nothing at all when mapped
      * at the base */
+    if (a->delta != 0 || cds_layout_refcounts_written) {
+        /* every reloc slot; or 3.11, whose str hook writes too */
+        written = m->objects_size;
+    }
     if (a->delta != 0) {
         const uint32_t *reloc = (const void *)(seg + m->reloc_off);
         for (uint32_t i = 0; i < m->nreloc; i++) {
@@ -2184,6 +2201,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
         memcpy(&have, slot, sizeof(have));
         if (have != want) {
             memcpy(slot, &want, sizeof(want));
+            wrote(&written, off, 16);
         }
         if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_STR) {
             uint32_t next = i + 1 < m->nobjects
@@ -2206,6 +2224,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
         memcpy(&v, seg + ext[i].slot, 8);
         if (v != want) {
             memcpy(seg + ext[i].slot, &want, 8);
+            wrote(&written, ext[i].slot, 8);
         }
     }
     t1 = now_ns();
@@ -2223,6 +2242,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
         memcpy(&have, seg + sh[i].slot, sizeof(have));
         if (have != t) {
             memcpy(seg + sh[i].slot, &t, sizeof(t));
+            wrote(&written, sh[i].slot, 8);
         }
     }
     t2 = now_ns();
@@ -2236,12 +2256,21 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     if (m->nfrozen > 0 && (rc = build_frozensets(seg, m, name, err)) < 0) {
         return rc;
     }
+    const uint32_t *frozen = (const void *)(seg + m->frozen_off);
+    for (uint32_t i = 0; i < m->nfrozen; i++) {
+        wrote(&written, frozen[i], 8);
+    }
     /* 6. the version's per-interpreter state of code objects */
     for (uint32_t i = 0; i < m->nobjects; i++) {
         if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_CODE) {
             cds_layout_code_loaded(
                 (PyObject *)(seg + CDS_OBJ_OFFSET(objtab[i])),
                 pool_state.versions_reserved);
+            if (cds_layout_code_version_off != 0 &&
+                !pool_state.versions_reserved) {
+                wrote(&written, CDS_OBJ_OFFSET(objtab[i]),
+                      cds_layout_code_version_off + 4);
+            }
         }
     }
     PyObject *root = (PyObject *)(seg + m->root_off);
@@ -2251,7 +2280,25 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     }
     Py_INCREF(root);
     *code = root;
+    last_written_end = written;
     return 0;
+}
+
+/* Where module index's trailing bytes objects begin (the writer puts
+ * them last: line and exception tables, bytes constants), or
+ * objects_size. */
+static uint32_t
+bytes_start(const cds_archive *a, uint32_t index)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    const uint32_t *objtab =
+        (const void *)(a->data + m->seg_offset + m->objtab_off);
+    uint32_t i = m->nobjects;
+
+    while (i > 0 && CDS_OBJ_KIND(objtab[i - 1]) == CDS_OBJ_BYTES) {
+        i--;
+    }
+    return i < m->nobjects ? CDS_OBJ_OFFSET(objtab[i]) : m->objects_size;
 }
 
 /* How much of module index's block loading and running will write
@@ -2325,7 +2372,17 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
     if (rc == 0) {
         rc = cds_heap_load(a, index, code, err);
     }
-    if (rc == 0) {
+    if (rc == 0 && a->fetched == NULL && !cds_layout_refcounts_written) {
+        /* 3.12 on, the file mapped: the bytes objects at the end were
+         * read by validation, are rarely read again (tracebacks, tracing,
+         * exceptions in their code) and were not written: they leave the
+         * resident set, and come back from the page cache if needed */
+        uint32_t from = bytes_start(a, index);
+        cds_segment_release_from(a, index, from > last_written_end
+                                               ? from
+                                               : last_written_end);
+    }
+    else if (rc == 0) {
         cds_segment_release_lists(a, index);
     }
     return rc;

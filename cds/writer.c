@@ -59,7 +59,7 @@ write_all(cds_writer *w, const void *data, size_t len, cds_error *err)
 static int
 write_pad(cds_writer *w, uint64_t align, cds_error *err)
 {
-    static const uint8_t zeros[CDS_SEGMENT_ALIGN];
+    static const uint8_t zeros[CDS_SEGMENT_PAGE];
     uint64_t pad = (align - w->offset % align) % align;
     return write_all(w, zeros, (size_t)pad, err);
 }
@@ -155,8 +155,8 @@ fail:
 uint64_t
 cds_writer_next_offset(const cds_writer *w)
 {
-    return (w->offset + CDS_SEGMENT_ALIGN - 1) / CDS_SEGMENT_ALIGN *
-           CDS_SEGMENT_ALIGN;
+    return (w->offset + CDS_SEGMENT_PAGE - 1) / CDS_SEGMENT_PAGE *
+           CDS_SEGMENT_PAGE;
 }
 
 /* memcpy that accepts an empty list given as NULL */
@@ -216,7 +216,10 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     e->write_size = seg->write_size;
     e->seg_size = off;
     e->seg_checksum = cds_hash(block, off);
-    rc = write_pad(w, CDS_SEGMENT_ALIGN, err);
+    /* each block on a page of its own: pages written at load (its first
+     * objects) and pages dropped after it (its tables) are no other
+     * block's (format.md 4) */
+    rc = write_pad(w, CDS_SEGMENT_PAGE, err);
     if (rc == 0) {
         e->seg_offset = w->offset;
         rc = write_all(w, block, off, err);

@@ -780,11 +780,14 @@ static const struct patch index_patches[] = {
     {"high module flag", E_(ENT0, flags), SET, 0x80000000u},
     /* I7: segments */
     {"segment misaligned", E_(ENT1, seg_offset), ADD, 8},
+    /* the writer starts blocks on pages (CDS_SEGMENT_PAGE) */
     {"segment inside the previous one", E_(ENT1, seg_offset), ADD,
-     NEG(64)},
-    {"segment before the segments", E_(ENT0, seg_offset), ADD, NEG(64)},
+     NEG(CDS_SEGMENT_PAGE)},
+    {"segment before the segments", E_(ENT0, seg_offset), ADD,
+     NEG(CDS_SEGMENT_PAGE)},
     {"segment offset huge", E_(ENT1, seg_offset), SET, UINT64_MAX & ~63ull},
-    {"segment grows into the next", E_(ENT0, seg_size), ADD, 64},
+    {"segment grows into the next", E_(ENT0, seg_size), ADD,
+     CDS_SEGMENT_PAGE},
     {"last segment past the segments", E_(ENTL, seg_size), ADD, 64},
     {"segment size huge", E_(ENTL, seg_size), SET, UINT64_MAX},
     /* I8: the segment's own tables */
