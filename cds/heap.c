@@ -2372,7 +2372,8 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
     if (rc == 0) {
         rc = cds_heap_load(a, index, code, err);
     }
-    if (rc == 0 && a->fetched == NULL && !cds_layout_refcounts_written) {
+    if (rc == 0 && a->fetched == NULL && !cds_layout_refcounts_written &&
+        prefault != CDS_PREFAULT_ALL) {
         /* 3.12 on, the file mapped: the bytes objects at the end were
          * read by validation, are rarely read again (tracebacks, tracing,
          * exceptions in their code) and were not written: they leave the
