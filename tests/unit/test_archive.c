@@ -1395,6 +1395,61 @@ test_archive_pool_table_patched(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* Copy mode (cds_archive_copy_segments): the image becomes anonymous
+ * memory holding what open checked; each segment is read in on its
+ * first prefault, equal to the file, and once read no longer depends on
+ * it: after the file is truncated in place, a segment already read is
+ * intact and one not read yet fails with EMAP instead of faulting with
+ * SIGBUS when touched. */
+static void
+test_archive_copy_mode(void **state)
+{
+    char path[600];
+    cds_archive a;
+    cds_error err;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/copy.img", G.dir);
+    unit_write_file(path, G.golden, G.size);
+    assert_status(cds_archive_open(&a, path, CDS_OPEN_WRITABLE, &G.fp,
+                                   &err),
+                  0);
+    assert_null(a.fetched);
+    assert_status(cds_archive_copy_segments(&a, &err), 0);
+    assert_non_null(a.fetched);
+    /* header and index as checked at open */
+    assert_memory_equal(a.data, G.golden, CDS_HEADER_SIZE);
+    const struct cds_disk_header *h = a.header;
+    assert_memory_equal(a.data + h->index_offset, G.golden + h->index_offset,
+                        h->index_size);
+    uint32_t ix = UINT32_MAX;
+    assert_status(cds_archive_find(&a, mods[0].name, strlen(mods[0].name),
+                                   &ix),
+                  0);
+    assert_int_equal(ix, 0);
+    /* segment 0 read in whole, equal to the file's bytes */
+    const struct cds_disk_module *m0 = &a.modules[0];
+    assert_status(cds_segment_prefault(&a, 0, m0->seg_size, &err), 0);
+    assert_memory_equal(a.data + m0->seg_offset, G.golden + m0->seg_offset,
+                        m0->seg_size);
+    assert_status(cds_segment_validate(&a, 0, &err), 0);
+    /* the file shrinks in place: segment 0 stays, segment 1 cannot be
+     * read and is never touched */
+    assert_int_equal(truncate(path, (off_t)(h->segments_offset + 8)), 0);
+    assert_memory_equal(a.data + m0->seg_offset, G.golden + m0->seg_offset,
+                        m0->seg_size);
+    assert_status(cds_segment_prefault(&a, 1, a.modules[1].seg_size, &err),
+                  CDS_EMAP);
+    if (strstr(err.message, "cannot be read") == NULL) {
+        print_error("copy mode: %s\n", err.message);
+        fail();
+    }
+    unit_check_error(&err, CDS_EMAP);
+    cds_archive_close(&a);
+    assert_null(a.fetched);
+    unlink(path);
+}
+
 /* cds_archive_open(): the thin wrapper around load */
 
 static void
@@ -1538,6 +1593,7 @@ main(int argc, char **argv)
         T(test_archive_pool_sums),
         T(test_archive_pool_table_patched),
         T(test_archive_open),
+        T(test_archive_copy_mode),
         T(test_archive_load_ignores_prior_state),
     };
 #undef T
