@@ -165,8 +165,8 @@ int cds_archive_copy_segments(cds_archive *a, cds_error *err);
  * no object of any segment shares; a no-op for unmapped images. */
 void cds_segment_release_lists(const cds_archive *a, uint32_t index);
 
-/* The same from segment offset from on (a multiple of nothing: whole
- * pages after it go), for a file mapping whose pages from there on hold
+/* The same from segment offset from on (the whole pages after it go),
+ * for a file mapping whose pages from there on hold
  * only objects loading did not write (still the file's, or private
  * copies equal to it): they leave the resident set and come back from
  * the page cache, unchanged, if read again.  Nothing in copy mode below

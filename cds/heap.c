@@ -2233,8 +2233,10 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
      * segment that refers to them (format.md 5.5) */
     const struct cds_disk_shared *sh = (const void *)(seg + m->shared_off);
     for (uint32_t i = 0; i < m->nshared; i++) {
-        PyObject *t = pool_resolve(a, sh[i].index, err), *have;
-        if (t == NULL) {
+        /* most slots name a string resolved already (step 0 made the
+         * state this archive's; S6 checked the index) */
+        PyObject *t = pool_state.resolved[sh[i].index], *have;
+        if (t == NULL && (t = pool_resolve(a, sh[i].index, err)) == NULL) {
             return err->status;
         }
         /* the file holds the writer's guess: mostly right, and then the
