@@ -2160,7 +2160,7 @@ int
 cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
               cds_error *err)
 {
-    uint64_t t0 = now_ns(), t1, t2;
+    uint64_t t0 = now_ns(), t1, t2, t3;
     uint32_t written = 0;
     const struct cds_disk_module *m = &a->modules[index];
     uint8_t *seg = a->data + m->seg_offset;
@@ -2229,16 +2229,22 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     }
     t1 = now_ns();
     /* 4. pool strings (inv. 6): interned once per process, before
-     * anything hashes or runs, then shared by every
-     * segment that refers to them (format.md 5.5) */
+     * anything hashes or runs, then shared by every segment that refers
+     * to them (format.md 5.5).  Two passes: resolving reads only the
+     * reference table and the pool, the slot pass only the table and the
+     * segment, so each streams through less memory */
     const struct cds_disk_shared *sh = (const void *)(seg + m->shared_off);
     for (uint32_t i = 0; i < m->nshared; i++) {
         /* most slots name a string resolved already (step 0 made the
          * state this archive's; S6 checked the index) */
-        PyObject *t = pool_state.resolved[sh[i].index], *have;
-        if (t == NULL && (t = pool_resolve(a, sh[i].index, err)) == NULL) {
+        if (pool_state.resolved[sh[i].index] == NULL &&
+            pool_resolve(a, sh[i].index, err) == NULL) {
             return err->status;
         }
+    }
+    t2 = now_ns();
+    for (uint32_t i = 0; i < m->nshared; i++) {
+        PyObject *t = pool_state.resolved[sh[i].index], *have;
         /* the file holds the writer's guess: mostly right, and then the
          * page stays the file's */
         memcpy(&have, seg + sh[i].slot, sizeof(have));
@@ -2247,9 +2253,10 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             wrote(&written, sh[i].slot, 8);
         }
     }
-    t2 = now_ns();
+    t3 = now_ns();
     cds_heap_phases.patch += t1 - t0;
     cds_heap_phases.intern += t2 - t1;
+    cds_heap_phases.refs += t3 - t2;
     /* 5. frozensets from their item tuples (inv. 7).  A frozenset's items
      * tuple lies before the items tuples of the frozensets inside it (the
      * writer lays tuples out in visit order), so building by descending
@@ -2276,7 +2283,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
         }
     }
     PyObject *root = (PyObject *)(seg + m->root_off);
-    cds_heap_phases.patch += now_ns() - t2;
+    cds_heap_phases.patch += now_ns() - t3;
     if ((rc = check_object(root, &PyCode_Type, "root", name, err)) < 0) {
         return rc;
     }

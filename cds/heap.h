@@ -113,10 +113,11 @@ enum { CDS_PREFAULT_NONE, CDS_PREFAULT_AUTO, CDS_PREFAULT_ALL };
  * calls (CLOCK_MONOTONIC, ns): reading or faulting the block in, the
  * checksum with S1-S7 (cds_segment_validate_map), the object bodies
  * (cds_heap_validate), patching (relocation, types, externals,
- * frozensets, code objects' hooks) and the pool references (resolving,
- * interning, slot writes). */
+ * frozensets, code objects' hooks), resolving the pool strings a segment
+ * refers to (checks and interning) and its pool-reference slots (reading
+ * each, writing those whose hint was wrong). */
 struct cds_heap_phases {
-    uint64_t fetch, check, validate, patch, intern;
+    uint64_t fetch, check, validate, patch, intern, refs;
 };
 extern struct cds_heap_phases cds_heap_phases;
 

@@ -222,7 +222,7 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
     }
     return Py_BuildValue(
         "{s:s,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:O,s:i,s:K,s:K,"
-        "s:{s:K,s:K,s:K,s:K,s:K}}",
+        "s:{s:K,s:K,s:K,s:K,s:K,s:K}}",
         "mode",
         modes[cds__hook.config.mode], "active",
         cds__hook.seg_state != NULL ? Py_True : Py_False, "served",
@@ -241,7 +241,8 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         (unsigned long long)cds_heap_phases.check, "validate",
         (unsigned long long)cds_heap_phases.validate, "patch",
         (unsigned long long)cds_heap_phases.patch, "intern",
-        (unsigned long long)cds_heap_phases.intern);
+        (unsigned long long)cds_heap_phases.intern, "refs",
+        (unsigned long long)cds_heap_phases.refs);
 }
 
 static PyObject *

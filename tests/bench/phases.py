@@ -9,10 +9,12 @@ build directory, then runs it under SHARE N times per PYCDSPREFAULT value,
 interleaved, and prints the medians of _cds.stats(): load_ns (segment
 first use in get_code, all of it), its phases_ns (fetch: prefault or
 read-in; check: checksum and S1-S7; validate: the object bodies; patch;
-intern: pool references, interning included), find_ns (find_spec) and
-whether copy mode was on.  `all` is format 3's whole-block prefault,
-the empty value the default (copy mode where every page is written,
-shared pages elsewhere), `0` no prefault.
+intern: resolving the pool strings, interning included; refs: the
+pool-reference slots), find_ns (find_spec) and whether copy mode was on;
+stmt is the statement's own wall time, which also holds the faults a
+lighter prefault moves out of the loader.  `all` is format 3's
+whole-block prefault, the empty value the default (copy mode where every
+page is written, shared pages elsewhere), `0` no prefault.
 """
 import argparse
 import json
@@ -22,11 +24,14 @@ import subprocess
 import sys
 
 PROBE = r'''
-import json, sys
+import json, sys, time
+t0 = time.perf_counter_ns()
 exec(sys.argv[1])
+t1 = time.perf_counter_ns()
 import _cds
 s = _cds.stats()
-print('PHASES ' + json.dumps({'load': s['load_ns'], 'find': s['find_ns'],
+print('PHASES ' + json.dumps({'stmt': t1 - t0, 'load': s['load_ns'],
+                             'find': s['find_ns'],
                              'copied': s.get('copied'),
                              'served': s['served'], **s['phases_ns']}))
 '''
@@ -83,7 +88,8 @@ def main():
             if v:
                 e['PYCDSPREFAULT'] = v
             res[v].append(run(a.python, e, a.stmt))
-    keys = ('load', 'fetch', 'check', 'validate', 'patch', 'intern', 'find')
+    keys = ('stmt', 'load', 'fetch', 'check', 'validate', 'patch', 'intern',
+            'refs', 'find')
     print('%s, %r, %d runs each, medians in ms' % (a.python, a.stmt,
                                                    a.runs))
     print('%-14s %6s %7s ' % ('PYCDSPREFAULT', 'copy', 'served')
