@@ -21,7 +21,7 @@
 #define CDS_MAGIC "\x93PYCDS\r\n"
 #define CDS_MAGIC_INCOMPLETE "\x93PYCDS\r!"
 #define CDS_MAGIC_SIZE 8
-#define CDS_FORMAT_VERSION 4u
+#define CDS_FORMAT_VERSION 5u
 
 #define CDS_HEADER_SIZE 1024u   /* format.md 2: header occupies [0, 1024) */
 #define CDS_SEGMENT_ALIGN 64u   /* format.md 4: segment blocks start here */
@@ -192,17 +192,20 @@ enum {
     CDS_EXT_EMPTY_BYTES,
     CDS_EXT_EMPTY_TUPLE,
     CDS_EXT_NFIXED,
-    CDS_EXT_SMALL_INT = 256,  /* + (v + 5), v in [-5, 256] */
-    CDS_EXT_LATIN1 = 1024,    /* + c, c in [0, 255]: 1-char str */
-    CDS_EXT_BYTE = 1280,      /* + c: 1-byte bytes */
-    CDS_EXT_COUNT = 1536,
+    CDS_EXT_SMALL_INT = 256,  /* + (v + 5), v in [-5, 1024] */
+    CDS_EXT_LATIN1 = 1536,    /* + c, c in [0, 255]: 1-char str */
+    CDS_EXT_BYTE = 1792,      /* + c: 1-byte bytes */
+    CDS_EXT_COUNT = 2048,
 };
 /* The ints the table can name: the small-int cache of every supported
- * version (3.11-3.13: -5..256).  Which ints a version owns is its heap
- * layout's fact (cds_layout_small_int_min/max, static_asserted to lie
- * within); a version whose cache is larger needs the range grown here
- * (there is room up to CDS_EXT_LATIN1) and a new format version. */
+ * version (3.11-3.14: -5..256; 3.15: -5..1024).  Which ints a version
+ * owns is its heap layout's fact (cds_layout_small_int_min/max,
+ * static_asserted to lie within); a version whose cache is larger needs
+ * the range grown here and a new format version. */
 #define CDS_EXT_INT_MIN (-5)
-#define CDS_EXT_INT_MAX 256
+#define CDS_EXT_INT_MAX 1024
+static_assert(CDS_EXT_SMALL_INT + CDS_EXT_INT_MAX - CDS_EXT_INT_MIN <
+                  CDS_EXT_LATIN1,
+              "external table ranges overlap");
 
 #endif /* CDS_FORMAT_H */
