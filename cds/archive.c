@@ -975,13 +975,13 @@ static_assert(CDS_SC_EXT_BYTE + 7 <= 15, "slot classes fit 4 bits");
  * nothing is patched twice).  A slot on an object's first unit (its
  * reference count) is the heap layer's to refuse: it knows the fields. */
 static bool
-claim_slot(uint8_t *map, uint32_t slot, uint32_t objects_size, unsigned cls)
+claim_slot(uint16_t *map, uint32_t slot, uint32_t objects_size, unsigned cls)
 {
     if (!check_slot(slot, objects_size) ||
         (map[slot / 8] & CDS_MAP_LISTED) != 0) {
         return false;
     }
-    map[slot / 8] |= (uint8_t)(cls << 3);
+    map[slot / 8] |= (uint16_t)(cls << 4);
     return true;
 }
 
@@ -1010,7 +1010,7 @@ cds_segment_validate_map(const cds_archive *a, uint32_t index,
     uint64_t base = a->header->base_address + m->seg_offset;
     uint64_t at_list;
     const char *name = cds_module_name(a, index);
-    uint8_t *map = NULL;
+    uint16_t *map = NULL;
     int rc = 0;
 
     if (out != NULL) {
@@ -1022,7 +1022,7 @@ cds_segment_validate_map(const cds_archive *a, uint32_t index,
         return CDS_FAIL(err, CDS_ECHECKSUM, m->seg_offset,
                         "module %s: segment checksum mismatch", name);
     }
-    map = calloc(m->objects_size / CDS_OBJECT_ALIGN + 1, 1);
+    map = calloc(m->objects_size / CDS_OBJECT_ALIGN + 1, sizeof(*map));
     if (map == NULL) {
         return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
     }
@@ -1035,11 +1035,10 @@ cds_segment_validate_map(const cds_archive *a, uint32_t index,
     for (uint32_t i = 0; i < m->nobjects; i++) {
         uint32_t off = CDS_OBJ_OFFSET(objtab[i]);
         unsigned kind = CDS_OBJ_KIND(objtab[i]);
-        uint64_t start = kind == CDS_OBJ_TUPLE ? (uint64_t)off -
-                                                     CDS_GC_HEAD_SIZE
-                                               : off;
+        bool gc = CDS_OBJ_GC_HEADED(kind);
+        uint64_t start = gc ? (uint64_t)off - CDS_GC_HEAD_SIZE : off;
         if (kind >= CDS_OBJ_NKINDS || off < prev_end ||
-            (kind == CDS_OBJ_TUPLE && off < CDS_GC_HEAD_SIZE) ||
+            (gc && off < CDS_GC_HEAD_SIZE) ||
             start < prev_end || !check_range(off, 24, m->objects_size)) {
             rc = CDS_CORRUPT(err, at_list + 4ull * i,
                              "module %s: object %u: offset 0x%x kind %u",
@@ -1047,7 +1046,7 @@ cds_segment_validate_map(const cds_archive *a, uint32_t index,
             goto out;
         }
         prev_end = (uint64_t)off + 24; /* at least a PyVarObject head */
-        map[off / CDS_OBJECT_ALIGN] = (uint8_t)(kind + 1);
+        map[off / CDS_OBJECT_ALIGN] = (uint16_t)(kind + 1);
     }
     if (m->root_off % CDS_OBJECT_ALIGN != 0 ||
         CDS_MAP_KIND(map[m->root_off / CDS_OBJECT_ALIGN]) !=
@@ -1128,7 +1127,7 @@ cds_segment_validate_map(const cds_archive *a, uint32_t index,
                 /* S3 checked v is an object start of the segment; the
                  * tuple is a frozenset's items (deep validation accepts
                  * an empty one) */
-                uint8_t *unit = &map[(v - base) / CDS_OBJECT_ALIGN];
+                uint16_t *unit = &map[(v - base) / CDS_OBJECT_ALIGN];
                 ok = CDS_MAP_KIND(*unit) == CDS_OBJ_TUPLE + 1;
                 *unit |= CDS_MAP_FROZEN;
             }

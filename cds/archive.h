@@ -75,16 +75,16 @@ int cds_archive_find(const cds_archive *a, const char *name, size_t len,
  * on an object's first unit, and then uses the class bits of object units
  * for its own marks, rather than mapping the segment a second time. */
 typedef struct cds_slot_map {
-    uint8_t *units; /* objects_size / 8 + 1 bytes, owned */
+    uint16_t *units; /* objects_size / 8 + 1 units, owned */
     uint32_t objects_size;
 } cds_slot_map;
 /* object kind + 1 at an object's first unit, else 0 */
-#define CDS_MAP_KIND(u) ((unsigned)(u) & 7u)
+#define CDS_MAP_KIND(u) ((unsigned)(u) & 15u)
 /* how a slot is listed: enum cds_slot_class */
-#define CDS_MAP_CLASS(u) (((unsigned)(u) >> 3) & 15u)
-#define CDS_MAP_LISTED 0x78u
+#define CDS_MAP_CLASS(u) (((unsigned)(u) >> 4) & 15u)
+#define CDS_MAP_LISTED 0xf0u
 /* a slot of the frozen list, and the item tuple it points to */
-#define CDS_MAP_FROZEN 0x80u
+#define CDS_MAP_FROZEN 0x100u
 enum cds_slot_class {
     CDS_SC_NONE,        /* not listed */
     CDS_SC_RELOC,       /* an object of the segment (format.md 5.2) */

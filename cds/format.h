@@ -164,9 +164,14 @@ enum cds_obj_kind {
     CDS_OBJ_FLOAT,
     CDS_OBJ_COMPLEX,
     CDS_OBJ_TUPLE,  /* preceded by a 16-byte zeroed PyGC_Head */
+    CDS_OBJ_SLICE,  /* likewise (3.14 on: constant slices) */
     CDS_OBJ_NKINDS,
 };
+/* the kinds whose image a zeroed PyGC_Head precedes */
+#define CDS_OBJ_GC_HEADED(kind) \
+    ((kind) == CDS_OBJ_TUPLE || (kind) == CDS_OBJ_SLICE)
 #define CDS_OBJ_KIND(entry) ((entry) & 7u)
+static_assert(CDS_OBJ_NKINDS <= 8, "a kind fits an entry's 3 low bits");
 #define CDS_OBJ_OFFSET(entry) ((entry) & ~7u)
 /* What precedes every tuple: sizeof(PyGC_Head), 16 bytes in every
  * version pycds builds for (which only internal headers declare, so

@@ -169,7 +169,7 @@ kind_type(unsigned kind)
         [CDS_OBJ_CODE] = &PyCode_Type,       [CDS_OBJ_STR] = &PyUnicode_Type,
         [CDS_OBJ_BYTES] = &PyBytes_Type,     [CDS_OBJ_INT] = &PyLong_Type,
         [CDS_OBJ_FLOAT] = &PyFloat_Type,     [CDS_OBJ_COMPLEX] = &PyComplex_Type,
-        [CDS_OBJ_TUPLE] = &PyTuple_Type,
+        [CDS_OBJ_TUPLE] = &PyTuple_Type,     [CDS_OBJ_SLICE] = &PySlice_Type,
     };
     return types[kind];
 }
@@ -575,10 +575,22 @@ object_size(PyObject *o, int kind, PyObject *items)
         return CDS_GC_HEAD +
                cds_layout_size(t, CDS_OBJ_TUPLE, PyTuple_GET_SIZE(t));
     }
+    if (kind == CDS_OBJ_SLICE) {
+        return CDS_GC_HEAD + cds_layout_size(o, CDS_OBJ_SLICE, 0);
+    }
     return cds_layout_size(o, (unsigned)kind, 0);
 }
 
 static int visit(struct ser *s, PyObject *o, int depth);
+
+/* A slice's start, stop and step (i = 0, 1, 2), in the order of their
+ * slots. */
+static PyObject *
+slice_field(PyObject *o, int i)
+{
+    PySliceObject *sl = (PySliceObject *)o;
+    return i == 0 ? sl->start : i == 1 ? sl->stop : sl->step;
+}
 
 static int
 visit_tuple_items(struct ser *s, PyObject *t, int depth)
@@ -692,6 +704,9 @@ visit(struct ser *s, PyObject *o, int depth)
     else if (PyTuple_CheckExact(o)) {
         kind = CDS_OBJ_TUPLE;
     }
+    else if (PySlice_Check(o)) { /* 3.14 on: the compiler folds them */
+        kind = CDS_OBJ_SLICE;
+    }
     else if (PyFrozenSet_CheckExact(o)) {
         kind = CDS_OBJ_FROZEN;
         items = frozenset_items(s, o);
@@ -740,6 +755,13 @@ visit(struct ser *s, PyObject *o, int depth)
         return 0;
     case CDS_OBJ_TUPLE:
         return visit_tuple_items(s, o, depth);
+    case CDS_OBJ_SLICE:
+        for (int i = 0; i < 3; i++) {
+            if ((rc = visit(s, slice_field(o, i), depth + 1)) < 0) {
+                return rc;
+            }
+        }
+        return 0;
     case CDS_OBJ_FROZEN:
         return visit_tuple_items(s, items, depth);
     }
@@ -874,6 +896,25 @@ emit_tuple(struct ser *s, const struct node *n, PyObject *t)
 }
 
 static int
+emit_slice(struct ser *s, const struct node *n)
+{
+    int rc;
+    for (int i = 0; i < 3; i++) {
+        uint32_t slot = n->off + cds_layout_slice_fields[i];
+        if ((rc = emit_ref(s, slot, slice_field(n->obj, i))) < 0) {
+            return rc;
+        }
+    }
+    /* inv. 2: the GC head before n->off stays zero */
+    const char *why =
+        cds_layout_emit(s->out->objects + n->off, n->obj, CDS_OBJ_SLICE);
+    if (why != NULL) {
+        return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX, "%s", why);
+    }
+    return 0;
+}
+
+static int
 emit_node(struct ser *s, const struct node *n)
 {
     const char *why;
@@ -881,6 +922,8 @@ emit_node(struct ser *s, const struct node *n)
     switch (n->kind) {
     case CDS_OBJ_CODE:
         return emit_code(s, n);
+    case CDS_OBJ_SLICE:
+        return emit_slice(s, n);
     case CDS_OBJ_TUPLE:
         return emit_tuple(s, n, n->obj);
     case CDS_OBJ_FROZEN:
@@ -899,6 +942,15 @@ emit_node(struct ser *s, const struct node *n)
 static int
 tuple_patched(const struct ser *s, const struct node *n)
 {
+    if (n->kind == CDS_OBJ_SLICE) {
+        for (int i = 0; i < 3; i++) {
+            PyObject *o = slice_field(n->obj, i);
+            if (pooled(o) && pool_rewritten(s->pool, o)) {
+                return 1;
+            }
+        }
+        return 0;
+    }
     PyObject *t = n->kind == CDS_OBJ_FROZEN ? n->items : n->obj;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(t); i++) {
         PyObject *o = PyTuple_GET_ITEM(t, i);
@@ -1001,7 +1053,8 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
     for (int pass = 0; pass < 7; pass++) {
         for (uint32_t i = 0; i < s.nnodes; i++) {
             struct node *n = &s.nodes[i];
-            int tuple = n->kind == CDS_OBJ_TUPLE || n->kind == CDS_OBJ_FROZEN;
+            int tuple = n->kind == CDS_OBJ_TUPLE ||
+                        n->kind == CDS_OBJ_FROZEN || n->kind == CDS_OBJ_SLICE;
             /* module and class bodies, which importing runs, and the
              * functions that ran in the trace, before the others */
             int want = n->kind == CDS_OBJ_CODE
@@ -1387,7 +1440,7 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
 #define VM_FROZEN CDS_MAP_FROZEN
 /* object unit of a tuple, set by the first pass: every item is a pool or
  * external str slot */
-#define VM_STRS 0x08u
+#define VM_STRS 0x10u
 #define SC_NONE CDS_SC_NONE
 #define SC_RELOC CDS_SC_RELOC
 #define SC_SHARED CDS_SC_SHARED
@@ -1398,7 +1451,7 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
 #define SC_EXT_BYTE CDS_SC_EXT_BYTE
 
 static const char *const kind_names[CDS_OBJ_NKINDS] = {
-    "code", "str", "bytes", "int", "float", "complex", "tuple",
+    "code", "str", "bytes", "int", "float", "complex", "tuple", "slice",
 };
 
 struct vseg {
@@ -1409,7 +1462,7 @@ struct vseg {
     uint32_t size;       /* objects_size */
     const uint32_t *objtab;
     uint32_t nobjects;
-    uint8_t *map;
+    uint16_t *map;
     uint64_t nfields;    /* pointer fields seen, each one a listed slot */
     bool deferred;       /* code objects whose targets come before them */
     uint32_t version_base, version_count; /* the header's code versions */
@@ -1426,7 +1479,7 @@ object_extent(const struct vseg *v, uint32_t i)
         return v->size - off;
     }
     uint32_t next = CDS_OBJ_OFFSET(v->objtab[i + 1]);
-    if (CDS_OBJ_KIND(v->objtab[i + 1]) == CDS_OBJ_TUPLE) {
+    if (CDS_OBJ_GC_HEADED(CDS_OBJ_KIND(v->objtab[i + 1]))) {
         next -= CDS_GC_HEAD;
     }
     return next - off;
@@ -1903,6 +1956,11 @@ validate_tuple(struct vseg *v, uint32_t off, uint32_t extent)
                      "ob_size %lld does not fill its %u bytes",
                      (long long)n, extent);
     }
+    uint32_t at;
+    const char *why = cds_layout_check_tuple(v->seg + off, &at);
+    if (why != NULL) {
+        return VFAIL(v, off, CDS_OBJ_TUPLE, off + at, "%s", why);
+    }
     /* per slot class: 1 unlisted, 2 not a str that needs no pointer
      * followed (names, nearly all the tuples here, are pool strings) */
     static const uint8_t item_flags[16] = {
@@ -1913,7 +1971,7 @@ validate_tuple(struct vseg *v, uint32_t off, uint32_t extent)
         [SC_EXT_BYTE + 4] = 2, [SC_EXT_BYTE + 5] = 2, [SC_EXT_BYTE + 6] = 2,
         [SC_EXT_BYTE + 7] = 2,
     };
-    const uint8_t *units = v->map + (off + head) / 8;
+    const uint16_t *units = v->map + (off + head) / 8;
     unsigned flags = 0;
     for (uint32_t i = 0; i < (uint32_t)n; i++) {
         flags |= item_flags[VM_CLASS(units[i])];
@@ -1930,6 +1988,34 @@ validate_tuple(struct vseg *v, uint32_t off, uint32_t extent)
         }
     }
     v->nfields += (uint64_t)n;
+    return 0;
+}
+
+/* A slice (format.md 5.1.8): a zeroed GC head, its size, and three
+ * pointer fields, each a listed slot of any kind (marshal's TYPE_SLICE
+ * reads any object for start, stop and step). */
+static int
+validate_slice(struct vseg *v, uint32_t off, uint32_t extent)
+{
+    uint64_t gc[2];
+
+    memcpy(gc, v->seg + off - CDS_GC_HEAD, sizeof(gc));
+    if (gc[0] != 0 || gc[1] != 0) {
+        return VFAIL(v, off, CDS_OBJ_SLICE, off - CDS_GC_HEAD,
+                     "GC head is not zero");
+    }
+    if (extent != ALIGN8(cds_layout_size(NULL, CDS_OBJ_SLICE, 0))) {
+        return VFAIL(v, off, CDS_OBJ_SLICE, off, "%u bytes, not its size",
+                     extent);
+    }
+    for (int f = 0; f < 3; f++) {
+        uint32_t slot = off + cds_layout_slice_fields[f];
+        if ((v->map[slot / 8] & VM_LISTED) == 0) {
+            return VFAIL(v, off, CDS_OBJ_SLICE, slot,
+                         "field %d at 0x%x is not a listed pointer", f, slot);
+        }
+    }
+    v->nfields += 3;
     return 0;
 }
 
@@ -1953,6 +2039,13 @@ is_field(const struct vseg *v, uint32_t slot)
         return slot >= off && rel >= cds_layout_tuple_items &&
                (rel - cds_layout_tuple_items) / 8 <
                    (uint64_t)((const PyVarObject *)(v->seg + off))->ob_size;
+    case CDS_OBJ_SLICE:
+        for (int f = 0; f < 3; f++) {
+            if (slot >= off && rel == cds_layout_slice_fields[f]) {
+                return true;
+            }
+        }
+        return false;
     }
     return false;
 }
@@ -2023,12 +2116,12 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_slot_map *map,
         uint32_t off = CDS_OBJ_OFFSET(v.objtab[i]);
         unsigned kind = CDS_OBJ_KIND(v.objtab[i]);
         uint32_t extent = object_extent(&v, i);
-        const PyObject *o = (const void *)(v.seg + off);
-        /* inv. 1 */
-        if (o->ob_refcnt != cds_layout_refcnt) {
+        Py_ssize_t refcnt;
+        /* inv. 1: the object's first word (3.14 on: ob_flags too) */
+        memcpy(&refcnt, v.seg + off, sizeof(refcnt));
+        if (refcnt != cds_layout_refcnt) {
             rc = VFAIL(&v, off, kind, off, "reference count 0x%llx, not %s",
-                       (unsigned long long)o->ob_refcnt,
-                       cds_layout_refcnt_name);
+                       (unsigned long long)refcnt, cds_layout_refcnt_name);
             break;
         }
         switch (kind) {
@@ -2057,6 +2150,9 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_slot_map *map,
             break;
         case CDS_OBJ_TUPLE:
             rc = validate_tuple(&v, off, extent);
+            break;
+        case CDS_OBJ_SLICE:
+            rc = validate_slice(&v, off, extent);
             break;
         }
     }

@@ -31,8 +31,12 @@
 
 /* The reference count every archived object carries (inv. 1 of heap.c):
  * one no DECREF brings to zero.  3.11: 2^40; 3.12 on: the immortal
- * value, which Py_INCREF and Py_DECREF leave unwritten. */
-extern const Py_ssize_t cds_layout_refcnt;
+ * value, which Py_INCREF and Py_DECREF leave unwritten; 3.14 on, the
+ * whole first word of the object, ob_flags included (immortal and
+ * statically allocated, as the runtime's own static objects).
+ * cds_layout_refcnt_reported is what Py_REFCNT says of such an object
+ * (3.14 on: the 32-bit count alone). */
+extern const Py_ssize_t cds_layout_refcnt, cds_layout_refcnt_reported;
 /* Human form for messages ("2^40", "immortal"). */
 extern const char cds_layout_refcnt_name[];
 
@@ -63,9 +67,16 @@ uint64_t cds_layout_size(PyObject *o, unsigned kind, Py_ssize_t nitems);
 const char *cds_layout_emit(uint8_t *p, PyObject *o, unsigned kind);
 
 /* The head of a tuple image of n items (items written by the caller at
- * offset cds_layout_tuple_items). */
+ * offset cds_layout_tuple_items); from 3.14 the hash cache, -1. */
 void cds_layout_emit_tuple(uint8_t *p, Py_ssize_t n);
 extern const uint32_t cds_layout_tuple_items;
+/* The offsets of a slice's start, stop and step (format.md 5.1.8): the
+ * caller of cds_layout_emit fills them. */
+extern const uint32_t cds_layout_slice_fields[3];
+/* What lies between a tuple's ob_size and its items (3.14 on: the hash
+ * cache, which must be -1 as a str's, inv. 4): NULL if good, else why,
+ * with *at its offset in the object. */
+const char *cds_layout_check_tuple(const uint8_t *p, uint32_t *at);
 
 /* The pointer fields of a code object and the kind each must hold
  * (_PyCode_Validate), in the order they are emitted and checked. */

@@ -69,7 +69,8 @@ static_assert(offsetof(PyCodeObject, co_consts) == 24 &&
                   offsetof(PyCodeObject, co_code_adaptive) == 184,
               "PyCodeObject");
 
-const Py_ssize_t cds_layout_refcnt = (Py_ssize_t)1 << 40;
+const Py_ssize_t cds_layout_refcnt = (Py_ssize_t)1 << 40,
+                 cds_layout_refcnt_reported = (Py_ssize_t)1 << 40;
 const char cds_layout_refcnt_name[] = "2^40";
 const int cds_layout_refcounts_written = 1;
 const long cds_layout_small_int_min = -5, cds_layout_small_int_max = 256;

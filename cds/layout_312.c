@@ -15,7 +15,18 @@
 #define Py_BUILD_CORE 1 /* FRAME_SPECIALS_SIZE (internal/pycore_frame.h) */
 #define LAYOUT_VERSION_TAG 0x030C
 #define LAYOUT_CODE_EXTRA_RUNTIME /* none */
+/* Include/object.h: the immortal count of a 64-bit GIL build, which
+ * Py_INCREF's saturating add and Py_DECREF leave unwritten */
+#define LAYOUT_REFCNT _Py_IMMORTAL_REFCNT
+#define LAYOUT_REFCNT_REPORTED _Py_IMMORTAL_REFCNT
+#include "layout.h"
+
+#include <internal/pycore_frame.h>
+#include <internal/pycore_global_objects.h>
+
 #include "layout_immortal.h"
+
+static_assert(_Py_IMMORTAL_REFCNT == 0xFFFFFFFF, "immortal refcount");
 
 #if PY_VERSION_HEX < 0x030C0000 || PY_VERSION_HEX >= 0x030D0000
 #error "layout_312.c is the heap layout of CPython 3.12"
@@ -43,10 +54,3 @@ static_assert(offsetof(PyCodeObject, co_consts) == 24 &&
                   offsetof(PyCodeObject, co_extra) == 184 &&
                   offsetof(PyCodeObject, co_code_adaptive) == 192,
               "PyCodeObject");
-
-void
-cds_layout_str_interned(PyObject *s)
-{
-    str_make_static(s);
-}
-

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* The part of the heap layout that CPython 3.12 and 3.13 share (PEP 683
+/* The part of the heap layout that CPython 3.12 to 3.15 share (PEP 683
  * immortal objects, str without wstr, int with lv_tag, code objects that
  * differ only in runtime fields): the body of their layout.h functions,
  * included once, by the one layout_3XX.c a build compiles, which
- * static_asserts its own offsets, names what differs (LAYOUT_VERSION_TAG,
- * LAYOUT_CODE_EXTRA_RUNTIME) and defines the load hooks.  A later
- * version whose objects differ more gets a header of its own. */
+ * static_asserts its own offsets, includes the internal headers that
+ * declare FRAME_SPECIALS_SIZE and the small-int cache, names what differs
+ * (LAYOUT_VERSION_TAG, LAYOUT_REFCNT, LAYOUT_REFCNT_REPORTED,
+ * LAYOUT_CODE_EXTRA_RUNTIME; LAYOUT_TUPLE_HASH from 3.14, as
+ * layout_kinds.h says) and defines the load hooks.  A later version whose
+ * objects differ more gets a header of its own. */
 #ifndef CDS_LAYOUT_IMMORTAL_H
 #define CDS_LAYOUT_IMMORTAL_H
 
@@ -41,12 +44,20 @@ static_assert(LONG_TAG == 16 && LONG_DIGITS == 24 && sizeof(digit) == 4,
 static_assert(offsetof(PyFloatObject, ob_fval) == 16 &&
                   offsetof(PyComplexObject, cval) == 16,
               "float, complex");
+#ifdef LAYOUT_TUPLE_HASH
+static_assert(offsetof(PyTupleObject, ob_hash) == 24 &&
+                  offsetof(PyTupleObject, ob_item) == 32,
+              "tuple");
+#else
 static_assert(offsetof(PyTupleObject, ob_item) == 24, "tuple");
-/* Include/object.h: the immortal count of a 64-bit GIL build, which
- * Py_INCREF's saturating add and Py_DECREF leave unwritten */
-static_assert(_Py_IMMORTAL_REFCNT == 0xFFFFFFFF, "immortal refcount");
+#endif
+#if !defined(LAYOUT_REFCNT) || !defined(LAYOUT_REFCNT_REPORTED)
+#error "define LAYOUT_REFCNT and LAYOUT_REFCNT_REPORTED first"
+#endif
 
-const Py_ssize_t cds_layout_refcnt = _Py_IMMORTAL_REFCNT;
+const Py_ssize_t cds_layout_refcnt = (Py_ssize_t)LAYOUT_REFCNT;
+const Py_ssize_t cds_layout_refcnt_reported =
+    (Py_ssize_t)LAYOUT_REFCNT_REPORTED;
 const char cds_layout_refcnt_name[] = "immortal";
 /* Py_INCREF and Py_DECREF skip an immortal count */
 const int cds_layout_refcounts_written = 0;
@@ -73,8 +84,21 @@ size_common(PyObject *o, unsigned kind, Py_ssize_t nitems)
     return size_plain(o, kind, nitems);
 }
 
-/* The compact str image: head, state (not interned, not statically
- * allocated: interning at load decides both), data, NUL. */
+/* LAYOUT_STR_STATIC (3.14 on): every str image is marked statically
+ * allocated, not only those the archive interns.  A str the program
+ * interns at run time (setattr with a constant name, sys.intern) ends
+ * SSTATE_INTERNED_IMMORTAL, which 3.14's finalizer makes mortal and
+ * releases; unicode_dealloc re-immortalises a statically allocated str
+ * instead of freeing it, and memory of the mapping must never be freed.
+ * Before 3.14 only debug builds release such strings (CPYTHON-NOTES.md
+ * 3.2), so the bit stays for interning at load to set. */
+#ifndef LAYOUT_STR_STATIC
+#define LAYOUT_STR_STATIC 0
+#endif
+
+/* The compact str image: head, state (not interned; statically
+ * allocated as LAYOUT_STR_STATIC says; interning at load decides the
+ * rest), data, NUL. */
 static void
 emit_str(uint8_t *p, PyObject *o)
 {
@@ -90,7 +114,7 @@ emit_str(uint8_t *p, PyObject *o)
     u._base.state.kind = (unsigned)kind;
     u._base.state.compact = 1;
     u._base.state.ascii = PyUnicode_IS_ASCII(o) ? 1 : 0;
-    u._base.state.statically_allocated = 0;
+    u._base.state.statically_allocated = LAYOUT_STR_STATIC;
     u.utf8_length = 0; /* a lazily built cache */
     u.utf8 = NULL;
     head = PyUnicode_IS_ASCII(o) ? sizeof(PyASCIIObject)
@@ -133,13 +157,17 @@ cds_layout_str_view(const uint8_t *p, uint32_t extent, struct cds_str_view *v)
         return "no room for its header";
     }
     memcpy(&a, p, sizeof(a));
-    /* inv. 1 */
-    if (a.ob_base.ob_refcnt != cds_layout_refcnt) {
+    /* inv. 1: the whole word (3.14 on: with ob_flags) */
+    Py_ssize_t refcnt;
+    memcpy(&refcnt, p, sizeof(refcnt));
+    if (refcnt != cds_layout_refcnt) {
         return "reference count is not immortal";
     }
     if (!a.state.compact || a.state.interned != 0 ||
-        a.state.statically_allocated) {
-        return "not compact, interned or statically allocated";
+        a.state.statically_allocated != LAYOUT_STR_STATIC) {
+        return LAYOUT_STR_STATIC
+                   ? "not compact, interned or not statically allocated"
+                   : "not compact, interned or statically allocated";
     }
     v->length = a.length;
     v->hash = a.hash;
@@ -209,6 +237,12 @@ str_make_static(PyObject *s)
     ((PyASCIIObject *)s)->state.statically_allocated = 1;
 }
 
+void
+cds_layout_str_interned(PyObject *s)
+{
+    str_make_static(s);
+}
+
 /* 3.12 on: a str has no wstr to fill. */
 void
 cds_layout_str_loaded(uint8_t *p, uint32_t extent)
@@ -229,8 +263,9 @@ cds_layout_str_loaded(uint8_t *p, uint32_t extent)
 #ifndef Py_BUILD_CORE
 #error "FRAME_SPECIALS_SIZE needs Py_BUILD_CORE before Python.h"
 #endif
-#include <internal/pycore_frame.h>
-#include <internal/pycore_global_objects.h>
+#if !defined(FRAME_SPECIALS_SIZE) || !defined(_PY_NSMALLPOSINTS)
+#error "include the headers of FRAME_SPECIALS_SIZE and _PY_NSMALLPOSINTS"
+#endif
 #include <internal/pycore_interp.h>
 #include <opcode.h>
 #include <stdio.h>
@@ -255,7 +290,7 @@ const uint64_t cds_layout_table[] = {
     offsetof(PyCodeObject, co_localsplusnames),
     offsetof(PyCodeObject, co_linetable), offsetof(PyCodeObject, co_extra),
     offsetof(PyCodeObject, co_code_adaptive), FRAME_SPECIALS_SIZE,
-    (uint64_t)_Py_IMMORTAL_REFCNT,
+    (uint64_t)LAYOUT_REFCNT,
 };
 const size_t cds_layout_table_size = sizeof(cds_layout_table);
 
@@ -444,5 +479,51 @@ cds_layout_interned_heap(void)
     }
     return PySet_New(d);
 }
+
+#ifdef LAYOUT_CODE_VERSIONS
+/* 3.13 on: init_code takes co_version from the interpreter's counter,
+ * PyFunction_New copies it into func_version, and a function whose
+ * version is 0 is never specialised (CPYTHON-NOTES.md 2.3-2.4): the
+ * archive's code objects carry versions of their own (format.md 5.1.7). */
+/* Far above what the counter reaches before anything is served (one per
+ * code object created: some thousands at start-up), far below its end. */
+const uint32_t cds_layout_code_version_base = 1u << 24;
+const uint32_t cds_layout_code_version_off = offsetof(PyCodeObject, co_version);
+
+/* init_code gives each code object the counter's next version, which
+ * PyFunction_New copies and specialisation guards compare: versions must
+ * be unique among the interpreter's code objects.  Moving the counter
+ * past the archive's range keeps them unique without writing a version
+ * into every archived code object (a page each). */
+int
+cds_layout_code_versions_reserve(uint32_t base, uint32_t count)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    uint32_t next = interp->func_state.next_version;
+
+    if (next == 0 || next > base || count > UINT32_MAX - base) {
+        return 0;
+    }
+    interp->func_state.next_version = base + count;
+    return 1;
+}
+
+/* Unless reserved, init_code's version: the interpreter's next one, and
+ * the counter moves on unless it ran out (0: no more specialisation). */
+void
+cds_layout_code_loaded(PyObject *code, int reserved)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    PyCodeObject *co = (PyCodeObject *)code;
+
+    if (reserved) {
+        return;
+    }
+    co->co_version = interp->func_state.next_version;
+    if (interp->func_state.next_version != 0) {
+        interp->func_state.next_version++;
+    }
+}
+#endif
 
 #endif /* CDS_LAYOUT_IMMORTAL_H */

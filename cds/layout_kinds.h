@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* The object kinds every supported version lays out alike (3.11-3.13):
- * the object head, bytes, float, complex and tuple, and the size of a
- * compact str (its head sizes come from the version's headers).  Static
+/* The object kinds every supported version lays out alike (3.11-3.15):
+ * the object head, bytes, float, complex and tuple (whose hash cache
+ * 3.14 adds), and the size of a compact str (its head sizes come from
+ * the version's headers).  Static
  * functions for the one layout_3XX.c a build compiles (through
  * layout_immortal.h for 3.12 on); a version that changes one of these
  * kinds takes it out of here. */
@@ -35,14 +36,37 @@ emit_head(uint8_t *p, PyTypeObject *type, Py_ssize_t size)
     }
 }
 
+/* LAYOUT_TUPLE_HASH (3.14 on): a tuple caches its hash in ob_hash,
+ * between ob_size and the items, -1 until first hashed. */
 void
 cds_layout_emit_tuple(uint8_t *p, Py_ssize_t n)
 {
+#ifdef LAYOUT_TUPLE_HASH
+    Py_hash_t h = -1; /* inv. 4 */
+    memcpy(p + offsetof(PyTupleObject, ob_hash), &h, sizeof(h));
+#endif
     emit_head(p, &PyTuple_Type, n);
 }
 
-/* Bytes of the image of a str, bytes, float, complex or tuple (nitems
- * items); 0 for another kind. */
+const char *
+cds_layout_check_tuple(const uint8_t *p, uint32_t *at)
+{
+#ifdef LAYOUT_TUPLE_HASH
+    Py_hash_t h;
+    memcpy(&h, p + offsetof(PyTupleObject, ob_hash), sizeof(h));
+    if (h != -1) {
+        *at = offsetof(PyTupleObject, ob_hash);
+        return "hash is not -1";
+    }
+#else
+    (void)p;
+    (void)at;
+#endif
+    return NULL;
+}
+
+/* Bytes of the image of a str, bytes, float, complex, tuple (nitems
+ * items) or slice; 0 for another kind. */
 static uint64_t
 size_plain(PyObject *o, unsigned kind, Py_ssize_t nitems)
 {
@@ -64,12 +88,14 @@ size_plain(PyObject *o, unsigned kind, Py_ssize_t nitems)
     case CDS_OBJ_TUPLE:
         return offsetof(PyTupleObject, ob_item) +
                (uint64_t)nitems * sizeof(PyObject *);
+    case CDS_OBJ_SLICE:
+        return sizeof(PySliceObject);
     }
     return 0;
 }
 
-/* Write the image of a bytes, float or complex object; false for another
- * kind. */
+/* Write the image of a bytes, float, complex or slice object; false for
+ * another kind. */
 static bool
 emit_plain(uint8_t *p, PyObject *o, unsigned kind)
 {
@@ -92,9 +118,23 @@ emit_plain(uint8_t *p, PyObject *o, unsigned kind)
                &((PyComplexObject *)o)->cval, sizeof(Py_complex));
         emit_head(p, &PyComplex_Type, NOT_VAR);
         return true;
+    case CDS_OBJ_SLICE: /* fields: the caller's */
+        emit_head(p, &PySlice_Type, NOT_VAR);
+        return true;
     }
     return false;
 }
+
+/* A slice's start, stop and step fields, in that order. */
+const uint32_t cds_layout_slice_fields[3] = {
+    offsetof(PySliceObject, start),
+    offsetof(PySliceObject, stop),
+    offsetof(PySliceObject, step),
+};
+static_assert(sizeof(PySliceObject) == 40 &&
+                  offsetof(PySliceObject, start) == 16 &&
+                  offsetof(PySliceObject, step) == 32,
+              "PySliceObject");
 
 #ifndef LAYOUT_CODE_VERSIONS
 /* A version that keeps no code version in the file (3.11 has none; 3.12

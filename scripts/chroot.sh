@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Make and use Debian chroots in which pycds is built and tested against
-# Debian's own python3.13 of trixie or unstable.
+# Debian's own python3.13 of trixie or unstable, and unstable's
+# python3.14 and python3.15.
 #   scripts/chroot.sh SUITE ensure      make it if absent or incomplete;
 #                                       print its path
 #   scripts/chroot.sh SUITE run CMD...  ensure, then run CMD in it as root,
@@ -47,8 +48,13 @@ pkgs=(gcc make cmake pkg-config libxxhash-dev libyaml-dev libcmocka-dev
 # Both suites have every package above (checked with apt-cache policy in
 # each chroot); a suite that loses one gets it dropped here, with a note.
 apt_opts=(-o APT::Install-Recommends=false)
-# unstable's Release on the mirror is past its Valid-Until date
-[ "$suite" = unstable ] && apt_opts+=(-o Acquire::Check-Valid-Until=false)
+if [ "$suite" = unstable ]; then
+    # its newer interpreters (3.14 is unstable's python3)
+    pkgs+=(python3.14 python3.14-dev libpython3.14-testsuite
+           python3.15 python3.15-dev libpython3.15-testsuite)
+    # unstable's Release on the mirror is past its Valid-Until date
+    apt_opts+=(-o Acquire::Check-Valid-Until=false)
+fi
 
 base=$dir/.pycds-base        # debootstrap finished
 marker=$dir/.pycds-packages  # the very last step: the packages installed

@@ -9,6 +9,8 @@
 #   pyenv-3.13        pyenv's 3.13.0
 #   trixie-3.13       Debian trixie's /usr/bin/python3.13, in a chroot
 #   unstable-3.13     Debian unstable's /usr/bin/python3.13, in a chroot
+#   unstable-3.14     Debian unstable's /usr/bin/python3.14 (its python3)
+#   unstable-3.15     Debian unstable's /usr/bin/python3.15
 #   asan              unit and integration tests under ASan/UBSan
 #   release-bytecode  a Release build, unit and integration tests with
 #                     PYTHONDONTWRITEBYTECODE unset (.pyc files written
@@ -35,10 +37,10 @@ cd "$top"
 # The Python 3 minor versions pycds supports: a target whose interpreter
 # is another 3.X is skipped without building anything (or creating a
 # chroot): "11 12 13" once the C side supports 3.12 and 3.13.
-supported_minors="11 12 13"
+supported_minors="11 12 13 14"
 
-targets=(debian pie pyenv-3.12 pyenv-3.13 trixie-3.13 unstable-3.13 asan
-         release-bytecode fuzz)
+targets=(debian pie pyenv-3.12 pyenv-3.13 trixie-3.13 unstable-3.13
+         unstable-3.14 unstable-3.15 asan release-bytecode fuzz)
 usage() {
     echo "usage: scripts/test.sh [TARGET...]  (TARGET: ${targets[*]})"
 }
@@ -178,6 +180,8 @@ for target in "$@"; do
     pyenv-3.13) pyenv_target pyenv-3.13 3.13.0 ;;
     trixie-3.13) chroot_target trixie-3.13 trixie /usr/bin/python3.13 ;;
     unstable-3.13) chroot_target unstable-3.13 unstable /usr/bin/python3.13 ;;
+    unstable-3.14) chroot_target unstable-3.14 unstable /usr/bin/python3.14 ;;
+    unstable-3.15) chroot_target unstable-3.15 unstable /usr/bin/python3.15 ;;
     asan) run asan "" /usr/bin/python3.11 Sanitize -L 'unit|integration' ;;
     release-bytecode)
         AS_USER_SHELL=1 run release-bytecode "" /usr/bin/python3.11 Release \

@@ -21,9 +21,9 @@
 
 /* format.md 5.1, in enum cds_obj_kind order */
 static const char *const kind_names[CDS_OBJ_NKINDS] = {
-    "code", "str", "bytes", "int", "float", "complex", "tuple",
+    "code", "str", "bytes", "int", "float", "complex", "tuple", "slice",
 };
-static_assert(CDS_OBJ_NKINDS == 7, "kind_names follows enum cds_obj_kind");
+static_assert(CDS_OBJ_NKINDS == 8, "kind_names follows enum cds_obj_kind");
 
 /* Objects per kind; [CDS_OBJ_NKINDS] counts kinds the format lacks. */
 struct kind_counts {

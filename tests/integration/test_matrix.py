@@ -46,7 +46,7 @@ is used; at most one where either is right):
                     file shrunk in place is KNOWN (SIGBUS).
 
 Offsets inside objects (code fields, str and int heads) are those of the
-interpreter under test, CPython 3.11, 3.12 or 3.13: one table per version
+interpreter under test, CPython 3.11 to 3.15: one table per version
 (LAYOUTS), picked by asking it for sys.version_info.
 
 The intern and reference lists must be empty (format.md 5.4): a count
@@ -851,7 +851,18 @@ LAYOUT_313 = {
     'resume': 149,  # opcode.opmap['RESUME']
 }
 
-LAYOUTS = {(3, 11): LAYOUT_311, (3, 12): LAYOUT_312, (3, 13): LAYOUT_313}
+# 3.14 and 3.15 (layout_314.c, layout_315.c): as 3.13, with _co_unique_id
+# before _co_firsttraceable; the object head's first word holds ob_flags
+# too, and every str image is statically allocated (so flipping that bit
+# clears it)
+LAYOUT_314 = dict(LAYOUT_313, code=tuple(
+    e for e in LAYOUT_313['code'] if e[1] < 184) + (
+    ('_co_unique_id', 184, 'one'), ('_co_firsttraceable', 192, 'one'),
+    ('co_extra', 200, 'one'), ('first instruction', 208, 'one'),
+), resume=128)  # opcode.opmap['RESUME']
+
+LAYOUTS = {(3, 11): LAYOUT_311, (3, 12): LAYOUT_312, (3, 13): LAYOUT_313,
+           (3, 14): LAYOUT_314, (3, 15): LAYOUT_314}
 
 
 def python_version(t):

@@ -5,7 +5,10 @@ test_heap.c executes this file into a namespace that already holds `_c`,
 its C helpers: in_archive(o) (is o inside a loaded archive image),
 str_layout(s) ((kind, ascii, compact, ready, interned state,
 statically_allocated)), refcnt(o) and co_version(code) (None on 3.11);
-and the layout's constants: ARCHIVED_REFCNT (cds_layout_refcnt), IMMORTAL
+and the layout's constants: ARCHIVED_REFCNT (what Py_REFCNT says of an
+archived object, cds_layout_refcnt_reported), SMALL_INT_MAX (the top of
+the small-int cache), STR_STATIC (whether every str image is statically
+allocated, 3.14 on), IMMORTAL
 (3.12 on: PEP 683 objects) and SSTATE_LOADED (the interned state of an
 archived str interned in place).  Every check raises AssertionError naming
 the path of the offending object; test_heap.c prints the traceback and
@@ -36,7 +39,7 @@ def canonical(o):
     t = type(o)
     if o is None or o is True or o is False or o is Ellipsis:
         return o
-    if t is int and -5 <= o <= 256:
+    if t is int and -5 <= o <= _c.SMALL_INT_MAX:
         return int(str(o))          # the small-int cache
     if t is str and len(o) == 0:
         return str()
@@ -124,6 +127,10 @@ def deep_check(o, l, path='root', stats=None):
         check(list(o.co_lines()) == list(l.co_lines()), path, 'co_lines')
         check(o == l, path, 'code objects compare unequal')
         check(hash(o) == hash(l), path, 'code hash')
+    elif t is slice:
+        # 3.14 on: constant slices (format.md 5.1.8)
+        for a in ('start', 'stop', 'step'):
+            deep_check(getattr(o, a), getattr(l, a), f'{path}.{a}', stats)
     elif t is tuple:
         check(len(o) == len(l), path, f'length {len(l)} != {len(o)}')
         for i, (x, y) in enumerate(zip(o, l)):
@@ -136,6 +143,7 @@ def deep_check(o, l, path='root', stats=None):
         check(len(o) == len(l), path, 'length')
         lo, ll = _c.str_layout(o), _c.str_layout(l)
         check(lo[:4] == ll[:4], path, f'layout {ll} != {lo}')
+        check(ll[5] == _c.STR_STATIC, path, 'statically_allocated')
         check(ll[4] == 0, path, 'an uninterned copy has interned state')
         check(hash(o) == hash(l), path, 'hash')
         check(l.encode('utf-8') == o.encode('utf-8'), path, 'utf-8')

@@ -1054,8 +1054,9 @@ SEG_CASE(reloc_slot_max, LIST(uint32_t, reloc); reloc[0] = UINT32_MAX;)
 /* S2: the object table */
 SEG_CASE(objtab_unsorted, LIST(uint32_t, objtab); uint32_t t = objtab[1];
          objtab[1] = objtab[2]; objtab[2] = t;)
-SEG_CASE(objtab_kind7, LIST(uint32_t, objtab);
-         objtab[2] = UNIT_SEG_STR | 7u;)
+/* every 3-bit kind is one since the slice (7): its GC head must fit */
+SEG_CASE(objtab_slice_no_gc_head, LIST(uint32_t, objtab);
+         objtab[0] = UNIT_SEG_CODE | CDS_OBJ_SLICE;)
 SEG_CASE(objtab_past_region, LIST(uint32_t, objtab);
          objtab[3] = (m->objects_size - 16) | CDS_OBJ_STR;)
 SEG_CASE(objtab_overlap, LIST(uint32_t, objtab);
@@ -1140,7 +1141,8 @@ static const struct seg_case seg_cases[] = {
     {"relocation slot misaligned", reloc_slot_misaligned, CDS_ECORRUPT},
     {"relocation slot UINT32_MAX", reloc_slot_max, CDS_ECORRUPT},
     {"object table unsorted", objtab_unsorted, CDS_ECORRUPT},
-    {"object kind 7", objtab_kind7, CDS_ECORRUPT},
+    {"slice with no room for its GC head", objtab_slice_no_gc_head,
+     CDS_ECORRUPT},
     {"object past the region", objtab_past_region, CDS_ECORRUPT},
     {"objects overlapping", objtab_overlap, CDS_ECORRUPT},
     {"object listed twice", objtab_duplicate, CDS_ECORRUPT},

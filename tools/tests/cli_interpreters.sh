@@ -84,7 +84,7 @@ for foreign in /usr/bin/python3.11 "$pyenv_root/versions/3.11.7/bin/python3.11" 
         # the interpreter as it names itself (sys.executable: the link)
         case $version in
         3.11.* | 3.12.* | 3.13.*) remedy="-DPYCDS_PYTHON=$named" ;;
-        *) remedy="pycds builds for Python 3.11, 3.12 and 3.13 only: use $PYTHON" ;;
+        *) remedy="pycds builds for Python 3.11, 3.12, 3.13 and 3.14 only: use $PYTHON" ;;
         esac
         rm -f ran new.lst
         PATH=$cmdpath "$PYCDS" trace -o new.lst -- "$word" app.py >out 2>err
@@ -113,7 +113,7 @@ for foreign in /usr/bin/python3.11 "$pyenv_root/versions/3.11.7/bin/python3.11" 
         "dump --python $foreign"
     case $version in
     3.11.* | 3.12.* | 3.13.*) more="rebuild pycds for it (cmake -DPYCDS_PYTHON=$foreign)" ;;
-    *) more="pycds builds for Python 3.11, 3.12 and 3.13 only" ;;
+    *) more="pycds builds for Python 3.11, 3.12, 3.13 and 3.14 only" ;;
     esac
     check_has err "$more" "dump --python $foreign"
 
