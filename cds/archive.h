@@ -68,7 +68,7 @@ void cds_archive_close(cds_archive *a);
 int cds_archive_find(const cds_archive *a, const char *name, size_t len,
                      uint32_t *index);
 
-/* The slot map of a segment (format.md 6.3): one byte per 8-byte unit of
+/* The slot map of a segment (format.md 6.3): a 16-bit unit per 8 bytes of
  * its object region, saying what starts there and how the unit is listed.
  * cds_segment_validate_map builds it while checking the lists; the heap
  * layer's deep validation (cds_heap_validate) reads it, refuses a slot

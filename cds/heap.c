@@ -1429,7 +1429,7 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
  * Pure reads of the image; no interpreter is needed. */
 
 /* The slot map (archive.h cds_slot_map) that cds_segment_validate_map
- * built: one byte per 8-byte unit, the kind of an object that starts
+ * built: a 16-bit unit per 8 bytes, the kind of an object that starts
  * there and how the unit is listed as a slot.  The first pass refuses a
  * slot on an object's first unit (check_heads), so CDS_MAP_FROZEN means
  * one thing on object units (a frozenset's item tuple) and another on
