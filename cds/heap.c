@@ -1739,14 +1739,20 @@ validate_code(struct vseg *v, uint32_t off, uint32_t extent)
                      "co_stacksize %d, co_nlocalsplus %d: bad frame size",
                      co.stacksize, co.nlocalsplus);
     }
-    /* init_code: the first RESUME; frames before it are incomplete.  In
-     * every version no instruction before it has inline caches, so the
-     * scan reads opcodes only, quickened code or not */
+    /* init_code: the first RESUME (3.15: but a generator expression's
+     * opening one); frames before it are incomplete.  The scan reads
+     * units as {opcode byte, oparg byte}, the opcode first whatever the
+     * byte order, and does not skip inline caches, as init_code (which
+     * runs before quickening, on zeroed caches) does not.  Before the
+     * entry only 3.15's opening RESUME has one, a counter whose low byte
+     * is its backoff (6), not RESUME's opcode, under every setting short
+     * of PYTHON_JIT_RESUME_INITIAL_BACKOFF=0: then a code object can be
+     * refused here, never accepted wrongly */
     int entry = 0;
     for (; entry < n; entry++) {
-        /* a unit is {opcode byte, oparg byte} in every version, the
-         * opcode first whatever the byte order */
-        if (co.code[CODE_UNIT * (size_t)entry] == RESUME) {
+        const uint8_t *unit = co.code + CODE_UNIT * (size_t)entry;
+        if (unit[0] == RESUME &&
+            (unit[1] & 7) != cds_layout_resume_not_entry) {
             break;
         }
     }

@@ -106,6 +106,11 @@ struct cds_code_view {
         off_argcount, off_firsttraceable;
 };
 extern const uint32_t cds_layout_code_head; /* offset of co_code_adaptive */
+/* The RESUME oparg (its RESUME_OPARG_LOCATION_MASK bits) that does not
+ * mark the entry init_code takes for _co_firsttraceable: 3.15's
+ * RESUME_AT_GEN_EXPR_START, which opens a generator expression before
+ * its RETURN_GENERATOR; -1 where every RESUME does. */
+extern const int cds_layout_resume_not_entry;
 void cds_layout_code_view(const uint8_t *p, struct cds_code_view *v);
 
 /* The version-neutral view of a str image, for heap.c's checks of kind,

@@ -74,6 +74,7 @@ const Py_ssize_t cds_layout_refcnt = (Py_ssize_t)1 << 40,
 const char cds_layout_refcnt_name[] = "2^40";
 const int cds_layout_refcounts_written = 1;
 const long cds_layout_small_int_min = -5, cds_layout_small_int_max = 256;
+const int cds_layout_resume_not_entry = -1;
 static_assert(-5 >= CDS_EXT_INT_MIN && 256 <= CDS_EXT_INT_MAX, "small ints");
 const uint32_t cds_layout_tuple_items = offsetof(PyTupleObject, ob_item);
 const uint32_t cds_layout_bytes_hash = BYTES_SHASH_OFF;

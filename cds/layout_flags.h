@@ -22,6 +22,7 @@
 #include "layout.h"
 
 #include <internal/pycore_interpframe.h>
+#include <internal/pycore_opcode_utils.h> /* RESUME_AT_GEN_EXPR_START */
 #include <internal/pycore_runtime_structs.h>
 
 #include "layout_immortal.h"

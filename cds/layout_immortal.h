@@ -276,6 +276,11 @@ static_assert(-_PY_NSMALLNEGINTS >= CDS_EXT_INT_MIN &&
                   _PY_NSMALLPOSINTS - 1 <= CDS_EXT_INT_MAX,
               "small ints");
 const uint32_t cds_layout_code_head = offsetof(PyCodeObject, co_code_adaptive);
+#ifdef RESUME_AT_GEN_EXPR_START /* internal/pycore_opcode_utils.h, 3.15 */
+const int cds_layout_resume_not_entry = RESUME_AT_GEN_EXPR_START;
+#else
+const int cds_layout_resume_not_entry = -1;
+#endif
 
 const uint64_t cds_layout_table[] = {
     LAYOUT_VERSION_TAG, /* the layout's version: no two tables collide */

@@ -51,9 +51,11 @@ class _RecordingLoader(SourceFileLoader):
             self.written = data
         return super().set_data(path, data, _mode=_mode)
 
-    def source_to_code(self, data, path, *, _optimize=-1):
+    def source_to_code(self, data, path, *args, **kwargs):
+        # whatever the version passes on: 3.15 adds fullname (compile's
+        # module=, for warnings filters)
         self.compiled = True
-        return super().source_to_code(data, path, _optimize=_optimize)
+        return super().source_to_code(data, path, *args, **kwargs)
 
 
 def _code_and_set_orders(loader, name, origin):

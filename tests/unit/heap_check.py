@@ -226,8 +226,12 @@ def check_singletons(loaded):
     check(b[2] is _BYTES[65:66] and b[3] is _BYTES[128:129], 'BYTES',
           '1-byte bytes copied')
     check(consts['NESTED'][2][0] is tuple(), 'NESTED', '() copied')
-    check(consts['BIG_INTS'][0] == 257 and _c.in_archive(
-        consts['BIG_INTS'][0]), 'BIG_INTS', '257 not archived')
+    for v in consts['BIG_INTS'][:3]:  # 257, 1024, 1025
+        if v <= _c.SMALL_INT_MAX:
+            check(v is int(str(v)) and not _c.in_archive(v), 'BIG_INTS',
+                  f'{v} archived, but in the small-int cache')
+        else:
+            check(_c.in_archive(v), 'BIG_INTS', f'{v} not archived')
 
 
 def check_interned_names(orig, loaded):
