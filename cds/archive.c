@@ -118,6 +118,14 @@ cds_fingerprint_diff(const struct cds_disk_fingerprint *have,
     FP_DIFF_STR(build_info);
     FP_DIFF_STR(compiler);
     FP_DIFF(runtime_hash, "0x%" PRIx64);
+    if (have->quicken_hash != want->quicken_hash) {
+        snprintf(buf, bufsize,
+                 "quicken_hash 0x%" PRIx64 " != 0x%" PRIx64
+                 " (the interpreter quickens code otherwise: its"
+                 " specialization or JIT settings differ from the dump's)",
+                 have->quicken_hash, want->quicken_hash);
+        return true;
+    }
     return false;
 }
 

@@ -21,7 +21,7 @@
 #define CDS_MAGIC "\x93PYCDS\r\n"
 #define CDS_MAGIC_INCOMPLETE "\x93PYCDS\r!"
 #define CDS_MAGIC_SIZE 8
-#define CDS_FORMAT_VERSION 5u
+#define CDS_FORMAT_VERSION 6u
 
 #define CDS_HEADER_SIZE 1024u   /* format.md 2: header occupies [0, 1024) */
 #define CDS_SEGMENT_ALIGN 64u   /* format.md 4: segment blocks start here */
@@ -46,13 +46,16 @@ struct cds_disk_fingerprint {
     char cache_tag[16];       /* sys.implementation.cache_tag */
     char soabi[48];           /* extension suffix: names the ABI */
     char build_info[96];      /* Py_GetBuildInfo() */
-    char compiler[96];        /* Py_GetCompiler() */
+    char compiler[88];        /* Py_GetCompiler() */
+    uint64_t quicken_hash;    /* XXH3 of a probe's as-created bytecode */
 };
 #define CDS_BUILD_DEBUG 0x1u
 #define CDS_BUILD_TRACE_REFS 0x2u
 #define CDS_BUILD_REF_DEBUG 0x4u
 #define CDS_BUILD_GIL_DISABLED 0x8u
-static_assert(sizeof(struct cds_disk_fingerprint) == 288, "fingerprint");
+static_assert(sizeof(struct cds_disk_fingerprint) == 288 &&
+                  offsetof(struct cds_disk_fingerprint, quicken_hash) == 280,
+              "fingerprint");
 
 /* format.md 2: the header, at offset 0. */
 struct cds_disk_header {

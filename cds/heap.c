@@ -186,6 +186,38 @@ copy_field(char *dst, size_t size, const char *src)
     }
 }
 
+/* format.md 2.1 quicken_hash: the XXH3 of the bytecode a fresh code object
+ * of this interpreter holds for a probe function that has each counter
+ * quickening writes at creation (RESUME, a warm-up counter, JUMP_BACKWARD).
+ * From 3.15 on their initial values are run-time settings
+ * (interp->opt_config: PYTHON_SPECIALIZATION_OFF, PYTHON_JIT_*), and an
+ * archive holds its dumper's: a process quickening otherwise must not
+ * run them.  0 if it cannot say (an error then). */
+static uint64_t
+quicken_hash(void)
+{
+    static const char probe[] = "def probe(x):\n"
+                                "    for i in x:\n"
+                                "        x = x.a + i\n";
+    PyObject *mod = Py_CompileString(probe, "<pycds probe>", Py_file_input);
+    uint64_t h = 0;
+
+    if (mod != NULL && PyCode_Check(mod)) {
+        PyObject *consts = ((PyCodeObject *)mod)->co_consts;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(consts); i++) {
+            PyObject *c = PyTuple_GET_ITEM(consts, i);
+            if (PyCode_Check(c)) {
+                h = cds_hash((const uint8_t *)c + cds_layout_code_head,
+                             (size_t)Py_SIZE(c) * 2u);
+                break;
+            }
+        }
+    }
+    Py_XDECREF(mod);
+    PyErr_Clear();
+    return h;
+}
+
 int
 cds_heap_fingerprint(struct cds_disk_fingerprint *fp, cds_error *err)
 {
@@ -242,6 +274,10 @@ cds_heap_fingerprint(struct cds_disk_fingerprint *fp, cds_error *err)
     snprintf(runtime, sizeof(runtime), "%s|%s|%s", Py_GetVersion(),
              Py_GetBuildInfo(), Py_GetCompiler());
     fp->runtime_hash = cds_hash(runtime, strlen(runtime));
+    if ((fp->quicken_hash = quicken_hash()) == 0) {
+        return CDS_FAIL(err, CDS_EVERSION, UINT64_MAX,
+                        "cannot compile the quickening probe");
+    }
     return 0;
 }
 

@@ -37,7 +37,7 @@ cd "$top"
 # The Python 3 minor versions pycds supports: a target whose interpreter
 # is another 3.X is skipped without building anything (or creating a
 # chroot): "11 12 13" once the C side supports 3.12 and 3.13.
-supported_minors="11 12 13 14"
+supported_minors="11 12 13 14 15"
 
 targets=(debian pie pyenv-3.12 pyenv-3.13 trixie-3.13 unstable-3.13
          unstable-3.14 unstable-3.15 asan release-bytecode fuzz)

@@ -234,6 +234,8 @@ emit_fingerprint(cli_yaml *y, const struct cds_disk_fingerprint *fp)
     cli_yaml_strn(y, fp->build_info, sizeof(fp->build_info));
     cli_yaml_key(y, "compiler");
     cli_yaml_strn(y, fp->compiler, sizeof(fp->compiler));
+    cli_yaml_key(y, "quicken_hash");
+    cli_yaml_hex(y, fp->quicken_hash);
     cli_yaml_map_end(y);
 }
 

@@ -571,7 +571,7 @@ HEADER_FIELDS = (
     ('fp.build_flags', 148, 4), ('fp.layout_hash', 152, 8),
     ('fp.runtime_hash', 160, 8), ('fp.cache_tag', 168, 16),
     ('fp.soabi', 184, 48), ('fp.build_info', 232, 96),
-    ('fp.compiler', 328, 96),
+    ('fp.compiler', 328, 88), ('fp.quicken_hash', 416, 8),
     ('pool_offset', 424, 8), ('pool_size', 432, 8),
     ('pool_sums_checksum', 440, 8), ('pool_count', 448, 4),
     ('pool_objects_size', 452, 4), ('pool_table_off', 456, 4),

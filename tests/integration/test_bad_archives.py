@@ -165,7 +165,8 @@ def main():
               136: 'fingerprint: version', 140: 'fingerprint: pyc magic',
               152: 'fingerprint: layout hash', 168: 'fingerprint: cache tag',
               184: 'fingerprint: soabi', 232: 'fingerprint: build info',
-              328: 'fingerprint: compiler', 420: 'fingerprint: compiler',
+              328: 'fingerprint: compiler', 415: 'fingerprint: compiler',
+              416: 'fingerprint: quicken hash',
               424: 'after the fingerprint', 600: 'reserved',
               1023: 'reserved (last byte)'}
     for off, name in sorted(fields.items()):
@@ -215,6 +216,9 @@ def main():
         b.case('re-sealed: another compiler (EVERSION)',
                data=sealed(328, b'[clang 99]\0'),
                expect=['built for another interpreter'])
+        b.case('re-sealed: another quickening (EVERSION)',
+               data=sealed(416, cdstest.u64(data, 416) ^ 1, 8),
+               expect=['built for another interpreter', 'quicken_hash'])
         fv = cdstest.u32(data, 8)
         b.case('re-sealed: format version %d (this one + 1)' % (fv + 1),
                data=sealed(8, fv + 1, 4), expect=['format version'])

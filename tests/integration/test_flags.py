@@ -34,8 +34,8 @@ import mod
 import json
 print('flags', sys.flags.optimize, sys.flags.dont_write_bytecode)
 print('mod', mod.f(), mod.DEBUG, mod.BRANCH, mod.__doc__, mod.f.__doc__)
-print('cached', mod.__cached__, mod.__spec__.cached)
-print('json cached', json.__cached__)
+print('cached', getattr(mod, '__cached__', None), mod.__spec__.cached)
+print('json cached', getattr(json, '__cached__', None), json.__spec__.cached)
 print('json doc', (json.__doc__ or '')[:30], json.dumps.__doc__ is None)
 '''
 

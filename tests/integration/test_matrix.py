@@ -544,6 +544,7 @@ HEADER_EXPECT = {
     'fp.soabi': ('one', ['another interpreter']),
     'fp.build_info': ('one', ['another interpreter']),
     'fp.compiler': ('one', ['another interpreter']),
+    'fp.quicken_hash': ('one', ['another interpreter']),
 }
 RESTORED = ('header_checksum', 'index_checksum', 'pool_sums_checksum',
             'seg_checksum')

@@ -16,7 +16,8 @@ print('listed', listed.VALUE,
       isinstance(listed.__spec__.loader, SourceFileLoader))
 import unlisted
 print('unlisted', unlisted.VALUE, type(unlisted.__spec__.loader).__name__,
-      unlisted.__file__, unlisted.__cached__)
+      unlisted.__file__, getattr(unlisted, '__cached__', None),
+      unlisted.__spec__.cached)
 try:
     import added_later
     print('added_later', added_later.VALUE, added_later.__file__)
@@ -101,7 +102,8 @@ def main():
     os.symlink('real_mod.py', t.path(odd, 'link_mod.py'))
     app4 = t.write(odd + '/main.py', cdstest.STATS_HOOK + (
         'import uni_mod, link_mod\n'
-        'print(uni_mod.VALUE, uni_mod.__file__, uni_mod.__cached__)\n'
+        'print(uni_mod.VALUE, uni_mod.__file__, uni_mod.__spec__.cached,\n'
+        '      getattr(uni_mod, "__cached__", None))\n'
         'print(link_mod.VALUE, link_mod.__file__, link_mod.__name__)\n'))
     t.build([app4], lst='odd.lst', archive='odd.img')
     stock4 = t.stock([app4])

@@ -18,6 +18,10 @@ same to the program:
    (instrumentation rewrites the archived bytecode in place) are stock's;
    turning monitoring off again leaves code that runs as before.
 4. Exceptions: tracebacks through archived code, with their positions.
+5. Quickening settings: 3.15's PYTHON_SPECIALIZATION_OFF changes the
+   counters code is created with, so an archive dumped without it is
+   refused, with one warning, by a process with it (before 3.15 the
+   variable is inert and the archive serves).
 """
 import cdstest
 
@@ -155,6 +159,28 @@ def main():
         t.check_same(stock, share, what)
         t.check(not share.warnings, '%s: no warnings' % what, share)
         t.check('mod' in share.served, '%s: mod served' % what, share)
+
+    # 3.15 takes quickening's initial counters from run-time settings:
+    # an archive holds its dumper's, so a process with other settings
+    # refuses it (format.md 2.1 quicken_hash) and runs as stock; before
+    # 3.15 the variable means nothing and the archive serves
+    env = {'PYTHON_SPECIALIZATION_OFF': '1'}
+    stock_off = t.stock([main_py], env=env)
+    share_off = t.share([main_py], env=env, verbose=False)
+    t.check_same(stock_off, share_off, 'share (PYTHON_SPECIALIZATION_OFF)')
+    if t.stock(['-c', 'import sys; print(sys.version_info >= (3, 15))']
+               ).out.strip() == 'True':
+        t.check('CALL_PY_EXACT_ARGS' not in stock_off.out,
+                'the test can fail: 3.15 does not specialise with '
+                'PYTHON_SPECIALIZATION_OFF', stock_off)
+        t.check_one_warning(share_off, 'share (PYTHON_SPECIALIZATION_OFF)')
+        t.check(any('quicken_hash' in w for w in share_off.warnings),
+                'share (PYTHON_SPECIALIZATION_OFF): the warning names the '
+                'quickening', share_off)
+    else:
+        t.check(not share_off.warnings,
+                'share (PYTHON_SPECIALIZATION_OFF): no warning before 3.15',
+                share_off)
     t.finish()
 
 

@@ -140,7 +140,8 @@ def describe(mod):
     spec = mod.__spec__
     show(n + ' __name__', mod.__name__)
     show(n + ' __file__', mod.__file__)
-    show(n + ' __cached__', mod.__cached__)
+    # 3.15 sets no __cached__ (only __spec__.cached)
+    show(n + ' __cached__', getattr(mod, '__cached__', None))
     show(n + ' __package__', mod.__package__)
     show(n + ' __path__', getattr(mod, '__path__', None))
     show(n + ' __doc__', mod.__doc__)
@@ -289,7 +290,8 @@ show('other spec', (spec.name, spec.origin, spec.cached, spec.has_location,
                     spec.submodule_search_locations, spec.parent,
                     isinstance(spec.loader, SourceFileLoader)))
 other = importlib.import_module('pkg.other')
-show('other', (other.VALUE, other.__file__, other.__cached__))
+show('other', (other.VALUE, other.__file__,
+               getattr(other, '__cached__', None)))
 
 # reload: the module body runs again, in the same module object
 old_greet = sub.greet

@@ -602,7 +602,7 @@ test_archive_fingerprint_mismatch(void **state)
                   sizeof(((struct cds_disk_fingerprint *)0)->field)}
         F(py_version_hex), F(pyc_magic), F(pointer_size), F(byte_order),
         F(long_shift), F(wchar_size), F(build_flags), F(layout_hash),
-        F(runtime_hash),
+        F(runtime_hash), F(quicken_hash),
 #undef F
     };
 

@@ -2715,6 +2715,7 @@ test_heap_fingerprint(void **state)
     assert_int_equal(fp.build_flags, 0); /* release, GIL */
     assert_true(fp.layout_hash != 0);
     assert_true(fp.runtime_hash != 0);
+    assert_true(fp.quicken_hash != 0); /* the probe compiled */
     v = pyeval("__import__('sys').implementation.cache_tag");
     assert_string_equal(fp.cache_tag, PyUnicode_AsUTF8(v));
     Py_DECREF(v);

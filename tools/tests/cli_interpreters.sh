@@ -6,11 +6,14 @@
 # run never fails for it, and says so under -v; -v notes a COMMAND whose
 # Python processes may replace PYTHONPATH.  The foreign interpreters are
 # pyenv's 3.11.7 and 3.12.1: absent ones are skipped, and said so.
-#   sh cli_interpreters.sh PYCDS PYTHON WORKDIR
+#   sh cli_interpreters.sh PYCDS PYTHON WORKDIR SUPPORTED
+# SUPPORTED: the versions the build supports, as its messages say them
+# ("3.11, 3.12 and 3.13": CMake's PYCDS_SUPPORTED_TEXT).
 set -u
 PYCDS=$1
 PYTHON=$2
 WORK=$3
+SUPPORTED=$4
 failures=0
 skipped=0
 
@@ -84,7 +87,7 @@ for foreign in /usr/bin/python3.11 "$pyenv_root/versions/3.11.7/bin/python3.11" 
         # the interpreter as it names itself (sys.executable: the link)
         case $version in
         3.11.* | 3.12.* | 3.13.*) remedy="-DPYCDS_PYTHON=$named" ;;
-        *) remedy="pycds builds for Python 3.11, 3.12, 3.13 and 3.14 only: use $PYTHON" ;;
+        *) remedy="pycds builds for Python $SUPPORTED only: use $PYTHON" ;;
         esac
         rm -f ran new.lst
         PATH=$cmdpath "$PYCDS" trace -o new.lst -- "$word" app.py >out 2>err
@@ -113,7 +116,7 @@ for foreign in /usr/bin/python3.11 "$pyenv_root/versions/3.11.7/bin/python3.11" 
         "dump --python $foreign"
     case $version in
     3.11.* | 3.12.* | 3.13.*) more="rebuild pycds for it (cmake -DPYCDS_PYTHON=$foreign)" ;;
-    *) more="pycds builds for Python 3.11, 3.12, 3.13 and 3.14 only" ;;
+    *) more="pycds builds for Python $SUPPORTED only" ;;
     esac
     check_has err "$more" "dump --python $foreign"
 

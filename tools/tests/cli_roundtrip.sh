@@ -38,7 +38,7 @@ grep -Eq '^ok: [0-9]+ modules, [0-9]+ bytes$' verify.out ||
 "$PYCDS" inspect heap.img >inspect.yaml 2>inspect.err ||
     { fail "inspect exited $?"; show inspect.err; }
 for pattern in '^header:' '^fingerprint:' '^totals:' '^modules:' \
-    '^- name: json$' '^- name: decimal$' '^  format_version: 5$' \
+    '^- name: json$' '^- name: decimal$' '^  format_version: 6$' \
     '^    code: [1-9]'; do
     grep -q "$pattern" inspect.yaml || fail "inspect: no line $pattern"
 done
