@@ -47,37 +47,37 @@ count_kinds(const cds_archive *a, uint32_t i, struct kind_counts *kc)
 }
 
 static void
-emit_kinds(cli_yaml *y, const struct kind_counts *kc)
+emit_kinds(cli_report *y, const struct kind_counts *kc)
 {
-    cli_yaml_map_begin(y);
+    cli_report_map_begin(y);
     for (unsigned k = 0; k < CDS_OBJ_NKINDS; k++) {
-        cli_yaml_key(y, kind_names[k]);
-        cli_yaml_u64(y, kc->n[k]);
+        cli_report_key(y, kind_names[k]);
+        cli_report_u64(y, kc->n[k]);
     }
     if (kc->n[CDS_OBJ_NKINDS] != 0) {
-        cli_yaml_key(y, "unknown");
-        cli_yaml_u64(y, kc->n[CDS_OBJ_NKINDS]);
+        cli_report_key(y, "unknown");
+        cli_report_u64(y, kc->n[CDS_OBJ_NKINDS]);
     }
-    cli_yaml_map_end(y);
+    cli_report_map_end(y);
 }
 
 /* key: {offset: off, size: size} */
 static void
-emit_range(cli_yaml *y, const char *key, uint64_t off, const char *what,
+emit_range(cli_report *y, const char *key, uint64_t off, const char *what,
            uint64_t n)
 {
-    cli_yaml_key(y, key);
-    cli_yaml_map_begin(y);
-    cli_yaml_key(y, "offset");
-    cli_yaml_u64(y, off);
-    cli_yaml_key(y, what);
-    cli_yaml_u64(y, n);
-    cli_yaml_map_end(y);
+    cli_report_key(y, key);
+    cli_report_map_begin(y);
+    cli_report_key(y, "offset");
+    cli_report_u64(y, off);
+    cli_report_key(y, what);
+    cli_report_u64(y, n);
+    cli_report_map_end(y);
 }
 
 /* created_ns as an ISO 8601 UTC timestamp (a plain YAML timestamp). */
 static void
-emit_time(cli_yaml *y, uint64_t ns)
+emit_time(cli_report *y, uint64_t ns)
 {
     time_t secs = (time_t)(ns / 1000000000u);
     struct tm tm;
@@ -85,74 +85,74 @@ emit_time(cli_yaml *y, uint64_t ns)
 
     if (gmtime_r(&secs, &tm) == NULL ||
         strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-        cli_yaml_str(y, "unrepresentable");
+        cli_report_str(y, "unrepresentable");
         return;
     }
     snprintf(buf, sizeof(buf), "%s.%09uZ", date,
              (unsigned)(ns % 1000000000u));
-    cli_yaml_plain(y, buf);
+    cli_report_plain(y, buf);
 }
 
 static void
-emit_header(cli_yaml *y, const cds_archive *a)
+emit_header(cli_report *y, const cds_archive *a)
 {
     const struct cds_disk_header *h = a->header;
 
-    cli_yaml_key(y, "header");
-    cli_yaml_map_begin(y);
-    cli_yaml_key(y, "format_version");
-    cli_yaml_u64(y, h->format_version);
-    cli_yaml_key(y, "optimize");
-    cli_yaml_u64(y, h->optimize);
-    cli_yaml_key(y, "header_size");
-    cli_yaml_u64(y, h->header_size);
-    cli_yaml_key(y, "file_size");
-    cli_yaml_u64(y, h->file_size);
-    cli_yaml_key(y, "base_address");
-    cli_yaml_hex(y, h->base_address);
-    cli_yaml_key(y, "created");
+    cli_report_key(y, "header");
+    cli_report_map_begin(y);
+    cli_report_key(y, "format_version");
+    cli_report_u64(y, h->format_version);
+    cli_report_key(y, "optimize");
+    cli_report_u64(y, h->optimize);
+    cli_report_key(y, "header_size");
+    cli_report_u64(y, h->header_size);
+    cli_report_key(y, "file_size");
+    cli_report_u64(y, h->file_size);
+    cli_report_key(y, "base_address");
+    cli_report_hex(y, h->base_address);
+    cli_report_key(y, "created");
     emit_time(y, h->created_ns);
-    cli_yaml_key(y, "created_ns");
-    cli_yaml_u64(y, h->created_ns);
-    cli_yaml_key(y, "header_checksum");
-    cli_yaml_hex(y, h->header_checksum);
+    cli_report_key(y, "created_ns");
+    cli_report_u64(y, h->created_ns);
+    cli_report_key(y, "header_checksum");
+    cli_report_hex(y, h->header_checksum);
     emit_range(y, "segments", h->segments_offset, "size", h->segments_size);
-    cli_yaml_key(y, "index");
-    cli_yaml_map_begin(y);
-    cli_yaml_key(y, "offset");
-    cli_yaml_u64(y, h->index_offset);
-    cli_yaml_key(y, "size");
-    cli_yaml_u64(y, h->index_size);
-    cli_yaml_key(y, "checksum");
-    cli_yaml_hex(y, h->index_checksum);
-    cli_yaml_map_end(y);
+    cli_report_key(y, "index");
+    cli_report_map_begin(y);
+    cli_report_key(y, "offset");
+    cli_report_u64(y, h->index_offset);
+    cli_report_key(y, "size");
+    cli_report_u64(y, h->index_size);
+    cli_report_key(y, "checksum");
+    cli_report_hex(y, h->index_checksum);
+    cli_report_map_end(y);
     emit_range(y, "slots", h->slots_offset, "count", h->nslots);
     emit_range(y, "entries", h->entries_offset, "count", h->nmodules);
     emit_range(y, "strings", h->strings_offset, "size", h->strings_size);
     /* format.md 4.1: interned strings shared by all modules; offsets in
      * it are from its start */
-    cli_yaml_key(y, "pool");
-    cli_yaml_map_begin(y);
-    cli_yaml_key(y, "offset");
-    cli_yaml_u64(y, h->pool_offset);
-    cli_yaml_key(y, "size");
-    cli_yaml_u64(y, h->pool_size);
-    cli_yaml_key(y, "strings");
-    cli_yaml_u64(y, h->pool_count);
-    cli_yaml_key(y, "object_bytes");
-    cli_yaml_u64(y, h->pool_objects_size);
-    cli_yaml_key(y, "table_offset");
-    cli_yaml_u64(y, h->pool_table_off);
-    cli_yaml_key(y, "sums_offset");
-    cli_yaml_u64(y, h->pool_sums_off);
-    cli_yaml_key(y, "block_size");
-    cli_yaml_u64(y, h->pool_block_size);
-    cli_yaml_key(y, "sums_checksum");
-    cli_yaml_hex(y, h->pool_sums_checksum);
-    cli_yaml_map_end(y);
-    cli_yaml_key(y, "flags");
-    cli_yaml_u64(y, h->flags);
-    cli_yaml_map_end(y);
+    cli_report_key(y, "pool");
+    cli_report_map_begin(y);
+    cli_report_key(y, "offset");
+    cli_report_u64(y, h->pool_offset);
+    cli_report_key(y, "size");
+    cli_report_u64(y, h->pool_size);
+    cli_report_key(y, "strings");
+    cli_report_u64(y, h->pool_count);
+    cli_report_key(y, "object_bytes");
+    cli_report_u64(y, h->pool_objects_size);
+    cli_report_key(y, "table_offset");
+    cli_report_u64(y, h->pool_table_off);
+    cli_report_key(y, "sums_offset");
+    cli_report_u64(y, h->pool_sums_off);
+    cli_report_key(y, "block_size");
+    cli_report_u64(y, h->pool_block_size);
+    cli_report_key(y, "sums_checksum");
+    cli_report_hex(y, h->pool_sums_checksum);
+    cli_report_map_end(y);
+    cli_report_key(y, "flags");
+    cli_report_u64(y, h->flags);
+    cli_report_map_end(y);
 }
 
 /* PY_VERSION_HEX as "3.11.2" or "3.12.0rc1". */
@@ -174,7 +174,7 @@ format_py_version(uint32_t hex, char *buf, size_t size)
 }
 
 static void
-emit_fingerprint(cli_yaml *y, const struct cds_disk_fingerprint *fp)
+emit_fingerprint(cli_report *y, const struct cds_disk_fingerprint *fp)
 {
     static const struct {
         uint32_t bit;
@@ -187,60 +187,60 @@ emit_fingerprint(cli_yaml *y, const struct cds_disk_fingerprint *fp)
     };
     char version[32];
 
-    cli_yaml_key(y, "fingerprint");
-    cli_yaml_map_begin(y);
-    cli_yaml_key(y, "py_version_hex");
+    cli_report_key(y, "fingerprint");
+    cli_report_map_begin(y);
+    cli_report_key(y, "py_version_hex");
     snprintf(version, sizeof(version), "0x%08x", fp->py_version_hex);
-    cli_yaml_plain(y, version);
-    cli_yaml_key(y, "python_version");
+    cli_report_plain(y, version);
+    cli_report_key(y, "python_version");
     format_py_version(fp->py_version_hex, version, sizeof(version));
-    cli_yaml_str(y, version);
+    cli_report_str(y, version);
     /* importlib.util.MAGIC_NUMBER as a little-endian uint32: the number
      * proper is its low 16 bits, then "\r\n" */
-    cli_yaml_key(y, "pyc_magic");
-    cli_yaml_u64(y, fp->pyc_magic);
-    cli_yaml_key(y, "pyc_magic_number");
-    cli_yaml_u64(y, fp->pyc_magic & 0xffffu);
-    cli_yaml_key(y, "pointer_size");
-    cli_yaml_u64(y, fp->pointer_size);
-    cli_yaml_key(y, "byte_order");
-    cli_yaml_str(y, fp->byte_order == 1   ? "little"
+    cli_report_key(y, "pyc_magic");
+    cli_report_u64(y, fp->pyc_magic);
+    cli_report_key(y, "pyc_magic_number");
+    cli_report_u64(y, fp->pyc_magic & 0xffffu);
+    cli_report_key(y, "pointer_size");
+    cli_report_u64(y, fp->pointer_size);
+    cli_report_key(y, "byte_order");
+    cli_report_str(y, fp->byte_order == 1   ? "little"
                     : fp->byte_order == 2 ? "big"
                                           : "unknown");
-    cli_yaml_key(y, "long_shift");
-    cli_yaml_u64(y, fp->long_shift);
-    cli_yaml_key(y, "wchar_size");
-    cli_yaml_u64(y, fp->wchar_size);
-    cli_yaml_key(y, "build_flags");
-    cli_yaml_u64(y, fp->build_flags);
-    cli_yaml_key(y, "build_flag_names");
-    cli_yaml_seq_begin(y);
+    cli_report_key(y, "long_shift");
+    cli_report_u64(y, fp->long_shift);
+    cli_report_key(y, "wchar_size");
+    cli_report_u64(y, fp->wchar_size);
+    cli_report_key(y, "build_flags");
+    cli_report_u64(y, fp->build_flags);
+    cli_report_key(y, "build_flag_names");
+    cli_report_seq_begin(y);
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
         if (fp->build_flags & flags[i].bit) {
-            cli_yaml_str(y, flags[i].name);
+            cli_report_str(y, flags[i].name);
         }
     }
-    cli_yaml_seq_end(y);
-    cli_yaml_key(y, "layout_hash");
-    cli_yaml_hex(y, fp->layout_hash);
-    cli_yaml_key(y, "runtime_hash");
-    cli_yaml_hex(y, fp->runtime_hash);
+    cli_report_seq_end(y);
+    cli_report_key(y, "layout_hash");
+    cli_report_hex(y, fp->layout_hash);
+    cli_report_key(y, "runtime_hash");
+    cli_report_hex(y, fp->runtime_hash);
     /* fixed-size fields: not necessarily NUL-terminated in the file */
-    cli_yaml_key(y, "cache_tag");
-    cli_yaml_strn(y, fp->cache_tag, sizeof(fp->cache_tag));
-    cli_yaml_key(y, "soabi");
-    cli_yaml_strn(y, fp->soabi, sizeof(fp->soabi));
-    cli_yaml_key(y, "build_info");
-    cli_yaml_strn(y, fp->build_info, sizeof(fp->build_info));
-    cli_yaml_key(y, "compiler");
-    cli_yaml_strn(y, fp->compiler, sizeof(fp->compiler));
-    cli_yaml_key(y, "quicken_hash");
-    cli_yaml_hex(y, fp->quicken_hash);
-    cli_yaml_map_end(y);
+    cli_report_key(y, "cache_tag");
+    cli_report_strn(y, fp->cache_tag, sizeof(fp->cache_tag));
+    cli_report_key(y, "soabi");
+    cli_report_strn(y, fp->soabi, sizeof(fp->soabi));
+    cli_report_key(y, "build_info");
+    cli_report_strn(y, fp->build_info, sizeof(fp->build_info));
+    cli_report_key(y, "compiler");
+    cli_report_strn(y, fp->compiler, sizeof(fp->compiler));
+    cli_report_key(y, "quicken_hash");
+    cli_report_hex(y, fp->quicken_hash);
+    cli_report_map_end(y);
 }
 
 static void
-emit_totals(cli_yaml *y, const cds_archive *a)
+emit_totals(cli_report *y, const cds_archive *a)
 {
     const struct cds_disk_header *h = a->header;
     struct kind_counts kc = {{0}};
@@ -259,77 +259,77 @@ emit_totals(cli_yaml *y, const cds_archive *a)
         seg_bytes += m->seg_size;
         packages += (m->flags & CDS_MODULE_PACKAGE) != 0;
     }
-    cli_yaml_key(y, "totals");
-    cli_yaml_map_begin(y);
-    cli_yaml_key(y, "modules");
-    cli_yaml_u64(y, h->nmodules);
-    cli_yaml_key(y, "packages");
-    cli_yaml_u64(y, packages);
-    cli_yaml_key(y, "objects");
-    cli_yaml_u64(y, objects);
-    cli_yaml_key(y, "objects_by_kind");
+    cli_report_key(y, "totals");
+    cli_report_map_begin(y);
+    cli_report_key(y, "modules");
+    cli_report_u64(y, h->nmodules);
+    cli_report_key(y, "packages");
+    cli_report_u64(y, packages);
+    cli_report_key(y, "objects");
+    cli_report_u64(y, objects);
+    cli_report_key(y, "objects_by_kind");
     emit_kinds(y, &kc);
-    cli_yaml_key(y, "relocations");
-    cli_yaml_u64(y, reloc);
-    cli_yaml_key(y, "externals");
-    cli_yaml_u64(y, ext);
-    cli_yaml_key(y, "frozensets");
-    cli_yaml_u64(y, frozen);
-    cli_yaml_key(y, "pool_refs");
-    cli_yaml_u64(y, shared);
-    cli_yaml_key(y, "pool_strings");
-    cli_yaml_u64(y, h->pool_count);
-    cli_yaml_key(y, "object_bytes");
-    cli_yaml_u64(y, object_bytes);
-    cli_yaml_key(y, "segment_bytes");
-    cli_yaml_u64(y, seg_bytes);
-    cli_yaml_key(y, "pool_bytes");
-    cli_yaml_u64(y, h->pool_size);
-    cli_yaml_key(y, "index_bytes");
-    cli_yaml_u64(y, h->index_size);
-    cli_yaml_map_end(y);
+    cli_report_key(y, "relocations");
+    cli_report_u64(y, reloc);
+    cli_report_key(y, "externals");
+    cli_report_u64(y, ext);
+    cli_report_key(y, "frozensets");
+    cli_report_u64(y, frozen);
+    cli_report_key(y, "pool_refs");
+    cli_report_u64(y, shared);
+    cli_report_key(y, "pool_strings");
+    cli_report_u64(y, h->pool_count);
+    cli_report_key(y, "object_bytes");
+    cli_report_u64(y, object_bytes);
+    cli_report_key(y, "segment_bytes");
+    cli_report_u64(y, seg_bytes);
+    cli_report_key(y, "pool_bytes");
+    cli_report_u64(y, h->pool_size);
+    cli_report_key(y, "index_bytes");
+    cli_report_u64(y, h->index_size);
+    cli_report_map_end(y);
 }
 
 static void
-emit_module(cli_yaml *y, const cds_archive *a, uint32_t i)
+emit_module(cli_report *y, const cds_archive *a, uint32_t i)
 {
     const struct cds_disk_module *m = &a->modules[i];
 
-    cli_yaml_map_begin(y);
-    cli_yaml_key(y, "name");
-    cli_yaml_str(y, cds_module_name(a, i));
-    cli_yaml_key(y, "origin");
-    cli_yaml_str(y, cds_module_origin(a, i));
-    cli_yaml_key(y, "search");
-    cli_yaml_str(y, cds_module_search(a, i));
-    cli_yaml_key(y, "package");
-    cli_yaml_bool(y, (m->flags & CDS_MODULE_PACKAGE) != 0);
-    cli_yaml_key(y, "source_mtime_ns");
-    cli_yaml_i64(y, m->source_mtime_ns);
-    cli_yaml_key(y, "source_size");
-    cli_yaml_u64(y, m->source_size);
-    cli_yaml_key(y, "source_hash");
-    cli_yaml_hex(y, m->source_hash);
-    cli_yaml_key(y, "segment");
-    cli_yaml_map_begin(y);
-    cli_yaml_key(y, "offset");
-    cli_yaml_u64(y, m->seg_offset);
-    cli_yaml_key(y, "size");
-    cli_yaml_u64(y, m->seg_size);
-    cli_yaml_key(y, "checksum");
-    cli_yaml_hex(y, m->seg_checksum);
-    cli_yaml_map_end(y);
-    cli_yaml_key(y, "objects");
-    cli_yaml_u64(y, m->nobjects);
-    cli_yaml_key(y, "object_bytes");
-    cli_yaml_u64(y, m->objects_size);
-    cli_yaml_key(y, "relocations");
-    cli_yaml_u64(y, m->nreloc);
-    cli_yaml_key(y, "externals");
-    cli_yaml_u64(y, m->next);
-    cli_yaml_key(y, "pool_refs");
-    cli_yaml_u64(y, m->nshared);
-    cli_yaml_map_end(y);
+    cli_report_map_begin(y);
+    cli_report_key(y, "name");
+    cli_report_str(y, cds_module_name(a, i));
+    cli_report_key(y, "origin");
+    cli_report_str(y, cds_module_origin(a, i));
+    cli_report_key(y, "search");
+    cli_report_str(y, cds_module_search(a, i));
+    cli_report_key(y, "package");
+    cli_report_bool(y, (m->flags & CDS_MODULE_PACKAGE) != 0);
+    cli_report_key(y, "source_mtime_ns");
+    cli_report_i64(y, m->source_mtime_ns);
+    cli_report_key(y, "source_size");
+    cli_report_u64(y, m->source_size);
+    cli_report_key(y, "source_hash");
+    cli_report_hex(y, m->source_hash);
+    cli_report_key(y, "segment");
+    cli_report_map_begin(y);
+    cli_report_key(y, "offset");
+    cli_report_u64(y, m->seg_offset);
+    cli_report_key(y, "size");
+    cli_report_u64(y, m->seg_size);
+    cli_report_key(y, "checksum");
+    cli_report_hex(y, m->seg_checksum);
+    cli_report_map_end(y);
+    cli_report_key(y, "objects");
+    cli_report_u64(y, m->nobjects);
+    cli_report_key(y, "object_bytes");
+    cli_report_u64(y, m->objects_size);
+    cli_report_key(y, "relocations");
+    cli_report_u64(y, m->nreloc);
+    cli_report_key(y, "externals");
+    cli_report_u64(y, m->next);
+    cli_report_key(y, "pool_refs");
+    cli_report_u64(y, m->nshared);
+    cli_report_map_end(y);
 }
 
 int
@@ -337,7 +337,7 @@ cli_inspect_write(const char *path, const struct cli_inspect_options *opt)
 {
     cds_archive a;
     cds_error err;
-    cli_yaml *y = NULL;
+    cli_report *y = NULL;
     char msg[256];
     int rc, status = CLI_EXIT_FAIL;
 
@@ -347,32 +347,33 @@ cli_inspect_write(const char *path, const struct cli_inspect_options *opt)
         cli_archive_error_write(path, err.message, rc);
         return CLI_EXIT_FAIL;
     }
-    if ((y = cli_yaml_create(stdout)) == NULL) {
+    if ((y = cli_report_create(stdout, opt->json ? CLI_REPORT_JSON
+                                                       : CLI_REPORT_YAML)) == NULL) {
         cli_archive_error_write(path, "out of memory", CDS_ENOMEM);
         goto out;
     }
-    cli_yaml_map_begin(y);
-    cli_yaml_key(y, "archive");
-    cli_yaml_str(y, path);
+    cli_report_map_begin(y);
+    cli_report_key(y, "archive");
+    cli_report_str(y, path);
     emit_header(y, &a);
     emit_fingerprint(y, &a.header->fingerprint);
     emit_totals(y, &a);
     if (opt->modules) {
-        cli_yaml_key(y, "modules");
-        cli_yaml_seq_begin(y);
+        cli_report_key(y, "modules");
+        cli_report_seq_begin(y);
         for (uint32_t i = 0; i < a.header->nmodules; i++) {
             emit_module(y, &a, i);
         }
-        cli_yaml_seq_end(y);
+        cli_report_seq_end(y);
     }
-    cli_yaml_map_end(y);
-    if (cli_yaml_finish(y, msg, sizeof(msg)) < 0) {
+    cli_report_map_end(y);
+    if (cli_report_finish(y, msg, sizeof(msg)) < 0) {
         fprintf(stderr, "pycds: inspect: %s\n", msg);
         goto out;
     }
     status = CLI_EXIT_OK;
 out:
-    cli_yaml_destroy(y);
+    cli_report_destroy(y);
     cds_archive_close(&a);
     return status;
 }

@@ -70,6 +70,7 @@ enum {
     OPT_RELOCATE = 1u << 3, /* --relocate */
     OPT_MODULES = 1u << 4,  /* --modules, --no-modules */
     OPT_COMMAND = 1u << 5,  /* -- COMMAND [ARGS...] */
+    OPT_JSON = 1u << 6,     /* --json */
 };
 
 struct command {
@@ -89,6 +90,7 @@ struct opts {
     int verbose;
     bool relocate;
     bool modules;
+    bool json;
     const char *positional[1];
     int npositional;
     char **command; /* NULL-terminated, from argv */
@@ -800,6 +802,9 @@ parse_args(const struct command *cmd, int argc, char **argv, struct opts *o)
         else if ((allow & OPT_MODULES) && strcmp(a, "--no-modules") == 0) {
             o->modules = false;
         }
+        else if ((allow & OPT_JSON) && strcmp(a, "--json") == 0) {
+            o->json = true;
+        }
         else {
             return USAGE_ERROR(cmd, "unknown option '%s'", a);
         }
@@ -1246,7 +1251,8 @@ run_inspect(const struct command *cmd, int argc, char **argv)
     if ((rc = resolve_archive(cmd, &o, &archive)) != 0) {
         return rc;
     }
-    struct cli_inspect_options opt = {.modules = o.modules};
+    struct cli_inspect_options opt = {.modules = o.modules,
+                                      .json = o.json};
     rc = cli_inspect_write(archive, &opt);
     free(archive);
     return rc;
@@ -1361,19 +1367,21 @@ static const struct command commands[] = {
      "  --relocate  never map at the archive's preferred address (testing)\n"
      "  -v, -vv     PYCDSVERBOSE=1 or 2: where each import came from; also\n"
      "              whether pycds works in a python* COMMAND\n"},
-    {"inspect", run_inspect, OPT_MODULES, 1,
-     "inspect ARCHIVE [--no-modules]",
-     "Describe ARCHIVE as YAML on stdout: header, build fingerprint, totals\n"
-     "(objects by kind, relocations, sizes) and one entry per module.\n"
-     "Segments are not checked; use verify for that.\n"
+    {"inspect", run_inspect, OPT_MODULES | OPT_JSON, 1,
+     "inspect ARCHIVE [--json] [--no-modules]",
+     "Describe ARCHIVE as YAML (or JSON) on stdout: header, build\n"
+     "fingerprint, totals (objects by kind, relocations, sizes) and one\n"
+     "entry per module.  Segments are not checked; use verify for that.\n"
+     "Exits 0, or 1 when ARCHIVE cannot be read as an archive.\n"
      "\n"
+     "  --json        one JSON object instead of YAML, the same keys\n"
      "  --no-modules  leave out the per-module list (--modules: keep it)\n"},
     {"verify", run_verify, OPT_VERBOSE, 1, "verify ARCHIVE [-v]",
      "Check ARCHIVE completely without running Python: header, index,\n"
      "string pool, checksums and every module's segment.  Prints 'ok: N\n"
      "modules, M bytes' and exits 0, or names the first problem and exits\n"
-     "1.  The build fingerprint is not compared: an interpreter does that\n"
-     "at load.\n"
+     "1 (a usage error exits 2).  The build fingerprint is not compared:\n"
+     "an interpreter does that at load.\n"
      "\n"
      "  -v  also print the pool and each module as they pass\n"},
     {"help", run_help, 0, 1, "help [COMMAND]",

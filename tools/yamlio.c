@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* libyaml at one border: the inspect report's emitter and pycds.yaml.
+/* libyaml at one border: the inspect report's YAML emitter (report.c
+ * drives it) and pycds.yaml.
  *
  * This is the only file that includes yaml.h.  libyaml returns 1 for
  * success and 0 for failure; every function here returns 0 or -1 like the
@@ -245,24 +246,18 @@ check_plain_string(const char *s, size_t len)
     return true;
 }
 
-int
-cli_yaml_strn(cli_yaml *y, const char *s, size_t maxlen)
+char *
+cli_utf8_sanitize(const char *s, size_t len, size_t *outlen)
 {
-    size_t len = strnlen(s, maxlen);
     const unsigned char *p = (const unsigned char *)s;
-    size_t i, w;
     char *copy;
-    size_t n = 0;
-    int rc;
+    size_t n = 0, w;
 
-    if (cli_utf8_check(s, len)) {
-        return emit_scalar(y, s, len, check_plain_string(s, len));
-    }
     /* inv. 1: each bad byte becomes U+FFFD (3 bytes) */
     if (len > (SIZE_MAX - 1) / 3 || (copy = malloc(3 * len + 1)) == NULL) {
-        return fail(y, "out of memory");
+        return NULL;
     }
-    for (i = 0; i < len; i += w) {
+    for (size_t i = 0; i < len; i += w) {
         w = load_utf8(p + i, len - i);
         if (w == 0) {
             memcpy(copy + n, "\xef\xbf\xbd", 3);
@@ -275,57 +270,38 @@ cli_yaml_strn(cli_yaml *y, const char *s, size_t maxlen)
         }
     }
     copy[n] = '\0';
+    *outlen = n;
+    return copy;
+}
+
+int
+cli_yaml_strn(cli_yaml *y, const char *s, size_t maxlen)
+{
+    size_t len = strnlen(s, maxlen), n;
+    char *copy;
+    int rc;
+
+    if (cli_utf8_check(s, len)) {
+        return emit_scalar(y, s, len, check_plain_string(s, len));
+    }
+    if ((copy = cli_utf8_sanitize(s, len, &n)) == NULL) {
+        return fail(y, "out of memory");
+    }
     rc = emit_scalar(y, copy, n, check_plain_string(copy, n));
     free(copy);
     return rc;
 }
 
 int
-cli_yaml_str(cli_yaml *y, const char *s)
-{
-    return cli_yaml_strn(y, s, SIZE_MAX);
-}
-
-int
 cli_yaml_key(cli_yaml *y, const char *key)
 {
-    return cli_yaml_str(y, key);
+    return cli_yaml_strn(y, key, SIZE_MAX);
 }
 
 int
 cli_yaml_plain(cli_yaml *y, const char *text)
 {
     return emit_scalar(y, text, strlen(text), true);
-}
-
-int
-cli_yaml_u64(cli_yaml *y, uint64_t v)
-{
-    char buf[24];
-    snprintf(buf, sizeof(buf), "%" PRIu64, v);
-    return cli_yaml_plain(y, buf);
-}
-
-int
-cli_yaml_i64(cli_yaml *y, int64_t v)
-{
-    char buf[24];
-    snprintf(buf, sizeof(buf), "%" PRId64, v);
-    return cli_yaml_plain(y, buf);
-}
-
-int
-cli_yaml_hex(cli_yaml *y, uint64_t v)
-{
-    char buf[24];
-    snprintf(buf, sizeof(buf), "0x%016" PRIx64, v);
-    return cli_yaml_plain(y, buf);
-}
-
-int
-cli_yaml_bool(cli_yaml *y, bool v)
-{
-    return cli_yaml_plain(y, v ? "true" : "false");
 }
 
 /* ---------------------------------------------------------------------

@@ -57,6 +57,40 @@ fi
 "$PYCDS" inspect --no-modules heap.img >nomod.yaml ||
     fail "inspect --no-modules exited $?"
 grep -q '^modules:' nomod.yaml && fail "inspect --no-modules lists modules"
+# inspect --json: the same report (every scalar compared as text where the
+# interpreter has PyYAML), one JSON object
+"$PYCDS" inspect --json heap.img >inspect.json 2>inspect.err ||
+    { fail "inspect --json exited $?"; show inspect.err; }
+"$PYTHON" - inspect.json inspect.yaml >json.out 2>&1 <<'PY' ||
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert sorted(d) == ['archive', 'fingerprint', 'header', 'modules',
+                     'totals'], sorted(d)
+assert d['header']['format_version'] == 6, d['header']
+names = [m['name'] for m in d['modules']]
+assert 'json' in names and 'decimal' in names, names
+try:
+    import yaml
+except ImportError:
+    print('no PyYAML: the YAML comparison is skipped')
+    raise SystemExit(0)
+def text(v):
+    if isinstance(v, dict):
+        return {k: text(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [text(x) for x in v]
+    if isinstance(v, bool):
+        return 'true' if v else 'false'
+    return str(v)
+y = yaml.load(open(sys.argv[2]), Loader=yaml.BaseLoader)
+assert text(d) == y, 'the JSON and YAML reports differ'
+PY
+    { fail "inspect --json"; show json.out; }
+"$PYCDS" inspect --json --no-modules heap.img >nomod.json ||
+    fail "inspect --json --no-modules exited $?"
+"$PYTHON" -c 'import json, sys
+sys.exit("modules" in json.load(open(sys.argv[1])))' nomod.json ||
+    fail "inspect --json --no-modules lists modules"
 
 # run: served from the archive, same output as without it
 want=$("$PYTHON" -c 'import json; print(json.dumps({"a": [1, 2.5]}))')
