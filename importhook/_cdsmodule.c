@@ -165,7 +165,8 @@ config_read(struct cds_hook_config *c)
     }
     /* the words in the order of the CHECK_* and MODE_* values */
     static const char *const checks[] = {"stat", "hash", "none", NULL};
-    static const char *const modes[] = {"OFF", "TRACE", "DUMP", "SHARE", NULL};
+    static const char *const modes[] = {"OFF",   "TRACE", "DUMP",
+                                        "SHARE", "AUTO",  NULL};
     c->check = check == NULL ? CHECK_STAT : find_word(check, checks, 0);
     if (c->check < 0) {
         c->check = CHECK_STAT;
@@ -175,8 +176,8 @@ config_read(struct cds_hook_config *c)
     c->mode = mode == NULL ? MODE_OFF : find_word(mode, modes, 1);
     if (c->mode < 0) {
         c->mode = MODE_OFF;
-        cds__hook_warn("unknown PYCDSMODE=%s (TRACE, DUMP, SHARE or OFF)",
-                       mode);
+        cds__hook_warn(
+            "unknown PYCDSMODE=%s (TRACE, DUMP, SHARE, AUTO or OFF)", mode);
     }
 }
 
@@ -205,6 +206,7 @@ activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         cds__dump_activate(); /* does not return */
         break;
     case MODE_SHARE: cds__share_activate(); break;
+    case MODE_AUTO: cds__auto_activate(); break;
     }
     Py_RETURN_NONE;
 }
@@ -212,7 +214,7 @@ activate(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
 static PyObject *
 stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
 {
-    static const char *modes[] = {"off", "trace", "dump", "share"};
+    static const char *modes[] = {"off", "trace", "dump", "share", "auto"};
     uint32_t loaded = 0, bad = 0;
     if (cds__hook.seg_state != NULL) {
         for (uint32_t i = 0; i < cds__hook.archive.header->nmodules; i++) {
@@ -221,10 +223,11 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         }
     }
     return Py_BuildValue(
-        "{s:s,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:O,s:i,s:K,s:K,"
+        "{s:s,s:O,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:O,s:i,s:K,s:K,"
         "s:{s:K,s:K,s:K,s:K,s:K,s:K}}",
         "mode",
-        modes[cds__hook.config.mode], "active",
+        modes[cds__hook.config.mode], "auto",
+        cds__hook.auto_mode ? Py_True : Py_False, "active",
         cds__hook.seg_state != NULL ? Py_True : Py_False, "served",
         cds__hook.nserved, "missed", cds__hook.nmissed, "stale",
         cds__hook.nstale, "failed", cds__hook.nfailed, "modules",
@@ -263,7 +266,7 @@ static PyMethodDef cds_methods[] = {
      "None if this _cds can work in the running interpreter, else a str "
      "saying why not and what to do (the CLI's probe)."},
     {"_activate", activate, METH_NOARGS,
-     "Act on PYCDSMODE (TRACE, DUMP, SHARE); called from pycds.pth."},
+     "Act on PYCDSMODE (TRACE, DUMP, SHARE, AUTO); called from pycds.pth."},
     {"dump", cds__dump_py, METH_VARARGS,
      "dump(list, archive): write an archive of the listed modules."},
     {"stats", stats, METH_NOARGS,

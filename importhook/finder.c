@@ -412,7 +412,7 @@ install_finder(PyObject *finder)
     return PyList_Insert(meta_path, i, finder);
 }
 
-void
+int
 cds__share_activate(void)
 {
     struct cds_disk_fingerprint fp;
@@ -424,7 +424,7 @@ cds__share_activate(void)
     if (cds__hook.archive_path == NULL) {
         cds__hook_warn("PYCDSMODE=SHARE without PYCDSARCHIVE; "
                        "using the normal import system");
-        return;
+        return 0;
     }
     if (cds__hook.config.relocate) {
         flags |= CDS_OPEN_RELOCATE;
@@ -432,7 +432,7 @@ cds__share_activate(void)
     char problem[2 * PATH_MAX + 256];
     if (cds__hook_runtime_problem(problem, sizeof(problem))) {
         cds__hook_warn("%s; using the normal import system", problem);
-        return;
+        return 0;
     }
     if ((rc = cds_heap_fingerprint(&fp, &err)) < 0 ||
         (rc = cds_archive_open(&cds__hook.archive, cds__hook.archive_path,
@@ -440,7 +440,7 @@ cds__share_activate(void)
         cds__hook_warn("archive %s: %s (%s); using the normal import system",
                        cds__hook.archive_path, err.message,
                        cds_status_name(rc));
-        return;
+        return rc;
     }
     /* -O and -OO select other .pyc files: code compiled with another
      * level must not be served (asserts, __debug__, docstrings) */
@@ -452,7 +452,7 @@ cds__share_activate(void)
             cds__hook.archive_path, cds__hook.archive.header->optimize,
             optimize);
         cds_archive_close(&cds__hook.archive);
-        return;
+        return CDS_EVERSION; /* written by another configuration */
     }
     /* every page will be written anyway (3.11, PIE, relocated): read
      * segments into (huge-page) anonymous memory at first use instead of
@@ -464,7 +464,7 @@ cds__share_activate(void)
                        cds__hook.archive_path, err.message,
                        cds_status_name(rc));
         cds_archive_close(&cds__hook.archive);
-        return;
+        return rc;
     }
     uint32_t n = cds__hook.archive.header->nmodules;
     cds__hook.seg_state = calloc(n ? n : 1, 1);
@@ -480,7 +480,7 @@ cds__share_activate(void)
         cds__hook_warn("archive %s: out of memory; using the normal import "
                        "system",
                        cds__hook.archive_path);
-        return;
+        return CDS_ENOMEM;
     }
     PyObject *type = NULL, *pathfinder = cds__hook_importlib_get("PathFinder");
     if (pathfinder != NULL) {
@@ -508,7 +508,7 @@ cds__share_activate(void)
             "archive %s: cannot install the finder; using the normal "
             "import system",
             cds__hook.archive_path);
-        return;
+        return 0;
     }
     Py_DECREF(type);
     /* python -v: say where served code comes from, as the loader does */
@@ -518,4 +518,5 @@ cds__share_activate(void)
             cds_archive_at_base(&cds__hook.archive)
                 ? "at its base"
                 : "elsewhere (relocating)");
+    return 1;
 }

@@ -7,7 +7,8 @@
  * whether an archived module's source changed (PYCDSCHECK); loader.c is
  * the get_code that TRACE and SHARE put on SourceFileLoader (serving
  * archived code, recording traced names); dump.c is DUMP, the only user
- * of the embedded Python glue (glue.py).
+ * of the embedded Python glue (glue.py); auto.c is AUTO, which serves or
+ * traces and starts a DUMP at exit.
  *
  * Invariants:
  *  1. The archive is a cache: any problem with it produces at most one
@@ -29,7 +30,7 @@
 #include <stdint.h>
 #include <time.h>
 
-enum { MODE_OFF, MODE_TRACE, MODE_DUMP, MODE_SHARE };
+enum { MODE_OFF, MODE_TRACE, MODE_DUMP, MODE_SHARE, MODE_AUTO };
 /* PYCDSCHECK: how SHARE decides a source is unchanged since the dump */
 enum { CHECK_STAT, CHECK_HASH, CHECK_NONE };
 enum { SEG_UNLOADED = 0, SEG_LOADING, SEG_LOADED, SEG_BAD };
@@ -51,6 +52,7 @@ struct cds_hook_config {
 struct cds_hook {
     struct cds_hook_config config;
     int warned;
+    int auto_mode;  /* PYCDSMODE=AUTO: config.mode is what it chose */
     int disabled;   /* the archive is no longer usable at all */
     PyObject *glue; /* the glue's namespace */
     /* SHARE */
@@ -105,12 +107,20 @@ int cds__hook_runtime_problem(char *buf, size_t size);
  * With report, a changed one is counted and said under -v. */
 int cds__source_unchanged(uint32_t ix, const char *name, int report);
 
-/* finder.c */
-void cds__share_activate(void);
+/* finder.c: 1 when the archive serves; otherwise the one warning is
+ * given and the result is the cds_status that refused the archive
+ * (CDS_EVERSION too for another optimization level), or 0 when the
+ * refusal is not the archive's (no PYCDSARCHIVE, a pycds built for
+ * another interpreter, the finder not installed). */
+int cds__share_activate(void);
 
 /* loader.c */
 int cds__loader_install(void);
 void cds__trace_activate(void);
+
+/* auto.c: AUTO, SHARE when the archive serves, else TRACE, and a dump
+ * when the program exits with status 0 */
+void cds__auto_activate(void);
 
 /* dump.c */
 void cds__dump_activate(void); /* does not return */

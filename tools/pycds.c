@@ -71,6 +71,7 @@ enum {
     OPT_MODULES = 1u << 4,  /* --modules, --no-modules */
     OPT_COMMAND = 1u << 5,  /* -- COMMAND [ARGS...] */
     OPT_JSON = 1u << 6,     /* --json */
+    OPT_AUTO = 1u << 7,     /* --auto */
 };
 
 struct command {
@@ -91,6 +92,7 @@ struct opts {
     bool relocate;
     bool modules;
     bool json;
+    bool autodump;
     const char *positional[1];
     int npositional;
     char **command; /* NULL-terminated, from argv */
@@ -805,6 +807,9 @@ parse_args(const struct command *cmd, int argc, char **argv, struct opts *o)
         else if ((allow & OPT_JSON) && strcmp(a, "--json") == 0) {
             o->json = true;
         }
+        else if ((allow & OPT_AUTO) && strcmp(a, "--auto") == 0) {
+            o->autodump = true;
+        }
         else {
             return USAGE_ERROR(cmd, "unknown option '%s'", a);
         }
@@ -1195,7 +1200,7 @@ run_run(const struct command *cmd, int argc, char **argv)
     }
     /* a missing or bad archive is not an error here: the hook warns once
      * and the program runs without it (the archive is a cache) */
-    put_env("PYCDSMODE", "SHARE", o.verbose);
+    put_env("PYCDSMODE", o.autodump ? "AUTO" : "SHARE", o.verbose);
     put_env("PYCDSARCHIVE", archive, o.verbose);
     if (o.relocate) {
         put_env("PYCDSRELOCATE", "1", o.verbose);
@@ -1357,13 +1362,17 @@ static const struct command commands[] = {
      "  --python PY           interpreter (default: 'python' in pycds.yaml,\n"
      "                        else " PYCDS_DEFAULT_PYTHON ")\n"
      "  -v, -vv               show what is set and each module dumped\n"},
-    {"run", run_run, OPT_VERBOSE | OPT_RELOCATE | OPT_COMMAND, 1,
-     "run ARCHIVE [--relocate] [-v|-vv] -- COMMAND [ARGS...]",
+    {"run", run_run, OPT_VERBOSE | OPT_RELOCATE | OPT_COMMAND | OPT_AUTO, 1,
+     "run ARCHIVE [--auto] [--relocate] [-v|-vv] -- COMMAND [ARGS...]",
      "Run COMMAND with PYCDSMODE=SHARE: Python imports the modules that\n"
      "ARCHIVE holds from it.  COMMAND replaces pycds (exec): its exit\n"
      "status and signals are its own.  A missing, stale or bad archive\n"
      "costs one warning and the program runs as without pycds.\n"
      "\n"
+     "  --auto      PYCDSMODE=AUTO: serve from ARCHIVE if it is valid, else\n"
+     "              trace; when COMMAND exits 0 after tracing, or after\n"
+     "              finding archived modules stale, (re)write ARCHIVE in\n"
+     "              the background\n"
      "  --relocate  never map at the archive's preferred address (testing)\n"
      "  -v, -vv     PYCDSVERBOSE=1 or 2: where each import came from; also\n"
      "              whether pycds works in a python* COMMAND\n"},

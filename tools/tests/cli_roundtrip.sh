@@ -106,6 +106,27 @@ for reloc in "" --relocate; do
         { fail "run $reloc warned"; show run.err; }
 done
 
+# run --auto: the first run traces and writes the archive after it exits,
+# the second is served
+rm -f auto.img
+want=$("$PYTHON" -c 'import json; print(json.dumps([3]))')
+got=$("$PYCDS" run auto.img --auto -- "$PYTHON" -c \
+    'import json; print(json.dumps([3]))' 2>auto.err)
+[ "$got" = "$want" ] || { fail "run --auto printed '$got'"; show auto.err; }
+[ -s auto.err ] && { fail "run --auto: stderr not empty"; show auto.err; }
+i=0
+while [ ! -s auto.img ] || ls auto.img.auto-* >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ "$i" -le 600 ] || { fail "run --auto: no archive after 60 s"; break; }
+    sleep 0.1
+done
+"$PYCDS" verify auto.img >/dev/null || fail "run --auto: archive invalid"
+got=$("$PYCDS" run auto.img --auto -v -- "$PYTHON" -c \
+    'import json; print(json.dumps([3]))' 2>auto2.err)
+[ "$got" = "$want" ] || fail "run --auto (2nd) printed '$got'"
+grep -q '^pycds: json: served from archive$' auto2.err ||
+    { fail "run --auto (2nd): json not served"; show auto2.err; }
+
 # run: exec, so the program's exit status is its own
 "$PYCDS" run heap.img -- "$PYTHON" -c 'raise SystemExit(7)'
 rc=$?
