@@ -518,5 +518,6 @@ cds__share_activate(void)
             cds_archive_at_base(&cds__hook.archive)
                 ? "at its base"
                 : "elsewhere (relocating)");
+    cds__summary_install();
     return 1;
 }

@@ -8,7 +8,8 @@
  * the get_code that TRACE and SHARE put on SourceFileLoader (serving
  * archived code, recording traced names); dump.c is DUMP, the only user
  * of the embedded Python glue (glue.py); auto.c is AUTO, which serves or
- * traces and starts a DUMP at exit.
+ * traces and starts a DUMP at exit; summary.c is PYCDSSTATS's report at
+ * exit.
  *
  * Invariants:
  *  1. The archive is a cache: any problem with it produces at most one
@@ -121,6 +122,9 @@ void cds__trace_activate(void);
 /* auto.c: AUTO, SHARE when the archive serves, else TRACE, and a dump
  * when the program exits with status 0 */
 void cds__auto_activate(void);
+
+/* summary.c: PYCDSSTATS, a summary on stderr at exit */
+void cds__summary_install(void);
 
 /* dump.c */
 void cds__dump_activate(void); /* does not return */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* pycds: the command-line tool (trace, dump, run, inspect, verify).
+/* pycds: the command-line tool (trace, dump, run, stats, inspect, verify).
  *
- * trace, dump and run only arrange an environment and start a program:
- * the work is done by the _cds extension inside the interpreter, which
- * reads PYCDSMODE and friends (docs/usage.md).  inspect and verify read
+ * trace, dump, run and stats only arrange an environment and start a
+ * program: the work is done by the _cds extension inside the
+ * interpreter, which reads PYCDSMODE and friends (docs/usage.md).  inspect and verify read
  * an archive with the format layer alone, without Python.
  *
  * Invariants:
@@ -1201,6 +1201,9 @@ run_run(const struct command *cmd, int argc, char **argv)
     /* a missing or bad archive is not an error here: the hook warns once
      * and the program runs without it (the archive is a cache) */
     put_env("PYCDSMODE", o.autodump ? "AUTO" : "SHARE", o.verbose);
+    if (strcmp(cmd->name, "stats") == 0) {
+        put_env("PYCDSSTATS", "1", o.verbose);
+    }
     put_env("PYCDSARCHIVE", archive, o.verbose);
     if (o.relocate) {
         put_env("PYCDSRELOCATE", "1", o.verbose);
@@ -1376,6 +1379,17 @@ static const struct command commands[] = {
      "  --relocate  never map at the archive's preferred address (testing)\n"
      "  -v, -vv     PYCDSVERBOSE=1 or 2: where each import came from; also\n"
      "              whether pycds works in a python* COMMAND\n"},
+    {"stats", run_run, OPT_VERBOSE | OPT_COMMAND | OPT_AUTO, 1,
+     "stats ARCHIVE [--auto] [-v|-vv] -- COMMAND [ARGS...]",
+     "As run, and when COMMAND's Python exits it prints a summary on\n"
+     "stderr: the archive and how it was mapped, modules served, not in\n"
+     "the archive, stale and failed, the time spent loading and in\n"
+     "find_spec, and the archive's pages resident, still the file's\n"
+     "(shared with every process that maps it) and copied.  -v adds a line\n"
+     "per import with its reason (PYCDSVERBOSE=1).\n"
+     "\n"
+     "  --auto   PYCDSMODE=AUTO, as run --auto\n"
+     "  -v, -vv  as run\n"},
     {"inspect", run_inspect, OPT_MODULES | OPT_JSON, 1,
      "inspect ARCHIVE [--json] [--no-modules]",
      "Describe ARCHIVE as YAML (or JSON) on stdout: header, build\n"

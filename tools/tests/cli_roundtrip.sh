@@ -127,6 +127,24 @@ got=$("$PYCDS" run auto.img --auto -v -- "$PYTHON" -c \
 grep -q '^pycds: json: served from archive$' auto2.err ||
     { fail "run --auto (2nd): json not served"; show auto2.err; }
 
+# stats: the program as run has it, then the summary on stderr
+got=$("$PYCDS" stats heap.img -- "$PYTHON" -c \
+    'import json, decimal; print(json.dumps([4])); raise SystemExit(5)' \
+    2>stats.err)
+rc=$?
+[ "$rc" -eq 5 ] || fail "stats: exit status $rc, expected 5"
+[ "$got" = "[4]" ] || fail "stats printed '$got'"
+for pattern in '^pycds: stats: archive .*heap.img, [0-9]+ modules, ' \
+    '^pycds: stats: served ([2-9]|[1-9][0-9]+), not in the archive [0-9]+, stale 0, failed 0$' \
+    '^pycds: stats: loading [0-9.]+ ms, find_spec [0-9.]+ ms$' \
+    '^pycds: stats: archive pages [1-9][0-9]* resident of [1-9][0-9]*: [0-9]+ the file.s \([0-9]+ %\), [0-9]+ copied$'
+do
+    grep -Eq "$pattern" stats.err ||
+        { fail "stats: no line $pattern"; show stats.err; }
+done
+[ "$(grep -c '^pycds: stats:' stats.err)" -eq 4 ] ||
+    { fail "stats: not 4 summary lines"; show stats.err; }
+
 # run: exec, so the program's exit status is its own
 "$PYCDS" run heap.img -- "$PYTHON" -c 'raise SystemExit(7)'
 rc=$?
