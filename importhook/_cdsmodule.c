@@ -156,6 +156,10 @@ config_read(struct cds_hook_config *c)
     c->relocate = reloc != NULL && strcmp(reloc, "0") != 0;
     c->archive = load_env("PYCDSARCHIVE");
     c->list = load_env("PYCDSLIST");
+    c->packages = load_env("PYCDSPACKAGES");
+    c->paths = load_env("PYCDSPATHS");
+    c->include = load_env("PYCDSINCLUDE");
+    c->exclude = load_env("PYCDSEXCLUDE");
     c->base = CDS_DEFAULT_BASE;
     if (base != NULL) {
         unsigned long long v = strtoull(base, NULL, 0);

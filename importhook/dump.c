@@ -238,6 +238,82 @@ fail:
     return NULL;
 }
 
+/* A ':'-separated PYCDS* value as a list of its non-empty parts (an
+ * empty list for NULL), or NULL with an exception. */
+static PyObject *
+split_env(const char *v)
+{
+    PyObject *out = PyList_New(0), *s = NULL, *sep = NULL, *parts = NULL;
+
+    if (out == NULL || v == NULL) {
+        return out;
+    }
+    if ((s = PyUnicode_DecodeFSDefault(v)) != NULL &&
+        (sep = PyUnicode_FromString(":")) != NULL &&
+        (parts = PyUnicode_Split(s, sep, -1)) != NULL) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
+            PyObject *p = PyList_GET_ITEM(parts, i);
+            if (PyUnicode_GET_LENGTH(p) > 0 && PyList_Append(out, p) < 0) {
+                Py_CLEAR(out);
+                break;
+            }
+        }
+    }
+    else {
+        Py_CLEAR(out);
+    }
+    Py_XDECREF(s);
+    Py_XDECREF(sep);
+    Py_XDECREF(parts);
+    return out;
+}
+
+/* PYCDSPACKAGES, PYCDSPATHS: *names grows by the modules they hold; then
+ * PYCDSINCLUDE/PYCDSEXCLUDE filter all of them (glue.py expand_names).  A
+ * package or path that is not there is one skip line each.  0, or -1 with
+ * an exception. */
+static int
+expand(PyObject **names, Py_ssize_t *nskipped)
+{
+    const struct cds_hook_config *c = &cds__hook.config;
+    PyObject *fn, *args[5] = {NULL}, *r = NULL;
+    int rc = -1;
+
+    if (c->packages == NULL && c->paths == NULL && c->include == NULL &&
+        c->exclude == NULL) {
+        return 0;
+    }
+    if ((fn = glue_get("expand_names")) == NULL) {
+        return -1;
+    }
+    args[0] = *names;
+    Py_INCREF(args[0]);
+    if ((args[1] = split_env(c->packages)) == NULL ||
+        (args[2] = split_env(c->paths)) == NULL ||
+        (args[3] = split_env(c->include)) == NULL ||
+        (args[4] = split_env(c->exclude)) == NULL ||
+        (r = PyObject_Vectorcall(fn, args, 5, NULL)) == NULL) {
+        goto out;
+    }
+    if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 2) {
+        PyErr_SetString(PyExc_TypeError, "expand_names: not a pair");
+        goto out;
+    }
+    PyObject *problems = PyTuple_GET_ITEM(r, 1);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(problems); i++) {
+        report_skip("%U", PyList_GET_ITEM(problems, i));
+        ++*nskipped;
+    }
+    Py_SETREF(*names, Py_NewRef(PyTuple_GET_ITEM(r, 0)));
+    rc = 0;
+out:
+    for (int i = 0; i < 5; i++) {
+        Py_XDECREF(args[i]);
+    }
+    Py_XDECREF(r);
+    return rc;
+}
+
 struct dump_counts {
     Py_ssize_t dumped, skipped;
     uint64_t objects;
@@ -268,8 +344,12 @@ dump(const char *list, const char *archive, struct dump_counts *c,
     if (cds_heap_fingerprint(&fp, &err) < 0) {
         return dump_fail(e, "%s", err.message);
     }
-    if (ran == NULL || (names = read_list(list, &c->skipped, ran, e)) == NULL) {
+    if (ran == NULL ||
+        (names = list != NULL ? read_list(list, &c->skipped, ran, e)
+                              : PyList_New(0)) == NULL ||
+        expand(&names, &c->skipped) < 0) {
         Py_XDECREF(ran);
+        Py_XDECREF(names);
         return -1;
     }
     /* what is interned now is interned before anything is served in the
@@ -381,9 +461,11 @@ cds__dump_activate(void)
     PyObject *prep, *r;
     int status = 1;
 
-    if (list == NULL || archive == NULL) {
-        PySys_WriteStderr("pycds: dump: PYCDSMODE=DUMP needs PYCDSLIST and "
-                          "PYCDSARCHIVE\n");
+    if ((list == NULL && cds__hook.config.packages == NULL &&
+         cds__hook.config.paths == NULL) ||
+        archive == NULL) {
+        PySys_WriteStderr("pycds: dump: PYCDSMODE=DUMP needs PYCDSARCHIVE "
+                          "and PYCDSLIST, PYCDSPACKAGES or PYCDSPATHS\n");
     }
     else if (load_glue() < 0 || (prep = glue_get("dump_prepare")) == NULL ||
              (r = PyObject_CallNoArgs(prep)) == NULL) {

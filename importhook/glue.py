@@ -27,6 +27,82 @@ def dump_prepare():
         sys.path.insert(0, os.path.dirname(os.path.abspath(sys.argv[0])))
 
 
+# dump --package/--path: package parts below the root that hold tests
+# and benchmarks, left out unless named (docs/usage.md)
+DEFAULT_EXCLUDED_PARTS = frozenset((
+    'test', 'tests', 'testing', 'conftest', 'benchmarks', 'bench'))
+
+
+def _walk(prefix, directory, out):
+    """Source modules under directory, as prefix + their dotted names,
+    sorted; packages recursed into (a directory without __init__.py is a
+    namespace portion: its modules, not itself)."""
+    import os
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        path = os.path.join(directory, entry)
+        if entry.endswith('.py') and entry != '__init__.py':
+            stem = entry[:-3]
+            if stem.isidentifier() and os.path.isfile(path):
+                out.append(prefix + stem)
+        elif entry.isidentifier() and os.path.isdir(path):
+            if os.path.isfile(os.path.join(path, '__init__.py')):
+                out.append(prefix + entry)
+            _walk(prefix + entry + '.', path, out)
+
+
+def expand_names(names, packages, paths, include, exclude):
+    """names plus every source module of the packages (names) and
+    directory trees (sys.path entries, put first on sys.path) given, less
+    tests and benchmarks below each root; then, over all of them,
+    include/exclude (fnmatch patterns on the full name; include keeps only
+    matches): (names, [problem lines])."""
+    import os
+    from fnmatch import fnmatchcase
+    from importlib.util import find_spec
+    problems, found = [], []
+    for d in reversed(paths):
+        sys.path.insert(0, d)
+    for d in paths:
+        if not os.path.isdir(d):
+            problems.append('--path %s: not a directory' % d)
+            continue
+        below = []
+        _walk('', d, below)
+        found.extend(n for n in below
+                     if DEFAULT_EXCLUDED_PARTS.isdisjoint(n.split('.')))
+    for root in packages:
+        try:
+            spec = find_spec(root)
+        except (ImportError, ValueError) as exc:
+            spec, why = None, '%s: %s' % (type(exc).__name__, exc)
+        else:
+            why = 'not found'
+        if spec is None:
+            problems.append('--package %s: %s' % (root, why))
+            continue
+        found.append(root)
+        below = []
+        for d in spec.submodule_search_locations or ():
+            _walk(root + '.', d, below)
+        found.extend(n for n in below if DEFAULT_EXCLUDED_PARTS.isdisjoint(
+            n[len(root) + 1:].split('.')))
+    seen, out = set(), []
+    for n in list(names) + found:
+        if n in seen:
+            continue
+        seen.add(n)
+        if include and not any(fnmatchcase(n, p) for p in include):
+            continue
+        if any(fnmatchcase(n, p) for p in exclude):
+            continue
+        out.append(n)
+    return out, problems
+
+
 class _RecordingLoader(SourceFileLoader):
     """A SourceFileLoader that keeps the .pyc bytes get_code read or
     wrote: the marshal data stock CPython loads the module from."""

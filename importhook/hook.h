@@ -48,6 +48,9 @@ struct cds_hook_config {
     const char *list;    /* PYCDSLIST; likewise */
     uint64_t base;       /* PYCDSBASE (DUMP): CDS_DEFAULT_BASE unless a
                             non-zero multiple of 4096 */
+    /* DUMP: more modules than PYCDSLIST names, ':'-separated (NULL when
+     * unset or empty): packages, sys.path trees, fnmatch patterns */
+    const char *packages, *paths, *include, *exclude;
 };
 
 struct cds_hook {

@@ -72,7 +72,10 @@ enum {
     OPT_COMMAND = 1u << 5,  /* -- COMMAND [ARGS...] */
     OPT_JSON = 1u << 6,     /* --json */
     OPT_AUTO = 1u << 7,     /* --auto */
+    OPT_SELECT = 1u << 8,   /* --package, --path, --include, --exclude */
 };
+
+#define MAX_SELECT 64 /* of each of --package, --path, --include, ... */
 
 struct command {
     const char *name;
@@ -93,6 +96,9 @@ struct opts {
     bool modules;
     bool json;
     bool autodump;
+    const char *packages[MAX_SELECT], *paths[MAX_SELECT];
+    const char *include[MAX_SELECT], *exclude[MAX_SELECT];
+    int npackages, npaths, ninclude, nexclude;
     const char *positional[1];
     int npositional;
     char **command; /* NULL-terminated, from argv */
@@ -732,6 +738,32 @@ check_option(const char *a, const char *opt)
     return true;
 }
 
+/* dump's repeatable --package, --path, --include, --exclude: where a
+ * value of option a goes. */
+struct select {
+    const char *name;
+    const char **to;
+    int *n;
+};
+
+static bool
+select_slot(struct opts *o, const char *a, struct select *sel)
+{
+    const struct select t[] = {
+        {"--package", o->packages, &o->npackages},
+        {"--path", o->paths, &o->npaths},
+        {"--include", o->include, &o->ninclude},
+        {"--exclude", o->exclude, &o->nexclude},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        if (check_option(a, t[i].name)) {
+            *sel = t[i];
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Parse argv (argv[0] is the command name) into o.  Returns -1 after
  * printing help (exit 0), CLI_EXIT_USAGE after a usage message, or 0. */
 static int
@@ -743,6 +775,7 @@ parse_args(const struct command *cmd, int argc, char **argv, struct opts *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         unsigned allow = cmd->options;
+        struct select sel;
 
         if (strcmp(a, "--") == 0) {
             if (!(allow & OPT_COMMAND)) {
@@ -809,6 +842,20 @@ parse_args(const struct command *cmd, int argc, char **argv, struct opts *o)
         }
         else if ((allow & OPT_AUTO) && strcmp(a, "--auto") == 0) {
             o->autodump = true;
+        }
+        else if ((allow & OPT_SELECT) && select_slot(o, a, &sel)) {
+            const char *v = take_option_value(cmd, sel.name, argv, argc, &i);
+            if (v == NULL) {
+                return CLI_EXIT_USAGE;
+            }
+            if (*sel.n == MAX_SELECT || v[0] == '\0' ||
+                strchr(v, ':') != NULL) {
+                return USAGE_ERROR(cmd, "%s '%s': %s", sel.name, v,
+                                   *sel.n == MAX_SELECT
+                                       ? "given too often"
+                                       : "empty, or with a ':'");
+            }
+            sel.to[(*sel.n)++] = v;
         }
         else {
             return USAGE_ERROR(cmd, "unknown option '%s'", a);
@@ -1112,6 +1159,74 @@ spawn_python(const char *python)
     return WEXITSTATUS(status);
 }
 
+/* The ':'-joined values, or NULL for none; malloc'd. */
+static char *
+join_values(const char *const *v, size_t n, const char *const *more,
+            size_t nmore)
+{
+    size_t len = 1;
+    char *out;
+
+    for (size_t i = 0; i < n + nmore; i++) {
+        len += strlen(i < n ? v[i] : more[i - n]) + 1;
+    }
+    if (n + nmore == 0 || (out = malloc(len)) == NULL) {
+        return NULL;
+    }
+    out[0] = '\0';
+    for (size_t i = 0; i < n + nmore; i++) {
+        if (i > 0) {
+            strcat(out, ":");
+        }
+        strcat(out, i < n ? v[i] : more[i - n]);
+    }
+    return out;
+}
+
+/* dump's selection for the DUMP interpreter (docs/usage.md, `pycds
+ * dump`): PYCDSPACKAGES, PYCDSPATHS (absolute), PYCDSINCLUDE and
+ * PYCDSEXCLUDE, the command line's patterns with pycds.yaml's. */
+static int
+put_selection(const struct opts *o, const struct cli_config *cfg)
+{
+    const char *abs[MAX_SELECT];
+    char *made[MAX_SELECT] = {NULL};
+    char *v;
+    int rc = 0;
+
+    for (int i = 0; i < o->npaths; i++) {
+        if ((made[i] = realpath(o->paths[i], NULL)) == NULL) {
+            rc = FAIL("--path %s: %s", o->paths[i], strerror(errno));
+            goto out;
+        }
+        abs[i] = made[i];
+    }
+    static const char *const names[] = {"PYCDSPACKAGES", "PYCDSPATHS",
+                                        "PYCDSINCLUDE", "PYCDSEXCLUDE"};
+    for (int k = 0; k < 4; k++) {
+        v = k == 0   ? join_values(o->packages, (size_t)o->npackages, NULL, 0)
+            : k == 1 ? join_values(abs, (size_t)o->npaths, NULL, 0)
+            : k == 2 ? join_values(o->include, (size_t)o->ninclude,
+                                   (const char *const *)cfg->include,
+                                   cfg->ninclude)
+                     : join_values(o->exclude, (size_t)o->nexclude,
+                                   (const char *const *)cfg->exclude,
+                                   cfg->nexclude);
+        if (v != NULL) {
+            put_env(names[k], v, o->verbose);
+            free(v);
+        }
+        else {
+            unsetenv(names[k]);
+        }
+    }
+out:
+    for (int i = 0; i < o->npaths; i++) {
+        free(made[i]);
+    }
+    return rc;
+}
+
 static int
 run_dump(const struct command *cmd, int argc, char **argv)
 {
@@ -1128,16 +1243,23 @@ run_dump(const struct command *cmd, int argc, char **argv)
     if ((rc = read_config(cmd, &o, &cfg)) != 0) {
         return rc;
     }
-    if ((rc = resolve_path(cmd, o.npositional ? o.positional[0] : NULL,
-                           cfg.list, "LIST", &list)) != 0 ||
+    /* --package and --path need no LIST; one given is read as well */
+    bool selected = o.npackages > 0 || o.npaths > 0;
+    if (((!selected || o.npositional > 0) &&
+         (rc = resolve_path(cmd, o.npositional ? o.positional[0] : NULL,
+                            cfg.list, "LIST", &list)) != 0) ||
         (rc = resolve_path(cmd, o.output, cfg.archive, "-o ARCHIVE",
-                           &archive)) != 0) {
+                           &archive)) != 0 ||
+        (rc = put_selection(&o, &cfg)) != 0) {
         goto out;
     }
     python = o.python != NULL   ? o.python
              : cfg.python != NULL ? cfg.python
                                   : PYCDS_DEFAULT_PYTHON;
-    if (cfg.ninclude != 0 || cfg.nexclude != 0) {
+    if (list == NULL) {
+        /* PYCDSLIST unset: the selection alone */
+    }
+    else if (cfg.ninclude != 0 || cfg.nexclude != 0) {
         if ((rc = filter_list(list, &cfg, o.verbose, &tmp)) != 0) {
             goto out;
         }
@@ -1150,7 +1272,12 @@ run_dump(const struct command *cmd, int argc, char **argv)
         memset(&before, 0, sizeof(before));
     }
     put_env("PYCDSMODE", "DUMP", o.verbose);
-    put_env("PYCDSLIST", tmp != NULL ? tmp : list, o.verbose);
+    if (list != NULL) {
+        put_env("PYCDSLIST", tmp != NULL ? tmp : list, o.verbose);
+    }
+    else {
+        unsetenv("PYCDSLIST");
+    }
     put_env("PYCDSARCHIVE", archive, o.verbose);
     put_verbose(o.verbose);
     activate(cmd, NULL, o.verbose);
@@ -1353,12 +1480,22 @@ static const struct command commands[] = {
      "\n"
      "  -o, --output LIST  the module list (default: 'list' in pycds.yaml)\n"
      "  -v, -vv            show what is set; -vv also each traced module\n"},
-    {"dump", run_dump, OPT_OUTPUT | OPT_VERBOSE | OPT_PYTHON, 1,
-     "dump LIST -o ARCHIVE [--python PY] [-v|-vv]",
+    {"dump", run_dump, OPT_OUTPUT | OPT_VERBOSE | OPT_PYTHON | OPT_SELECT, 1,
+     "dump [LIST] [--package NAME]... [--path DIR]... -o ARCHIVE "
+     "[--include PAT]... [--exclude PAT]... [--python PY] [-v|-vv]",
      "Run PY with PYCDSMODE=DUMP and no script, stdin from /dev/null: it\n"
      "compiles the modules named in LIST and writes ARCHIVE (to a\n"
      "temporary file renamed into place).  Exits with PY's status.\n"
      "include/exclude patterns in pycds.yaml filter LIST first.\n"
+     "\n"
+     "  --package NAME  also every source module of package NAME as PY\n"
+     "                  finds it, but tests and benchmarks below it\n"
+     "                  (test, tests, testing, conftest, benchmarks, bench)\n"
+     "  --path DIR      also every source module of the sys.path entry\n"
+     "                  DIR, the same way (DIR goes first on PY's sys.path;\n"
+     "                  the program must have it on its own)\n"
+     "  --include PAT   keep only names matching a PAT (fnmatch), and\n"
+     "  --exclude PAT   drop those matching one: with pycds.yaml's\n"
      "\n"
      "  -o, --output ARCHIVE  the archive to write (default: 'archive' in\n"
      "                        pycds.yaml)\n"
