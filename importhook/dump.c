@@ -89,6 +89,68 @@ dump_fail(struct dump_error *e, const char *fmt, ...)
 
 /* A skipped line or module: one line on stderr, whole whatever its length
  * (PySys_WriteStderr would cut it at 1000 bytes). */
+/* A bar on a terminal (docs/usage.md, `pycds dump`): once the dump has
+ * run a second, one line on stderr, redrawn at most ten times a second,
+ * erased before any other line and at the end.  Nothing when stderr is
+ * not a terminal, or under PYCDSVERBOSE (a line per module already). */
+static struct {
+    int on;
+    uint64_t start, last;
+    int shown;
+} progress;
+
+static void
+flush_stderr(void)
+{
+    PyObject *err = PySys_GetObject("stderr"); /* borrowed */
+    PyObject *r = err != NULL ? PyObject_CallMethod(err, "flush", NULL)
+                              : NULL;
+    Py_XDECREF(r);
+    PyErr_Clear();
+}
+
+static void
+progress_start(void)
+{
+    progress.on = isatty(STDERR_FILENO) && cds__hook.config.verbose == 0;
+    progress.start = now_ns();
+    progress.last = 0;
+    progress.shown = 0;
+}
+
+static void
+progress_erase(void)
+{
+    if (progress.shown) {
+        PySys_WriteStderr("\r\033[K");
+        flush_stderr();
+        progress.shown = 0;
+    }
+}
+
+static void
+progress_show(Py_ssize_t done, Py_ssize_t total, uint64_t bytes)
+{
+    enum { WIDTH = 30 };
+    uint64_t t = now_ns();
+    char bar[WIDTH + 1];
+    Py_ssize_t filled = total > 0 ? done * WIDTH / total : WIDTH;
+
+    if (!progress.on || t - progress.start < 1000000000u ||
+        t - progress.last < 100000000u) {
+        return;
+    }
+    progress.last = t;
+    for (Py_ssize_t k = 0; k < WIDTH; k++) {
+        bar[k] = k < filled ? '#' : '.';
+    }
+    bar[WIDTH] = '\0';
+    PySys_WriteStderr("\rpycds: dump: [%s] %zd/%zd modules, %.1f MB", bar,
+                      done, total, (double)bytes / 1e6);
+    flush_stderr();
+    progress.shown = 1;
+}
+
 static void
 report_skip(const char *fmt, ...)
 {
@@ -102,6 +164,7 @@ report_skip(const char *fmt, ...)
         PyErr_Clear();
         return;
     }
+    progress_erase();
     PySys_FormatStderr("pycds: dump: %U\n", line);
     Py_DECREF(line);
 }
@@ -335,6 +398,7 @@ dump(const char *list, const char *archive, struct dump_counts *c,
 
     memset(c, 0, sizeof(*c));
     e->message[0] = '\0';
+    progress_start(); /* the second counts from here: the list, the glue */
     if (cds__hook_runtime_problem(e->message, sizeof(e->message))) {
         return -1;
     }
@@ -369,6 +433,7 @@ dump(const char *list, const char *archive, struct dump_counts *c,
     cds_writer_set_optimize(w, optimize > 255 ? 255u : (unsigned)optimize);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(names); i++) {
         PyObject *name = PyList_GET_ITEM(names, i);
+        progress_show(i, PyList_GET_SIZE(names), cds_writer_next_offset(w));
         PyObject *info = PyObject_CallOneArg(info_fn, name);
         const char *cname = PyUnicode_AsUTF8(name);
         if (info == NULL || cname == NULL) {
@@ -436,6 +501,7 @@ dump(const char *list, const char *archive, struct dump_counts *c,
         c->dumped++;
         VERBOSE(1, "pycds: dump: %s\n", cname);
     }
+    progress_erase();
     cds_heap_pool_view(pool, &pool_view);
     cds_writer_set_pool(w, &pool_view);
     if (cds_writer_finish(w, &err) < 0) {

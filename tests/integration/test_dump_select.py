@@ -10,9 +10,14 @@ item 2).
    archived and served, the broken one is skipped with one line and
    counted, the tests are left out; --exclude and pycds.yaml's patterns
    drop what they match; a package that is not there is one line.
+3. Progress: a dump of more than a second on a terminal (a pty) shows a
+   bar (modules done of total, bytes), erased before the summary line;
+   on a pipe nothing but the lines above.
 """
 import os
+import pty
 import subprocess
+import time
 
 import cdstest
 
@@ -116,6 +121,39 @@ def main():
     t.check(all(m in s1.served for m in ('top', 'pkg', 'pkg.good',
                                          'ns.nmod')),
             'the tree\'s modules served', s1)
+    t.check(not any('\r' in x.stderr for x in (d,)),
+            'not a terminal: no progress bar', d.stderr)
+
+    # 3. progress on a terminal
+    if t.has_modules('sympy'):
+        master, slave = pty.openpty()
+        start = time.monotonic()
+        more = ['--package', 'botocore'] if t.has_modules('botocore') \
+            else []     # long enough for the bar on a fast machine
+        p = subprocess.Popen([pycds, 'dump', '--python', t.python,
+                              '--package', 'sympy'] + more +
+                             ['-o', t.path('sy.img')],
+                             cwd=t.dir, env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        out = b''
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:   # EIO: the other end closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        rc = p.wait()
+        took = time.monotonic() - start
+        text = out.decode(errors='replace')
+        bar = '\rpycds: dump: [' in text and ' modules, ' in text
+        t.check(rc == 0 and (bar or took < 1.0) and
+                (not bar or '\r\x1b[Kpycds: dumped ' in text),
+                'a terminal: the bar after a second (%.1f s here), erased '
+                'before the summary' % took, repr(text[-400:]))
     t.finish()
 
 
