@@ -44,14 +44,15 @@ fi
 pkgs=(gcc make cmake pkg-config libxxhash-dev libyaml-dev libcmocka-dev
       python3.13 python3.13-dev libpython3.13-testsuite python3-sympy
       python3-flask python3-requests python3-botocore gunicorn python3-pytest
-      flake8 black python3-coverage python3-pip valgrind)
+      flake8 black python3-coverage python3-pip valgrind python3.13-venv
+      python3-setuptools python3-wheel)
 # Both suites have every package above (checked with apt-cache policy in
 # each chroot); a suite that loses one gets it dropped here, with a note.
 apt_opts=(-o APT::Install-Recommends=false)
 if [ "$suite" = unstable ]; then
     # its newer interpreters (3.14 is unstable's python3)
-    pkgs+=(python3.14 python3.14-dev libpython3.14-testsuite
-           python3.15 python3.15-dev libpython3.15-testsuite)
+    pkgs+=(python3.14 python3.14-dev libpython3.14-testsuite python3.14-venv
+           python3.15 python3.15-dev libpython3.15-testsuite python3.15-venv)
     # unstable's Release on the mirror is past its Valid-Until date
     apt_opts+=(-o Acquire::Check-Valid-Until=false)
 fi

@@ -7,7 +7,8 @@ pkgs=(cmake make gcc pkg-config python3.11 python3.11-dev libxxhash-dev
       libyaml-dev libcmocka-dev python3-sympy python3-flask python3-requests
       python3-botocore libpython3.11-testsuite valgrind clang
       python3-pytest flake8 black python3-coverage python3-pip
-      libclang-rt-14-dev)
+      libclang-rt-14-dev python3.11-venv python3-setuptools python3-wheel
+      man-db groff-base)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -56,12 +56,14 @@ check_completion "--auto" pycds run heap.img --a
 check_completion "verify" pycds help ve
 check_completion "" pycds run heap.img -- python3 --a
 
-# installed with the rest
-cmake --install "$BUILD" --prefix "$WORK/inst" >install.out 2>&1 ||
+# installed with the rest (staged with DESTDIR: _cds and pycds.pth go to
+# the interpreter's absolute site directory)
+DESTDIR="$WORK/inst" cmake --install "$BUILD" >install.out 2>&1 ||
     { fail "cmake --install exited $?"; show install.out; }
-[ -s inst/share/man/man1/pycds.1 ] || fail "man page not installed"
-[ -s inst/share/bash-completion/completions/pycds ] ||
-    fail "completion not installed"
+[ "$(find inst -path '*/share/man/man1/pycds.1' -size +0 | wc -l)" -eq 1 ] ||
+    { fail "man page not installed"; show install.out; }
+[ "$(find inst -path '*/share/bash-completion/completions/pycds' -size +0 |
+    wc -l)" -eq 1 ] || { fail "completion not installed"; show install.out; }
 
 if [ "$failures" -ne 0 ]; then
     echo "$failures failure(s); files in $WORK" >&2
