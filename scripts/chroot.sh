@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Make and use Debian chroots in which pycds is built and tested against
 # Debian's own python3.13 of trixie or unstable, and unstable's
-# python3.14 and python3.15.
+# python3.14 and python3.15; and a bare bookworm one with python3.11 only,
+# where the Debian package is installed as on a user's machine.
 #   scripts/chroot.sh SUITE ensure      make it if absent or incomplete;
 #                                       print its path
 #   scripts/chroot.sh SUITE run CMD...  ensure, then run CMD in it as root,
@@ -18,7 +19,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 PATH=$PATH:/usr/sbin:/sbin    # debootstrap, chroot
 
 usage() {
-    echo "usage: scripts/chroot.sh trixie|unstable ensure|path|run CMD..." >&2
+    echo "usage: scripts/chroot.sh trixie|unstable|bookworm ensure|path|run CMD..." >&2
     exit 2
 }
 die() { echo "pycds: chroot: $*" >&2; exit 1; }
@@ -26,7 +27,7 @@ die() { echo "pycds: chroot: $*" >&2; exit 1; }
 [ $# -ge 2 ] || usage
 suite=$1 action=$2
 shift 2
-case $suite in trixie|unstable) ;; *) usage ;; esac
+case $suite in trixie|unstable|bookworm) ;; *) usage ;; esac
 case $action in
     ensure|path) [ $# -eq 0 ] || usage ;;
     run) [ $# -ge 1 ] || usage ;;
@@ -49,7 +50,10 @@ pkgs=(gcc make cmake pkg-config libxxhash-dev libyaml-dev libcmocka-dev
 # Both suites have every package above (checked with apt-cache policy in
 # each chroot); a suite that loses one gets it dropped here, with a note.
 apt_opts=(-o APT::Install-Recommends=false)
-if [ "$suite" = unstable ]; then
+if [ "$suite" = bookworm ]; then
+    # a user's machine: the interpreter, nothing to build with
+    pkgs=(python3.11)
+elif [ "$suite" = unstable ]; then
     # its newer interpreters (3.14 is unstable's python3)
     pkgs+=(python3.14 python3.14-dev libpython3.14-testsuite python3.14-venv
            python3.15 python3.15-dev libpython3.15-testsuite python3.15-venv)

@@ -16,9 +16,12 @@
 #                     PYTHONDONTWRITEBYTECODE unset (.pyc files written
 #                     and read, as on users' machines; the development
 #                     machines and CI set it)
+#   deb               the Debian package (CPack), installed with apt in a
+#                     bare bookworm chroot and used there as a user would
+#                     (tests/package/test_deb.sh)
 #   fuzz              a one-minute libFuzzer run of the reader (clang)
 #
-# asan, release-bytecode and fuzz use /usr/bin/python3.11.  The pyenv
+# asan, release-bytecode, deb and fuzz use /usr/bin/python3.11.  The pyenv
 # targets take the workload packages from Debian's
 # /usr/lib/python3/dist-packages (CDSTEST_PYTHONPATH, with the .pyc files
 # under build/test-TARGET/pycache: CDSTEST_PYCACHE; see
@@ -40,7 +43,7 @@ cd "$top"
 supported_minors="11 12 13 14 15"
 
 targets=(debian pie pyenv-3.12 pyenv-3.13 trixie-3.13 unstable-3.13
-         unstable-3.14 unstable-3.15 asan release-bytecode fuzz)
+         unstable-3.14 unstable-3.15 asan release-bytecode deb fuzz)
 usage() {
     echo "usage: scripts/test.sh [TARGET...]  (TARGET: ${targets[*]})"
 }
@@ -186,6 +189,15 @@ for target in "$@"; do
     release-bytecode)
         AS_USER_SHELL=1 run release-bytecode "" /usr/bin/python3.11 Release \
             -L 'unit|integration'
+        ;;
+    deb)
+        echo "=== pycds tests: deb (Debian package, bookworm chroot)"
+        if tests/package/test_deb.sh "$top/build/test-deb"; then
+            result deb passed
+        else
+            result deb failed
+            status=1
+        fi
         ;;
     fuzz)
         # the reader under libFuzzer for a minute, and its saved crash
