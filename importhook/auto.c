@@ -21,11 +21,15 @@
  *     into place (format.md 7), and a dump that finds another AUTO dump of
  *     the same directory running (flock on the directory) leaves it to
  *     that one.
- *  4. What the dump needs of the run is taken at activation, when Python
+ *  4. Python processes the program starts with the inherited environment
+ *     trace into the same list (PYCDSMODE=TRACE in the C environment)
+ *     rather than dump their own imports over the program's archive; one
+ *     given os.environ as it was at start-up does AUTO itself.
+ *  5. What the dump needs of the run is taken at activation, when Python
  *     is alive: the interpreter, the flags that choose sys.path and the
  *     .pyc files (-O, -s, -P, -X), the script's path and the working
- *     directory.  The on_exit handler runs after Py_Finalize and uses
- *     none of Python. */
+ *     directory (the archive's path made absolute with it).  The on_exit
+ *     handler runs after Py_Finalize and uses none of Python. */
 #include "hook.h"
 
 #include <errno.h>
@@ -280,8 +284,16 @@ cds__auto_activate(void)
     }
     a.pid = getpid();
     a.verbose = cds__hook.config.verbose;
-    a.archive = strdup(cds__hook.config.archive);
     a.cwd = getcwd(cwd, sizeof(cwd)) != NULL ? strdup(cwd) : NULL;
+    /* absolute: the program may change directory before it exits */
+    if (cds__hook.config.archive[0] == '/' || a.cwd == NULL) {
+        a.archive = strdup(cds__hook.config.archive);
+    }
+    else if ((a.archive = malloc(strlen(a.cwd) +
+                                 strlen(cds__hook.config.archive) + 2)) !=
+             NULL) {
+        sprintf(a.archive, "%s/%s", a.cwd, cds__hook.config.archive);
+    }
     if (a.archive == NULL || dump_command() < 0) {
         PyErr_Clear();
         cds__hook_warn("PYCDSMODE=AUTO: cannot record how to dump; "
@@ -319,6 +331,11 @@ cds__auto_activate(void)
             cds__hook.config.mode = MODE_OFF;
             return;
         }
+        /* Python programs this one starts add to its trace instead of
+         * dumping their own imports over it at their exit (os.environ,
+         * read at start-up, still shows AUTO to the program) */
+        setenv("PYCDSMODE", "TRACE", 1);
+        setenv("PYCDSLIST", a.list, 1);
         VERBOSE(1, "pycds: auto: tracing into %s; %s is dumped at exit\n",
                 a.list, a.archive);
     }

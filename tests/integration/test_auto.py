@@ -14,6 +14,10 @@
    rewritten; the next run is served without a warning.
 6. Concurrent first runs (6 at once) leave one valid archive (pycds
    verify) and no list files.
+7. A program that changes directory and starts a Python child: the
+   archive is written where it was named at start-up, and holds the
+   child's imports too (the child joined the trace instead of dumping
+   its own over it).
 """
 import glob
 import os
@@ -160,7 +164,39 @@ def main():
     t.check(v.returncode == 0 and not lists() and not glob.glob(
         t.path('*.tmp*')), 'concurrent runs: one valid archive, nothing '
         'left over', v.stdout + v.stderr, os.listdir(t.dir))
+
+    # 7. chdir, and a Python child
+    t.write('child.py', 'import childmod\nprint(childmod.C)\n')
+    t.write('childmod.py', 'C = "child"\n')
+    parent = t.write('parent.py', (
+        'import os, subprocess, sys, json\n'
+        'here = os.path.dirname(os.path.abspath(__file__))\n'
+        'os.chdir("/")\n'
+        'subprocess.run([sys.executable, os.path.join(here, "child.py")],'
+        ' check=True)\n'
+        'print(os.environ.get("PYCDSMODE"), json.dumps(1))\n'))
+    rel = 'rel.img'
+    p0 = t.stock([parent])
+    p1 = t.run([parent], what='auto', env={'PYCDSMODE': 'AUTO',
+                                           'PYCDSARCHIVE': rel})
+    t.check(p1.rc == 0 and p1.out == p0.out.replace('None', 'AUTO'),
+            'chdir and a child: runs as stock (os.environ still says AUTO)',
+            p1, p0)
+    t.check(wait_for(settled(t.path(rel))),
+            'the archive is written at the path named at start-up')
+    t.check('childmod' in names(pycds, t.path(rel)) and 'json' in
+            names(pycds, t.path(rel)), "it holds the parent's and the "
+            "child's imports", names(pycds, t.path(rel)))
+    t.check(not os.path.exists('/rel.img'), 'nothing written in / ')
     t.finish()
+
+
+def names(pycds, archive):
+    import json
+    r = subprocess.run([pycds, 'inspect', '--json', archive],
+                       capture_output=True, text=True)
+    return [m['name'] for m in json.loads(r.stdout)['modules']] \
+        if r.returncode == 0 else []
 
 
 if __name__ == '__main__':
