@@ -99,12 +99,12 @@ static struct {
     int shown;
 } progress;
 
+/* sys.NAME.flush(), whatever happens. */
 static void
-flush_stderr(void)
+flush_stream(const char *name)
 {
-    PyObject *err = PySys_GetObject("stderr"); /* borrowed */
-    PyObject *r = err != NULL ? PyObject_CallMethod(err, "flush", NULL)
-                              : NULL;
+    PyObject *f = PySys_GetObject(name); /* borrowed */
+    PyObject *r = f != NULL ? PyObject_CallMethod(f, "flush", NULL) : NULL;
     Py_XDECREF(r);
     PyErr_Clear();
 }
@@ -123,7 +123,7 @@ progress_erase(void)
 {
     if (progress.shown) {
         PySys_WriteStderr("\r\033[K");
-        flush_stderr();
+        flush_stream("stderr");
         progress.shown = 0;
     }
 }
@@ -147,7 +147,7 @@ progress_show(Py_ssize_t done, Py_ssize_t total, uint64_t bytes)
     bar[WIDTH] = '\0';
     PySys_WriteStderr("\rpycds: dump: [%s] %zd/%zd modules, %.1f MB", bar,
                       done, total, (double)bytes / 1e6);
-    flush_stderr();
+    flush_stream("stderr");
     progress.shown = 1;
 }
 
@@ -556,17 +556,8 @@ cds__dump_activate(void)
     }
     /* "writes the archive and exits, without executing any listed module":
      * site is still importing us, so leave without running the program */
-    PyObject *out = PySys_GetObject("stdout");
-    PyObject *errs = PySys_GetObject("stderr");
-    if (out != NULL) {
-        r = PyObject_CallMethod(out, "flush", NULL);
-        Py_XDECREF(r);
-    }
-    if (errs != NULL) {
-        r = PyObject_CallMethod(errs, "flush", NULL);
-        Py_XDECREF(r);
-    }
-    PyErr_Clear();
+    flush_stream("stdout");
+    flush_stream("stderr");
     _exit(status);
 }
 
