@@ -780,7 +780,7 @@ read_in(const cds_archive *a, uint64_t off, uint64_t len)
 }
 
 int
-cds_archive_copy_segments(cds_archive *a, cds_error *err)
+cds_archive_copy_segments(cds_archive *a, bool map_bytes, cds_error *err)
 {
     const struct cds_disk_header *h = a->header;
 
@@ -830,19 +830,79 @@ cds_archive_copy_segments(cds_archive *a, cds_error *err)
                      ~(uintptr_t)4095;
     (void)madvise((void *)first, last - first, MADV_HUGEPAGE);
     a->fetched = fetched;
+    a->map_bytes = map_bytes;
     return 0;
 }
 
-/* Copy mode: read module index's block in, once. */
+uint32_t
+cds_segment_bytes_start(const cds_archive *a, uint32_t index)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    const uint32_t *objtab =
+        (const void *)(a->data + m->seg_offset + m->objtab_off);
+    uint32_t i = m->nobjects;
+
+    while (i > 0 && CDS_OBJ_KIND(objtab[i - 1]) == CDS_OBJ_BYTES) {
+        i--;
+    }
+    uint32_t at = i < m->nobjects ? CDS_OBJ_OFFSET(objtab[i]) : UINT32_MAX;
+    return at < m->objects_size ? at : m->objects_size;
+}
+
+/* Copy mode with map_bytes: the whole pages of module index's trailing
+ * bytes objects, [*lo, *hi) of the image (empty when none is whole).
+ * The object table must be in memory. */
+static void
+bytes_pages(const cds_archive *a, uint32_t index, uint64_t *lo, uint64_t *hi)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    const uint64_t page = 4096;
+
+    *lo = (m->seg_offset + cds_segment_bytes_start(a, index) + page - 1) &
+          ~(page - 1);
+    *hi = (m->seg_offset + m->objects_size) & ~(page - 1);
+    if (*hi < *lo) {
+        *hi = *lo;
+    }
+}
+
+/* Copy mode: read module index's block in, once; with map_bytes the
+ * object table first, then the objects around the bytes pages, which are
+ * mapped from the file (the same bytes, at the same offset: the image
+ * maps the file from offset 0 at a page-aligned address). */
 static int
 fetch_segment(const cds_archive *a, uint32_t index, cds_error *err)
 {
     const struct cds_disk_module *m = &a->modules[index];
+    uint64_t seg = m->seg_offset, lo = seg, hi = seg;
+    int rc = 0;
 
     if (a->fetched[index]) {
         return 0;
     }
-    if (read_in(a, m->seg_offset, m->seg_size) < 0) {
+    if (!a->map_bytes) {
+        rc = read_in(a, seg, m->seg_size);
+    }
+    else if ((rc = read_in(a, seg + m->objects_size,
+                           m->seg_size - m->objects_size)) == 0) {
+        /* the tables lie past the objects: the file reaches the pages
+         * mapped below (check_file notices a later change of size) */
+        bytes_pages(a, index, &lo, &hi);
+        if (hi > lo &&
+            mmap(a->data + lo, hi - lo, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_FIXED, a->fd1 - 1, (off_t)lo) ==
+                MAP_FAILED) {
+            rc = -1;
+        }
+        if (rc == 0) {
+            rc = read_in(a, seg, (hi > lo ? lo : seg + m->objects_size) -
+                                     seg);
+        }
+        if (rc == 0 && hi > lo) {
+            rc = read_in(a, hi, seg + m->objects_size - hi);
+        }
+    }
+    if (rc < 0) {
         return CDS_FAIL(err, CDS_EMAP, m->seg_offset,
                         "module %s: segment cannot be read: %s",
                         cds_module_name(a, index),
@@ -898,11 +958,24 @@ cds_segment_release_from(const cds_archive *a, uint32_t index, uint32_t from)
     uintptr_t start = (uintptr_t)(a->data + m->seg_offset + from);
     uintptr_t end = (uintptr_t)(a->data + m->seg_offset + m->seg_size);
 
-    /* in copy mode the pages are anonymous: only the lists, never read
-     * again, may go (to zeroes) */
-    if (a->map_size == 0 || from > m->seg_size ||
-        (a->fetched != NULL && from < m->objects_size)) {
+    if (a->map_size == 0 || from > m->seg_size) {
         return;
+    }
+    /* in copy mode the pages are anonymous but for the bytes pages
+     * map_bytes mapped from the file: those of them after from, then
+     * only the lists, never read again, may go (to zeroes) */
+    if (a->fetched != NULL && from < m->objects_size) {
+        uint64_t lo = 0, hi = 0, at = (m->seg_offset + from + page - 1) &
+                                      ~(uint64_t)(page - 1);
+        if (a->map_bytes) {
+            bytes_pages(a, index, &lo, &hi);
+        }
+        lo = at > lo ? at : lo;
+        if (hi > lo) {
+            (void)madvise(a->data + lo, hi - lo, MADV_DONTNEED);
+        }
+        from = m->objects_size;
+        start = (uintptr_t)(a->data + m->seg_offset + from);
     }
     start = (start + page - 1) & ~(page - 1); /* after the last object */
     /* the last page too when nothing after it on that page is read: the

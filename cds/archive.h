@@ -29,6 +29,10 @@ typedef struct cds_archive {
     /* copy mode (cds_archive_copy_segments): one byte per module, set
      * once its segment has been read in; NULL otherwise */
     uint8_t *fetched;
+    /* copy mode with the whole pages of each segment's trailing bytes
+     * objects mapped from the file instead of read in (copy_segments'
+     * map_bytes) */
+    bool map_bytes;
 } cds_archive;
 
 /* cds_archive_open flags */
@@ -153,11 +157,27 @@ int cds_segment_prefault(const cds_archive *a, uint32_t index,
  * copy-on-write fault per 4 KiB page.  Nothing of the file stays mapped,
  * so a file truncated or rewritten in place afterwards cannot reach the
  * process (no SIGBUS; a size change is still caught by
- * cds_archive_check_file).  Only for an image mapped writable by
+ * cds_archive_check_file).  With map_bytes, for an interpreter that
+ * writes every page but those of the bytes objects (3.11's reference
+ * counts at the base, no type moved: line and exception tables are read
+ * without a reference taken), the whole pages of each segment's trailing
+ * bytes objects (cds_segment_bytes_start) are mapped from the file
+ * instead (MAP_PRIVATE), to be dropped after loading
+ * (cds_segment_release_from) and come back from the page cache when
+ * read: they then belong to the file, as in shared mode (a truncation in
+ * place can fault on them).  Only for an image mapped writable by
  * cds_archive_open(), before any segment is used; 0 without doing
  * anything otherwise.  CDS_EMAP if the memory cannot be had: then the
  * image may be gone, and the archive must be closed unused. */
-int cds_archive_copy_segments(cds_archive *a, cds_error *err);
+int cds_archive_copy_segments(cds_archive *a, bool map_bytes,
+                              cds_error *err);
+
+/* Segment offset of module index's trailing run of bytes objects (the
+ * writer puts them last, format.md 5), objects_size when there is none;
+ * from the object table, which must be in memory (in copy mode: the
+ * segment fetched).  Clamped to [0, objects_size] whatever the table
+ * holds, for a decision about pages only: validation judges the table. */
+uint32_t cds_segment_bytes_start(const cds_archive *a, uint32_t index);
 
 /* After a segment is loaded: drop the pages that hold only its lists
  * (object table, relocations, ...), which are never read again, so they
@@ -169,8 +189,9 @@ void cds_segment_release_lists(const cds_archive *a, uint32_t index);
  * for a file mapping whose pages from there on hold
  * only objects loading did not write (still the file's, or private
  * copies equal to it): they leave the resident set and come back from
- * the page cache, unchanged, if read again.  Nothing in copy mode below
- * objects_size (anonymous pages would come back as zeroes). */
+ * the page cache, unchanged, if read again.  In copy mode nothing below
+ * objects_size (anonymous pages would come back as zeroes) but the pages
+ * map_bytes left the file's. */
 void cds_segment_release_from(const cds_archive *a, uint32_t index,
                               uint32_t from);
 

@@ -2314,9 +2314,8 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     }
     /* 1. internal pointers: one uniform delta, nothing at all when mapped
      * at the base */
-    if (a->delta != 0 || cds_layout_refcounts_written) {
-        /* every reloc slot; or 3.11, whose str hook writes too */
-        written = m->objects_size;
+    if (a->delta != 0) {
+        written = m->objects_size; /* every reloc slot */
     }
     if (a->delta != 0) {
         const uint32_t *reloc = (const void *)(seg + m->reloc_off);
@@ -2346,6 +2345,10 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
                                 ? CDS_OBJ_OFFSET(objtab[i + 1])
                                 : m->objects_size;
             cds_layout_str_loaded(seg + off, next - off);
+            if (cds_layout_refcounts_written) {
+                /* 3.11's hook may write a UCS-4 string's wstr view */
+                wrote(&written, off, next - off);
+            }
         }
     }
     /* 3. external objects, likewise */
@@ -2431,23 +2434,6 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     return 0;
 }
 
-/* Where module index's trailing bytes objects begin (the writer puts
- * them last: line and exception tables, bytes constants), or
- * objects_size. */
-static uint32_t
-bytes_start(const cds_archive *a, uint32_t index)
-{
-    const struct cds_disk_module *m = &a->modules[index];
-    const uint32_t *objtab =
-        (const void *)(a->data + m->seg_offset + m->objtab_off);
-    uint32_t i = m->nobjects;
-
-    while (i > 0 && CDS_OBJ_KIND(objtab[i - 1]) == CDS_OBJ_BYTES) {
-        i--;
-    }
-    return i < m->nobjects ? CDS_OBJ_OFFSET(objtab[i]) : m->objects_size;
-}
-
 /* How much of module index's block loading and running will write
  * (cds_segment_prefault): all of it where the interpreter writes
  * reference counts, where the archive is relocated, or where the type
@@ -2473,6 +2459,24 @@ bool
 cds_heap_writes_every_page(const cds_archive *a)
 {
     return a->header->nmodules != 0 && segment_written(a, 0);
+}
+
+bool
+cds_heap_bytes_stay_clean(const cds_archive *a)
+{
+    PyTypeObject *have;
+
+    if (a->header->nmodules == 0 || a->delta != 0) {
+        return false;
+    }
+    /* the types where the writer saw them: no ob_type is patched, and
+     * nothing loading does writes a bytes object (3.11's reference counts
+     * are written only where a reference is taken, which reading a line
+     * or exception table does not) */
+    memcpy(&have, a->data + a->modules[0].seg_offset +
+                      a->modules[0].root_off + offsetof(PyObject, ob_type),
+           sizeof(have));
+    return have == &PyCode_Type;
 }
 
 static uint64_t
@@ -2519,13 +2523,16 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
     if (rc == 0) {
         rc = cds_heap_load(a, index, code, err);
     }
-    if (rc == 0 && a->fetched == NULL && !cds_layout_refcounts_written &&
-        prefault != CDS_PREFAULT_ALL) {
-        /* 3.12 on, the file mapped: the bytes objects at the end were
-         * read by validation, are rarely read again (tracebacks, tracing,
-         * exceptions in their code) and were not written: they leave the
-         * resident set, and come back from the page cache if needed */
-        uint32_t from = bytes_start(a, index);
+    if (rc == 0 && (a->fetched == NULL ? !cds_layout_refcounts_written &&
+                                             prefault != CDS_PREFAULT_ALL
+                                       : a->map_bytes)) {
+        /* the file mapped (3.12 on), or its bytes pages (copy mode on
+         * 3.11 at the base): the bytes objects at the end were read by
+         * validation, are rarely read again (tracebacks, tracing,
+         * exceptions in their code), and not written unless a reference
+         * is taken to one: they leave the resident set, and come back
+         * from the page cache if needed */
+        uint32_t from = cds_segment_bytes_start(a, index);
         cds_segment_release_from(a, index, from > last_written_end
                                                ? from
                                                : last_written_end);

@@ -130,6 +130,13 @@ extern struct cds_heap_phases cds_heap_phases;
  * memory instead (cds_archive_copy_segments).  Call before any segment
  * is used. */
 bool cds_heap_writes_every_page(const cds_archive *a);
+
+/* Whether, even so, loading writes no bytes object of a's segments: the
+ * archive is at its base and the types where the writer saw them (3.11:
+ * only reference counts make it write every page, and reading a line or
+ * exception table takes no reference).  Then copy mode leaves the bytes
+ * objects' pages the file's (cds_archive_copy_segments' map_bytes). */
+bool cds_heap_bytes_stay_clean(const cds_archive *a);
 int cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
                          PyObject **code, cds_error *err);
 

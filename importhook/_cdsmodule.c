@@ -227,7 +227,7 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         }
     }
     return Py_BuildValue(
-        "{s:s,s:O,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:O,s:i,s:K,s:K,"
+        "{s:s,s:O,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:O,s:O,s:i,s:K,s:K,"
         "s:{s:K,s:K,s:K,s:K,s:K,s:K}}",
         "mode",
         modes[cds__hook.config.mode], "auto",
@@ -241,6 +241,10 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
             ? Py_True
             : Py_False,
         "copied", cds__hook.archive.fetched != NULL ? Py_True : Py_False,
+        "bytes_mapped",
+        cds__hook.archive.fetched != NULL && cds__hook.archive.map_bytes
+            ? Py_True
+            : Py_False,
         "warnings", cds__hook.warned, "load_ns",
         (unsigned long long)cds__hook.load_ns, "find_ns",
         (unsigned long long)cds__hook.find_ns, "phases_ns", "fetch",

@@ -459,7 +459,9 @@ cds__share_activate(void)
      * a copy-on-write fault per page (docs/design.md 3) */
     if (cds__hook.config.prefault == CDS_PREFAULT_AUTO &&
         cds_heap_writes_every_page(&cds__hook.archive) &&
-        (rc = cds_archive_copy_segments(&cds__hook.archive, &err)) < 0) {
+        (rc = cds_archive_copy_segments(
+             &cds__hook.archive, cds_heap_bytes_stay_clean(&cds__hook.archive),
+             &err)) < 0) {
         cds__hook_warn("archive %s: %s (%s); using the normal import system",
                        cds__hook.archive_path, err.message,
                        cds_status_name(rc));

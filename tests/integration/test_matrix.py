@@ -154,9 +154,10 @@ BYTECODE_TRUSTED = ('bytecode is trusted as in a .pyc: an opcode turned '
                     '(format.md 6.5)')
 KNOWN = ()
 # Where the archive's pages stay the file's (a non-PIE 3.12+ interpreter
-# at the base: shared between processes), a file shrunk in place under
-# the mapping raises SIGBUS; in copy mode (3.11, PIE builds: the loader
-# reads segments into anonymous memory, docs/design.md 3) it cannot.
+# at the base: shared between processes; the bytes objects' pages in 3.11's
+# copy mode at the base), a file shrunk in place under the mapping raises
+# SIGBUS; in copy mode on PIE builds or relocated (the loader reads
+# segments into anonymous memory, docs/design.md 3) it cannot.
 SHARED_KNOWN = (
     (r'replaced: (another valid archive written over it in place|'
      r'truncated in place)', 'a file shrunk in place under a mapping '
@@ -186,7 +187,8 @@ def crashed(res):
 
 
 def known(label, layout):
-    extra = SHARED_KNOWN if not layout.get('copied', True) else ()
+    extra = SHARED_KNOWN if (not layout.get('copied', True) or
+                             layout.get('bytes_mapped')) else ()
     for pattern, why in KNOWN + extra + layout['known']:
         if re.search(pattern, label):
             return why
@@ -397,9 +399,12 @@ def main():
             % (len(listed), len(first), len(second)), good)
     # copy mode or pages shared with the file (SHARED_KNOWN)
     layout = dict(layout, copied=bool(good.stats and
-                                      good.stats.get('copied')))
-    print('segments read into anonymous memory (copy mode): %s'
-          % layout['copied'])
+                                      good.stats.get('copied')),
+                  bytes_mapped=bool(good.stats and
+                                    good.stats.get('bytes_mapped')))
+    print('segments read into anonymous memory (copy mode): %s, their bytes '
+          'objects mapped from the file: %s'
+          % (layout['copied'], layout['bytes_mapped']))
     with open(t.path('heap.img'), 'rb') as f:
         data = f.read()
     t.check(cdstest.reseal_all(data, hasher) == bytearray(data),

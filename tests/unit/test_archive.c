@@ -1417,7 +1417,7 @@ test_archive_copy_mode(void **state)
                                    &err),
                   0);
     assert_null(a.fetched);
-    assert_status(cds_archive_copy_segments(&a, &err), 0);
+    assert_status(cds_archive_copy_segments(&a, false, &err), 0);
     assert_non_null(a.fetched);
     /* header and index as checked at open */
     assert_memory_equal(a.data, G.golden, CDS_HEADER_SIZE);
