@@ -866,43 +866,39 @@ bytes_pages(const cds_archive *a, uint32_t index, uint64_t *lo, uint64_t *hi)
     }
 }
 
-/* Copy mode: read module index's block in, once; with map_bytes the
- * object table first, then the objects around the bytes pages, which are
- * mapped from the file (the same bytes, at the same offset: the image
- * maps the file from offset 0 at a page-aligned address). */
+/* Copy mode with map_bytes, after loading: the image's [lo, hi), pages
+ * loading did not write and so still equal to the file's, become the
+ * file's again (its page cache, read when touched) instead of anonymous
+ * copies.  Should the mapping fail, the kernel may have taken the range
+ * away: it is read in again, and only if that fails too is the process
+ * beyond saving (objects in use live there). */
+static void
+bytes_to_file(const cds_archive *a, uint64_t lo, uint64_t hi)
+{
+    if (mmap(a->data + lo, hi - lo, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_FIXED, a->fd1 - 1, (off_t)lo) != MAP_FAILED) {
+        return;
+    }
+    if (mmap(a->data + lo, hi - lo, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED ||
+        read_in(a, lo, hi - lo) < 0) {
+        fprintf(stderr, "pycds: fatal: archive pages lost after loading: "
+                        "%s\n", strerror(errno));
+        abort();
+    }
+}
+
+/* Copy mode: read module index's block in, once (with map_bytes, the
+ * bytes pages go back to the file once loaded: cds_segment_release_from) */
 static int
 fetch_segment(const cds_archive *a, uint32_t index, cds_error *err)
 {
     const struct cds_disk_module *m = &a->modules[index];
-    uint64_t seg = m->seg_offset, lo = seg, hi = seg;
-    int rc = 0;
 
     if (a->fetched[index]) {
         return 0;
     }
-    if (!a->map_bytes) {
-        rc = read_in(a, seg, m->seg_size);
-    }
-    else if ((rc = read_in(a, seg + m->objects_size,
-                           m->seg_size - m->objects_size)) == 0) {
-        /* the tables lie past the objects: the file reaches the pages
-         * mapped below (check_file notices a later change of size) */
-        bytes_pages(a, index, &lo, &hi);
-        if (hi > lo &&
-            mmap(a->data + lo, hi - lo, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_FIXED, a->fd1 - 1, (off_t)lo) ==
-                MAP_FAILED) {
-            rc = -1;
-        }
-        if (rc == 0) {
-            rc = read_in(a, seg, (hi > lo ? lo : seg + m->objects_size) -
-                                     seg);
-        }
-        if (rc == 0 && hi > lo) {
-            rc = read_in(a, hi, seg + m->objects_size - hi);
-        }
-    }
-    if (rc < 0) {
+    if (read_in(a, m->seg_offset, m->seg_size) < 0) {
         return CDS_FAIL(err, CDS_EMAP, m->seg_offset,
                         "module %s: segment cannot be read: %s",
                         cds_module_name(a, index),
@@ -961,9 +957,9 @@ cds_segment_release_from(const cds_archive *a, uint32_t index, uint32_t from)
     if (a->map_size == 0 || from > m->seg_size) {
         return;
     }
-    /* in copy mode the pages are anonymous but for the bytes pages
-     * map_bytes mapped from the file: those of them after from, then
-     * only the lists, never read again, may go (to zeroes) */
+    /* in copy mode the pages are anonymous: with map_bytes the whole
+     * bytes pages after from go back to the file, then only the lists,
+     * never read again, may go (to zeroes) */
     if (a->fetched != NULL && from < m->objects_size) {
         uint64_t lo = 0, hi = 0, at = (m->seg_offset + from + page - 1) &
                                       ~(uint64_t)(page - 1);
@@ -972,7 +968,7 @@ cds_segment_release_from(const cds_archive *a, uint32_t index, uint32_t from)
         }
         lo = at > lo ? at : lo;
         if (hi > lo) {
-            (void)madvise(a->data + lo, hi - lo, MADV_DONTNEED);
+            bytes_to_file(a, lo, hi);
         }
         from = m->objects_size;
         start = (uintptr_t)(a->data + m->seg_offset + from);

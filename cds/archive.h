@@ -30,7 +30,7 @@ typedef struct cds_archive {
      * once its segment has been read in; NULL otherwise */
     uint8_t *fetched;
     /* copy mode with the whole pages of each segment's trailing bytes
-     * objects mapped from the file instead of read in (copy_segments'
+     * objects given back to the file once loaded (copy_segments'
      * map_bytes) */
     bool map_bytes;
 } cds_archive;
@@ -161,11 +161,11 @@ int cds_segment_prefault(const cds_archive *a, uint32_t index,
  * writes every page but those of the bytes objects (3.11's reference
  * counts at the base, no type moved: line and exception tables are read
  * without a reference taken), the whole pages of each segment's trailing
- * bytes objects (cds_segment_bytes_start) are mapped from the file
- * instead (MAP_PRIVATE), to be dropped after loading
- * (cds_segment_release_from) and come back from the page cache when
- * read: they then belong to the file, as in shared mode (a truncation in
- * place can fault on them).  Only for an image mapped writable by
+ * bytes objects (cds_segment_bytes_start), read in like the rest, are
+ * mapped from the file again over their copies once the segment is
+ * loaded (cds_segment_release_from), and come back from the page cache
+ * when read: they then belong to the file, as in shared mode (a
+ * truncation in place can fault on them).  Only for an image mapped writable by
  * cds_archive_open(), before any segment is used; 0 without doing
  * anything otherwise.  CDS_EMAP if the memory cannot be had: then the
  * image may be gone, and the archive must be closed unused. */
@@ -190,8 +190,9 @@ void cds_segment_release_lists(const cds_archive *a, uint32_t index);
  * only objects loading did not write (still the file's, or private
  * copies equal to it): they leave the resident set and come back from
  * the page cache, unchanged, if read again.  In copy mode nothing below
- * objects_size (anonymous pages would come back as zeroes) but the pages
- * map_bytes left the file's. */
+ * objects_size (anonymous pages would come back as zeroes); with
+ * map_bytes the whole bytes pages from there on are mapped from the file
+ * over their copies instead. */
 void cds_segment_release_from(const cds_archive *a, uint32_t index,
                               uint32_t from);
 
