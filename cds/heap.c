@@ -2316,8 +2316,6 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
      * at the base */
     if (a->delta != 0) {
         written = m->objects_size; /* every reloc slot */
-    }
-    if (a->delta != 0) {
         const uint32_t *reloc = (const void *)(seg + m->reloc_off);
         for (uint32_t i = 0; i < m->nreloc; i++) {
             uint32_t slot = reloc[i];
@@ -2434,25 +2432,31 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     return 0;
 }
 
-/* How much of module index's block loading and running will write
- * (cds_segment_prefault): all of it where the interpreter writes
- * reference counts, where the archive is relocated, or where the type
- * objects moved (a PIE interpreter: every ob_type is patched, judged by
- * the root's, unchecked yet but only a guess here); otherwise what the
- * writer put first for being written (format.md 5). */
+/* Are the type objects not where module index's objects name them (a
+ * PIE interpreter: every ob_type is patched)?  Judged by the root's,
+ * unchecked yet but only a guess here. */
 static bool
-segment_written(const cds_archive *a, uint32_t index)
+types_moved(const cds_archive *a, uint32_t index)
 {
     const struct cds_disk_module *m = &a->modules[index];
     PyTypeObject *have;
 
-    if (cds_layout_refcounts_written || a->delta != 0) {
-        return true;
-    }
     memcpy(&have, a->data + m->seg_offset + m->root_off +
                       offsetof(PyObject, ob_type),
            sizeof(have));
     return have != &PyCode_Type;
+}
+
+/* How much of module index's block loading and running will write
+ * (cds_segment_prefault): all of it where the interpreter writes
+ * reference counts, where the archive is relocated, or where the type
+ * objects moved (types_moved); otherwise what the
+ * writer put first for being written (format.md 5). */
+static bool
+segment_written(const cds_archive *a, uint32_t index)
+{
+    return cds_layout_refcounts_written || a->delta != 0 ||
+           types_moved(a, index);
 }
 
 bool
@@ -2464,19 +2468,11 @@ cds_heap_writes_every_page(const cds_archive *a)
 bool
 cds_heap_bytes_stay_clean(const cds_archive *a)
 {
-    PyTypeObject *have;
-
-    if (a->header->nmodules == 0 || a->delta != 0) {
-        return false;
-    }
     /* the types where the writer saw them: no ob_type is patched, and
      * nothing loading does writes a bytes object (3.11's reference counts
      * are written only where a reference is taken, which reading a line
      * or exception table does not) */
-    memcpy(&have, a->data + a->modules[0].seg_offset +
-                      a->modules[0].root_off + offsetof(PyObject, ob_type),
-           sizeof(have));
-    return have == &PyCode_Type;
+    return a->header->nmodules != 0 && a->delta == 0 && !types_moved(a, 0);
 }
 
 static uint64_t
