@@ -15,11 +15,19 @@ stmt is the statement's own wall time, which also holds the faults a
 lighter prefault moves out of the loader.  `all` is format 3's
 whole-block prefault, the empty value the default (copy mode where every
 page is written, shared pages elsewhere), `0` no prefault.
+
+--intern-floor adds, interleaved with the same rounds, a process of the
+same interpreter that makes as many fresh identifier-like strings as the
+archive's pool holds and times sys.intern over them: what interning
+alone costs when the strings are new and hot in the cache, the floor
+under the intern phase that no loader which keeps CPython's interning
+can go below.
 """
 import argparse
 import json
 import os
 import statistics
+import struct
 import subprocess
 import sys
 
@@ -35,6 +43,35 @@ print('PHASES ' + json.dumps({'stmt': t1 - t0, 'load': s['load_ns'],
                              'copied': s.get('copied'),
                              'served': s['served'], **s['phases_ns']}))
 '''
+
+
+FLOOR = r'''
+import sys, time
+n = int(sys.argv[1])
+strs = [''.join(('n', str(i), '_', 'abcdefgh'[i % 8] * (i % 11)))
+        for i in range(n)]
+t0 = time.perf_counter_ns()
+for s in strs:
+    sys.intern(s)
+print('FLOOR %d' % (time.perf_counter_ns() - t0))
+'''
+
+
+def pool_count(img):
+    """The archive header's pool_count (docs/format.md 2, offset 448)."""
+    with open(img, 'rb') as f:
+        head = f.read(452)
+    return struct.unpack_from('<I', head, 448)[0]
+
+
+def floor_run(python, env, n):
+    p = subprocess.run([python, '-c', FLOOR, str(n)], env=env,
+                       capture_output=True, text=True, timeout=300)
+    for line in p.stdout.splitlines():
+        if line.startswith('FLOOR '):
+            return int(line[6:])
+    raise SystemExit('phases.py: intern floor: no result (exit %s): %s'
+                     % (p.returncode, p.stderr[-2000:]))
 
 
 def run(python, env, stmt):
@@ -58,6 +95,9 @@ def main():
     ap.add_argument('--pythonpath', default='',
                     help='appended to PYTHONPATH (pyenv: Debian\'s '
                          'dist-packages)')
+    ap.add_argument('--intern-floor', action='store_true',
+                    help='also time sys.intern over as many fresh strings '
+                         'as the pool holds, in fresh processes')
     ap.add_argument('stmt')
     a = ap.parse_args()
     build = os.path.abspath(a.build)
@@ -79,9 +119,12 @@ def main():
         args = [a.python, '-c', a.stmt] if mode == 'TRACE' else [a.python]
         subprocess.run(args, env=e, check=True, capture_output=True,
                        timeout=600)
-    values = a.prefault.split(',')
+    values = list(dict.fromkeys(a.prefault.split(',')))  # once each
     res = {v: [] for v in values}
+    npool, floor = pool_count(img), []
     for r in range(a.runs):
+        if a.intern_floor:
+            floor.append(floor_run(a.python, env, npool))
         order = values[r % len(values):] + values[:r % len(values)]
         for v in order:
             e = dict(env, PYCDSMODE='SHARE', PYCDSARCHIVE=img)
@@ -100,6 +143,14 @@ def main():
         print('%-14s %6s %7d ' % (v or '(default)', rs[0]['copied'],
                                   rs[0]['served'])
               + ' '.join('%8.1f' % med[k] for k in keys))
+        if a.intern_floor:
+            print('%-14s intern phase %.0f ns per pool string (%d)'
+                  % ('', med['intern'] * 1e6 / npool, npool))
+    if a.intern_floor:
+        f = statistics.median(floor)
+        print('intern floor: sys.intern of %d fresh strings %.1f ms, '
+              '%.0f ns each (median of %d processes)'
+              % (npool, f / 1e6, f / npool, len(floor)))
 
 
 if __name__ == '__main__':
