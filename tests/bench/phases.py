@@ -64,24 +64,16 @@ def pool_count(img):
     return struct.unpack_from('<I', head, 448)[0]
 
 
-def floor_run(python, env, n):
-    p = subprocess.run([python, '-c', FLOOR, str(n)], env=env,
+def probe(python, env, code, arg, tag):
+    """Run code (-c) with arg in a fresh process; the line it prints
+    after tag, as text."""
+    p = subprocess.run([python, '-c', code, arg], env=env,
                        capture_output=True, text=True, timeout=300)
     for line in p.stdout.splitlines():
-        if line.startswith('FLOOR '):
-            return int(line[6:])
-    raise SystemExit('phases.py: intern floor: no result (exit %s): %s'
-                     % (p.returncode, p.stderr[-2000:]))
-
-
-def run(python, env, stmt):
-    p = subprocess.run([python, '-c', PROBE, stmt], env=env,
-                       capture_output=True, text=True, timeout=300)
-    for line in p.stdout.splitlines():
-        if line.startswith('PHASES '):
-            return json.loads(line[7:])
-    raise SystemExit('phases.py: no result (exit %s): %s'
-                     % (p.returncode, p.stderr[-2000:]))
+        if line.startswith(tag + ' '):
+            return line[len(tag) + 1:]
+    raise SystemExit('phases.py: no %s result (exit %s): %s'
+                     % (tag, p.returncode, p.stderr[-2000:]))
 
 
 def main():
@@ -124,13 +116,15 @@ def main():
     npool, floor = pool_count(img), []
     for r in range(a.runs):
         if a.intern_floor:
-            floor.append(floor_run(a.python, env, npool))
+            floor.append(int(probe(a.python, env, FLOOR, str(npool),
+                                       'FLOOR')))
         order = values[r % len(values):] + values[:r % len(values)]
         for v in order:
             e = dict(env, PYCDSMODE='SHARE', PYCDSARCHIVE=img)
             if v:
                 e['PYCDSPREFAULT'] = v
-            res[v].append(run(a.python, e, a.stmt))
+            res[v].append(json.loads(probe(a.python, e, PROBE, a.stmt,
+                                             'PHASES')))
     keys = ('stmt', 'load', 'fetch', 'check', 'validate', 'patch', 'intern',
             'refs', 'find')
     print('%s, %r, %d runs each, medians in ms' % (a.python, a.stmt,
