@@ -354,7 +354,9 @@ load_index(cds_archive *a, cds_error *err)
             m->root_off % CDS_OBJECT_ALIGN != 0 ||
             m->root_off >= m->objects_size ||
             m->write_size % CDS_OBJECT_ALIGN != 0 ||
-            m->write_size > m->objects_size) {
+            m->write_size > m->objects_size ||
+            m->copy_off % CDS_OBJECT_ALIGN != 0 ||
+            m->copy_off < m->write_size || m->copy_off > m->objects_size) {
             return CDS_CORRUPT(err, at + 80, "entry %u: bad object region",
                                i);
         }
@@ -835,35 +837,21 @@ cds_archive_copy_segments(cds_archive *a, bool map_bytes, cds_error *err)
 }
 
 uint32_t
-cds_segment_bytes_start(const cds_archive *a, uint32_t index)
+cds_segment_bytes_start(const cds_archive *a, uint32_t index, uint32_t end)
 {
     const struct cds_disk_module *m = &a->modules[index];
     const uint32_t *objtab =
         (const void *)(a->data + m->seg_offset + m->objtab_off);
     uint32_t i = m->nobjects;
 
+    while (i > 0 && CDS_OBJ_OFFSET(objtab[i - 1]) >= end) {
+        i--;
+    }
     while (i > 0 && CDS_OBJ_KIND(objtab[i - 1]) == CDS_OBJ_BYTES) {
         i--;
     }
     uint32_t at = i < m->nobjects ? CDS_OBJ_OFFSET(objtab[i]) : UINT32_MAX;
-    return at < m->objects_size ? at : m->objects_size;
-}
-
-/* Copy mode with map_bytes: the whole pages of module index's trailing
- * bytes objects, [*lo, *hi) of the image (empty when none is whole).
- * The object table must be in memory. */
-static void
-bytes_pages(const cds_archive *a, uint32_t index, uint64_t *lo, uint64_t *hi)
-{
-    const struct cds_disk_module *m = &a->modules[index];
-    const uint64_t page = 4096;
-
-    *lo = (m->seg_offset + cds_segment_bytes_start(a, index) + page - 1) &
-          ~(page - 1);
-    *hi = (m->seg_offset + m->objects_size) & ~(page - 1);
-    if (*hi < *lo) {
-        *hi = *lo;
-    }
+    return at < end ? at : end;
 }
 
 /* Copy mode with map_bytes, after loading: the image's [lo, hi), pages
@@ -943,53 +931,58 @@ cds_segment_prefault(const cds_archive *a, uint32_t index, uint64_t write_end,
 void
 cds_segment_release_lists(const cds_archive *a, uint32_t index)
 {
-    cds_segment_release_from(a, index, a->modules[index].objects_size);
+    const struct cds_disk_module *m = &a->modules[index];
+    cds_segment_release_from(a, index, m->objects_size, m->objects_size);
 }
 
 void
-cds_segment_release_from(const cds_archive *a, uint32_t index, uint32_t from)
+cds_segment_release_from(const cds_archive *a, uint32_t index, uint32_t clean,
+                         uint32_t dead)
 {
     const struct cds_disk_module *m = &a->modules[index];
-    uintptr_t page = 4096;
-    uintptr_t start = (uintptr_t)(a->data + m->seg_offset + from);
-    uintptr_t end = (uintptr_t)(a->data + m->seg_offset + m->seg_size);
+    const uint64_t page = 4096;
+    uint64_t seg = m->seg_offset;
 
-    if (a->map_size == 0 || from > m->seg_size) {
+    if (a->map_size == 0 || dead > m->seg_size || clean > dead) {
         return;
     }
-    /* in copy mode the pages are anonymous: with map_bytes the whole
-     * bytes pages after from go back to the file, then only the lists,
-     * never read again, may go (to zeroes) */
-    if (a->fetched != NULL && from < m->objects_size) {
-        uint64_t lo = 0, hi = 0, at = (m->seg_offset + from + page - 1) &
-                                      ~(uint64_t)(page - 1);
-        if (a->map_bytes) {
-            bytes_pages(a, index, &lo, &hi);
-        }
-        lo = at > lo ? at : lo;
-        if (hi > lo) {
-            bytes_to_file(a, lo, hi);
-        }
-        from = m->objects_size;
-        start = (uintptr_t)(a->data + m->seg_offset + from);
-    }
-    start = (start + page - 1) & ~(page - 1); /* after the last object */
-    /* the last page too when nothing after it on that page is read: the
-     * next block (or the pool) starts on a later page */
+    /* the block's last page too when nothing after it on that page is
+     * read: the next block (or the pool) starts on a later page */
     uint64_t next = index + 1 < a->header->nmodules
                         ? a->modules[index + 1].seg_offset
                         : a->header->pool_offset;
-    if (((m->seg_offset + m->seg_size + page - 1) & ~(uint64_t)(page - 1)) <=
-        next) {
-        end = (end + page - 1) & ~(page - 1);
+    uint64_t end = (seg + m->seg_size + page - 1) & ~(page - 1);
+    if (end > next) {
+        end = (seg + m->seg_size) & ~(page - 1); /* before the next block */
     }
-    else {
-        end &= ~(page - 1); /* before the next segment */
+    uint64_t lo = (seg + clean + page - 1) & ~(page - 1);
+    uint64_t hi = (seg + dead + page - 1) & ~(page - 1);
+    if (hi > end) {
+        hi = end;
     }
-    if (end > start) {
-        /* the lists are never written nor read again: these pages (the
-         * file's, or private copies equal to it) can go */
-        (void)madvise((void *)start, end - start, MADV_DONTNEED);
+    if (a->fetched != NULL) {
+        /* anonymous pages: those of [clean, dead) back to the file with
+         * map_bytes (what dead bytes share their last page with reverts
+         * to the file's, never read), kept otherwise; only the dead ones
+         * are dropped */
+        if (a->map_bytes && hi > lo) {
+            bytes_to_file(a, lo, hi);
+        }
+        lo = hi;
+    }
+    if (end > lo) {
+        /* never written or never read again: these pages (the file's,
+         * or private copies equal to it, or dead) can go */
+        (void)madvise(a->data + lo, end - lo, MADV_DONTNEED);
+    }
+    if (a->fetched == NULL && end > hi) {
+        /* and the dead pages stay gone: a mapping of their own (a flag
+         * their neighbours lack), so that the kernel's fault-around, which
+         * maps the page cache's pages near a faulting one within its
+         * mapping, does not map them back when a clean page before them
+         * is read again (an exception table, when an exception passes
+         * through a function) or the next block is faulted in */
+        (void)madvise(a->data + hi, end - hi, MADV_RANDOM);
     }
 }
 
@@ -1135,7 +1128,8 @@ cds_segment_validate_map(const cds_archive *a, uint32_t index,
     }
     /* S3: every relocated slot is listed once and holds a pointer to the
      * start of an object of this segment, at the writer's base (format.md
-     * 5.2) */
+     * 5.2); none from before the load-only region into it, which is
+     * dropped after loading (format.md 5) */
     const uint32_t *reloc = (const void *)(seg + m->reloc_off);
     at_list = m->seg_offset + m->reloc_off;
     for (uint32_t i = 0; i < m->nreloc; i++) {
@@ -1155,6 +1149,14 @@ cds_segment_validate_map(const cds_archive *a, uint32_t index,
                              "module %s: pointer 0x%llx is not an object of "
                              "the segment",
                              name, (unsigned long long)v);
+            goto out;
+        }
+        if (reloc[i] < m->copy_off && v - base >= m->copy_off) {
+            rc = CDS_CORRUPT(err, m->seg_offset + reloc[i],
+                             "module %s: pointer 0x%llx from 0x%x into the "
+                             "load-only region from 0x%x",
+                             name, (unsigned long long)v, reloc[i],
+                             m->copy_off);
             goto out;
         }
     }

@@ -172,12 +172,14 @@ int cds_segment_prefault(const cds_archive *a, uint32_t index,
 int cds_archive_copy_segments(cds_archive *a, bool map_bytes,
                               cds_error *err);
 
-/* Segment offset of module index's trailing run of bytes objects (the
- * writer puts them last, format.md 5), objects_size when there is none;
- * from the object table, which must be in memory (in copy mode: the
- * segment fetched).  Clamped to [0, objects_size] whatever the table
- * holds, for a decision about pages only: validation judges the table. */
-uint32_t cds_segment_bytes_start(const cds_archive *a, uint32_t index);
+/* Segment offset of the run of bytes objects that module index's objects
+ * below end finish with (the writer puts them last but for the load-only
+ * region, format.md 5), end when there is none; from the object table,
+ * which must be in memory (in copy mode: the segment fetched).  Clamped
+ * to [0, end] whatever the table holds, for a decision about pages only:
+ * validation judges the table. */
+uint32_t cds_segment_bytes_start(const cds_archive *a, uint32_t index,
+                                 uint32_t end);
 
 /* After a segment is loaded: drop the pages that hold only its lists
  * (object table, relocations, ...), which are never read again, so they
@@ -185,16 +187,17 @@ uint32_t cds_segment_bytes_start(const cds_archive *a, uint32_t index);
  * no object of any segment shares; a no-op for unmapped images. */
 void cds_segment_release_lists(const cds_archive *a, uint32_t index);
 
-/* The same from segment offset from on (the whole pages after it go),
- * for a file mapping whose pages from there on hold
- * only objects loading did not write (still the file's, or private
- * copies equal to it): they leave the resident set and come back from
- * the page cache, unchanged, if read again.  In copy mode nothing below
- * objects_size (anonymous pages would come back as zeroes); with
- * map_bytes the whole bytes pages from there on are mapped from the file
- * over their copies instead. */
+/* The same for segment offsets from clean on: what lies in [clean, dead)
+ * is objects loading did not write (still the file's, or private copies
+ * equal to it), which may be read again; what lies from dead on (the
+ * load-only region once copied, the lists) is never read again.  On a
+ * file mapping the whole pages from clean on leave the resident set, and
+ * come back from the page cache, unchanged, if read.  In copy mode with
+ * map_bytes the whole pages of [clean, dead) are mapped from the file
+ * over their copies and those from dead on dropped; without map_bytes
+ * only those from dead on go (anonymous pages come back as zeroes). */
 void cds_segment_release_from(const cds_archive *a, uint32_t index,
-                              uint32_t from);
+                              uint32_t clean, uint32_t dead);
 
 /* The module's name, origin and search directory (NUL-terminated,
  * inside the image). */

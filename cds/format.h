@@ -21,7 +21,7 @@
 #define CDS_MAGIC "\x93PYCDS\r\n"
 #define CDS_MAGIC_INCOMPLETE "\x93PYCDS\r!"
 #define CDS_MAGIC_SIZE 8
-#define CDS_FORMAT_VERSION 6u
+#define CDS_FORMAT_VERSION 7u
 
 #define CDS_HEADER_SIZE 1024u   /* format.md 2: header occupies [0, 1024) */
 #define CDS_SEGMENT_ALIGN 64u   /* format.md 4: segment blocks start here */
@@ -132,7 +132,10 @@ struct cds_disk_module {
     uint32_t next;           /* 100 */
     uint32_t intern_off;     /* 104: unused: interned strings are pooled */
     uint32_t nintern;        /* 108: 0 (format.md 5.4) */
-    uint32_t refs_off;       /* 112: unused */
+    uint32_t copy_off;       /* 112: [copy_off, objects_size) of the region
+                              * is only read at load: module and class
+                              * bodies the loader hands out as heap copies
+                              * (5) */
     uint32_t nrefs;          /* 116: 0 */
     uint32_t frozen_off;     /* 120: uint32_t[nfrozen] frozenset slots */
     uint32_t nfrozen;        /* 124 */
@@ -181,6 +184,9 @@ static_assert(CDS_OBJ_NKINDS <= 8, "a kind fits an entry's 3 low bits");
  * cds_heap_check_runtime measures it once per process); a version with
  * another GC head would need a new format version. */
 #define CDS_GC_HEAD_SIZE 16u
+/* format.md 5: how deep module and class bodies nest in the load-only
+ * region: the writer copies no deeper, the loader refuses deeper */
+#define CDS_COPY_DEPTH 200
 
 /* format.md 5.3: a slot that must point to an object of the running
  * process (a singleton, a small int, a cached 1-char str or bytes). */

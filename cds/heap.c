@@ -491,7 +491,9 @@ struct node {
     PyObject *items;  /* frozenset: new reference to its items tuple */
     uint32_t off;     /* object offset in the region (after any GC head) */
     uint32_t size;    /* bytes, GC head included, 8-aligned */
+    uint32_t refs;    /* references to it from the segment's objects */
     uint8_t kind;
+    bool copied;      /* only read at load: a body handed out as a copy */
 };
 
 struct ser {
@@ -711,7 +713,12 @@ visit(struct ser *s, PyObject *o, int depth)
         return CDS_FAIL(s->err, CDS_EUNSUPPORTED, UINT64_MAX,
                         "constants nested too deeply");
     }
-    if (ext_index(o) >= 0 || memo_find(s, o) != 0 || pooled(o)) {
+    uint32_t seen = ext_index(o) >= 0 ? 0 : memo_find(s, o);
+    if (seen != 0) {
+        s->nodes[seen - 1].refs++;
+        return 0;
+    }
+    if (ext_index(o) >= 0 || pooled(o)) {
         return 0;
     }
     if (PyCode_Check(o) && Py_IS_TYPE(o, &PyCode_Type)) {
@@ -776,6 +783,7 @@ visit(struct ser *s, PyObject *o, int depth)
     n->items = items;
     n->kind = (uint8_t)kind;
     n->size = (uint32_t)size;
+    n->refs = 1;
     if (kind == CDS_OBJ_FROZEN) {
         s->out->nfrozensets++;
     }
@@ -1033,6 +1041,47 @@ code_ran(PyObject *ran, PyObject *o)
     return rc;
 }
 
+/* The bodies the loader hands out as heap copies (format.md 5): from a
+ * module or class body, its co_consts tuple and the class bodies in it,
+ * each referred to from there alone.  Once copied at load, nothing reads
+ * them again, so their pages can go.  Deeper bodies than
+ * CDS_COPY_DEPTH stay archived (the loader stops there too). */
+static void
+mark_copied(struct ser *s, uint32_t i, int depth)
+{
+    PyObject *consts = ((PyCodeObject *)s->nodes[i].obj)->co_consts;
+    uint32_t t = memo_find(s, consts);
+
+    s->nodes[i].copied = true;
+    /* its names and tables, when only it refers to them: copied with it
+     * (the copy's dealloc would otherwise read their reference counts,
+     * faulting their pages back in) */
+    for (size_t f = 0; f < cds_layout_code_nfields; f++) {
+        PyObject *o = code_field(s->nodes[i].obj, f);
+        uint32_t j = o == consts ? 0 : memo_find(s, o);
+        if (j != 0 && s->nodes[j - 1].refs == 1 &&
+            (s->nodes[j - 1].kind == CDS_OBJ_TUPLE ||
+             s->nodes[j - 1].kind == CDS_OBJ_BYTES)) {
+            s->nodes[j - 1].copied = true;
+        }
+    }
+    if (t == 0 || s->nodes[t - 1].kind != CDS_OBJ_TUPLE ||
+        s->nodes[t - 1].refs != 1 || s->nodes[t - 1].copied) {
+        return;
+    }
+    s->nodes[t - 1].copied = true;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(consts); k++) {
+        PyObject *c = PyTuple_GET_ITEM(consts, k);
+        uint32_t j = PyCode_Check(c) ? memo_find(s, c) : 0;
+        if (j != 0 && s->nodes[j - 1].kind == CDS_OBJ_CODE &&
+            s->nodes[j - 1].refs == 1 && !s->nodes[j - 1].copied &&
+            !(((PyCodeObject *)c)->co_flags & CO_OPTIMIZED) &&
+            depth + 1 < CDS_COPY_DEPTH) {
+            mark_copied(s, j - 1, depth + 1);
+        }
+    }
+}
+
 int
 cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
                    PyObject *set_orders, PyObject *ran,
@@ -1076,24 +1125,32 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
     }
     /* Layout (format.md 5, DESIGN.md cost model): first the tuples and
      * code objects loading writes into (a frozenset built, a name
-     * interned before anything was served), whose end is write_size; then code objects,
-     * which running writes (adaptive bytecode, counters, caches) where it
-     * runs them: module and class bodies, then the functions that ran
-     * in the trace, then the others; then the constants and names, which 3.11 writes too
-     * (reference counts) and any version may hash; the other tuples;
-     * bytes last: line and exception tables are only ever read. */
-    uint32_t write_size = 0;
+     * interned before anything was served), whose end is write_size; then
+     * code objects, which running writes (adaptive bytecode, counters,
+     * caches) where it runs them: the module and class bodies not copied,
+     * then the functions that ran in the trace, then the others; then the
+     * constants and names, which 3.11 writes too (reference counts) and
+     * any version may hash; the other tuples; bytes: line and exception
+     * tables are only ever read; last, from copy_off, the bodies the
+     * loader hands out as heap copies with what only they refer to, only
+     * read at load. */
+    uint32_t write_size = 0, copy_off = 0;
     if (ran != NULL && !PyAnySet_Check(ran)) {
         ran = NULL;
     }
-    for (int pass = 0; pass < 7; pass++) {
+    if (s.nodes[0].kind == CDS_OBJ_CODE &&
+        !(((PyCodeObject *)s.nodes[0].obj)->co_flags & CO_OPTIMIZED)) {
+        mark_copied(&s, 0, 0);
+    }
+    for (int pass = 0; pass < 8; pass++) {
         for (uint32_t i = 0; i < s.nnodes; i++) {
             struct node *n = &s.nodes[i];
             int tuple = n->kind == CDS_OBJ_TUPLE ||
                         n->kind == CDS_OBJ_FROZEN || n->kind == CDS_OBJ_SLICE;
             /* module and class bodies, which importing runs, and the
              * functions that ran in the trace, before the others */
-            int want = n->kind == CDS_OBJ_CODE
+            int want = n->copied ? 7
+                       : n->kind == CDS_OBJ_CODE
                            ? code_patched(&s, n)     ? 0
                              : !(((PyCodeObject *)n->obj)->co_flags &
                                  CO_OPTIMIZED)       ? 1
@@ -1120,6 +1177,9 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
         if (pass == 0) {
             write_size = (uint32_t)off;
         }
+        if (pass == 6) {
+            copy_off = (uint32_t)off;
+        }
     }
     out->objects = calloc(1, off ? off : 16);
     if (out->objects == NULL) {
@@ -1141,6 +1201,7 @@ cds_heap_serialize(PyObject *code, uint64_t addr, cds_heap_pool *pool,
     out->seg.frozen = out->frozen;
     out->seg.shared = out->shared;
     out->seg.write_size = write_size;
+    out->seg.copy_off = copy_off;
     rc = 0;
 out:
     for (uint32_t i = 0; i < s.nnodes; i++) {
@@ -1477,6 +1538,9 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
 /* object unit of a tuple, set by the first pass: every item is a pool or
  * external str slot */
 #define VM_STRS 0x10u
+/* object unit of a code object, set by the first pass: its cross-checks
+ * wait for the second (what it names comes before it) */
+#define VM_DEFERRED 0x20u
 #define SC_NONE CDS_SC_NONE
 #define SC_RELOC CDS_SC_RELOC
 #define SC_SHARED CDS_SC_SHARED
@@ -1799,6 +1863,7 @@ validate_code(struct vseg *v, uint32_t off, uint32_t extent)
     }
     if (!ready) {
         v->deferred = true;
+        v->map[off / 8] |= VM_DEFERRED;
         return 0;
     }
     return validate_code_refs(v, off);
@@ -2198,9 +2263,12 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_slot_map *map,
             break;
         }
     }
-    /* another order: a second pass once everything is checked */
+    /* another order (as written, the load-only region's bodies, which
+     * name what comes before them): a second pass over those deferred,
+     * once everything is checked */
     for (uint32_t i = 0; v.deferred && i < v.nobjects && rc == 0; i++) {
-        if (CDS_OBJ_KIND(v.objtab[i]) == CDS_OBJ_CODE) {
+        if (CDS_OBJ_KIND(v.objtab[i]) == CDS_OBJ_CODE &&
+            (v.map[CDS_OBJ_OFFSET(v.objtab[i]) / 8] & VM_DEFERRED)) {
             rc = validate_code_refs(&v, CDS_OBJ_OFFSET(v.objtab[i]));
         }
     }
@@ -2283,14 +2351,22 @@ now_ns(void)
 }
 
 /* The end of what the last cds_heap_load wrote in its object region
- * (segment offset): nothing from there on differs from the file. */
-static uint32_t last_written_end;
+ * (segment offset): nothing from there on differs from the file; and the
+ * same below the load-only region (copy_off), for when it was copied. */
+static uint32_t last_written_end, last_written_live;
+
+struct written {
+    uint32_t end, live, copy_off;
+};
 
 static inline void
-wrote(uint32_t *end, uint32_t off, uint32_t len)
+wrote(struct written *w, uint32_t off, uint32_t len)
 {
-    if (off + len > *end) {
-        *end = off + len;
+    if (off + len > w->end) {
+        w->end = off + len;
+    }
+    if (off < w->copy_off && off + len > w->live) {
+        w->live = off + len;
     }
 }
 
@@ -2299,8 +2375,8 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
               cds_error *err)
 {
     uint64_t t0 = now_ns(), t1, t2, t3;
-    uint32_t written = 0;
     const struct cds_disk_module *m = &a->modules[index];
+    struct written written = {0, 0, m->copy_off};
     uint8_t *seg = a->data + m->seg_offset;
     const char *name = cds_module_name(a, index);
     int rc;
@@ -2315,7 +2391,8 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     /* 1. internal pointers: one uniform delta, nothing at all when mapped
      * at the base */
     if (a->delta != 0) {
-        written = m->objects_size; /* every reloc slot */
+        written.end = m->objects_size; /* every reloc slot */
+        written.live = m->copy_off;
         const uint32_t *reloc = (const void *)(seg + m->reloc_off);
         for (uint32_t i = 0; i < m->nreloc; i++) {
             uint32_t slot = reloc[i];
@@ -2428,8 +2505,208 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     }
     Py_INCREF(root);
     *code = root;
-    last_written_end = written;
+    last_written_end = written.end;
+    last_written_live = written.live;
     return 0;
+}
+
+/* A segment's load-only region (format.md 5), [lo, hi) in memory, and
+ * where to report on it. */
+struct lonly {
+    const uint8_t *lo, *hi;
+    const char *name;
+    cds_error *err;
+};
+
+static inline bool
+load_only(const struct lonly *r, const void *p)
+{
+    return (const uint8_t *)p >= r->lo && (const uint8_t *)p < r->hi;
+}
+
+static PyObject *copy_body(const struct lonly *r, PyObject *code,
+                           int depth);
+
+/* A heap copy of the tuple t of the load-only region whose items lie
+ * outside it (a body's names). */
+static PyObject *
+copy_tuple(const struct lonly *r, PyObject *t)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(t);
+
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (load_only(r, PyTuple_GET_ITEM(t, i))) {
+            CDS_CORRUPT(r->err, UINT64_MAX,
+                        "module %s: a body's names lie in the load-only "
+                        "region",
+                        r->name);
+            return NULL;
+        }
+    }
+    PyObject *c = PyTuple_New(n);
+    for (Py_ssize_t i = 0; c != NULL && i < n; i++) {
+        PyTuple_SET_ITEM(c, i, Py_NewRef(PyTuple_GET_ITEM(t, i)));
+    }
+    if (c == NULL) {
+        PyErr_Clear();
+        CDS_FAIL(r->err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    return c;
+}
+
+/* A heap copy of the co_consts tuple t of a body being copied: the
+ * bodies in it copied too, every other item shared. */
+static PyObject *
+copy_consts(const struct lonly *r, PyObject *t, int depth)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(t);
+    PyObject *c = PyTuple_New(n);
+
+    if (c == NULL) {
+        PyErr_Clear();
+        CDS_FAIL(r->err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyTuple_GET_ITEM(t, i);
+        if (load_only(r, item)) {
+            item = PyCode_Check(item)
+                       ? copy_body(r, item, depth + 1)
+                       : NULL;
+            if (item == NULL) {
+                if (r->err->status == 0) {
+                    CDS_CORRUPT(r->err, UINT64_MAX,
+                                "module %s: a constant of the load-only "
+                                "region is not a code object",
+                                r->name);
+                }
+                Py_DECREF(c);
+                return NULL;
+            }
+        }
+        else {
+            Py_INCREF(item);
+        }
+        PyTuple_SET_ITEM(c, i, item);
+    }
+    return c;
+}
+
+/* A heap copy of the archived body code (format.md 8, step 6), loaded and
+ * not yet run: a new code object of the same size with its bytes, which
+ * are as a fresh code object's (6.7), and a reference to each object its
+ * fields name, but a copy of its co_consts when that lies in the
+ * load-only region, with the bodies there copied likewise.  The copy is
+ * mortal: the interpreter frees it once the body has run, as it frees
+ * the code it unmarshals. */
+static PyObject *
+copy_body(const struct lonly *r, PyObject *code, int depth)
+{
+    Py_ssize_t n = Py_SIZE(code);
+    size_t head = sizeof(PyVarObject);
+    size_t size = (size_t)PyCode_Type.tp_basicsize +
+                  (size_t)n * (size_t)PyCode_Type.tp_itemsize;
+
+    if (depth >= CDS_COPY_DEPTH) {
+        CDS_CORRUPT(r->err, UINT64_MAX,
+                    "module %s: bodies nested over %d deep in the load-only "
+                    "region",
+                    r->name, CDS_COPY_DEPTH);
+        return NULL;
+    }
+    PyObject *copy = (PyObject *)PyObject_NewVar(PyCodeObject, &PyCode_Type,
+                                                 n);
+    if (copy == NULL) {
+        PyErr_Clear();
+        CDS_FAIL(r->err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+        return NULL;
+    }
+    memcpy((char *)copy + head, (const char *)code + head, size - head);
+    /* no field names anything until it holds its own reference: a
+     * failure part way frees the copy as the interpreter would */
+    for (size_t i = 0; i < cds_layout_code_nfields; i++) {
+        memset((char *)copy + cds_layout_code_fields[i].off, 0,
+               sizeof(PyObject *));
+    }
+    for (size_t i = 0; i < cds_layout_code_nfields; i++) {
+        uint32_t at = cds_layout_code_fields[i].off;
+        PyObject *f;
+        memcpy(&f, (const char *)code + at, sizeof(f));
+        bool own = load_only(r, f);
+        if (own && at == offsetof(PyCodeObject, co_consts)) {
+            f = copy_consts(r, f, depth);
+        }
+        else if (own && PyTuple_CheckExact(f)) {
+            /* names of this body alone: a tuple of its own */
+            f = copy_tuple(r, f);
+        }
+        else if (PyBytes_CheckExact(f) &&
+                 (own || (cds_layout_refcounts_written &&
+                          PyBytes_GET_SIZE(f) > 1))) {
+            /* a line or exception table of this body alone; on 3.11
+             * any, whose count a reference would write: one of its own
+             * leaves the archive's bytes pages the file's (format.md 8,
+             * step 2) */
+            f = PyBytes_FromStringAndSize(PyBytes_AS_STRING(f),
+                                          PyBytes_GET_SIZE(f));
+            if (f == NULL) {
+                PyErr_Clear();
+                CDS_FAIL(r->err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+            }
+        }
+        else if (!own) {
+            Py_INCREF(f);
+        }
+        else {
+            CDS_CORRUPT(r->err, UINT64_MAX,
+                        "module %s: a body's %s lies in the load-only "
+                        "region",
+                        r->name, cds_layout_code_fields[i].name);
+            f = NULL;
+        }
+        if (f == NULL) {
+            Py_DECREF(copy);
+            return NULL;
+        }
+        memcpy((char *)copy + at, &f, sizeof(f));
+    }
+    return copy;
+}
+
+int
+cds_heap_copy_root(cds_archive *a, uint32_t index, PyObject **code,
+                   cds_error *err)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    uint8_t *seg = a->data + m->seg_offset;
+    struct lonly r = {seg + m->copy_off, seg + m->objects_size,
+                      cds_module_name(a, index), err};
+    uint64_t t0 = now_ns();
+
+    if (!load_only(&r, *code)) {
+        return 0;
+    }
+    err->status = 0;
+    PyObject *copy = copy_body(&r, *code, 0);
+    if (copy == NULL) {
+        cds_heap_phases.copy += now_ns() - t0;
+        return err->status;
+    }
+    /* the region's frozenset slots own a reference each (step 5): the
+     * copies hold their own */
+    const uint32_t *frozen = (const void *)(seg + m->frozen_off);
+    for (uint32_t i = 0; i < m->nfrozen; i++) {
+        if (frozen[i] >= m->copy_off) {
+            PyObject *f;
+            memcpy(&f, seg + frozen[i], sizeof(f));
+            memset(seg + frozen[i], 0, sizeof(f));
+            Py_DECREF(f);
+        }
+    }
+    Py_DECREF(*code); /* the archived root: 2^40 or immortal */
+    *code = copy;
+    cds_heap_phases.copy += now_ns() - t0;
+    return 1;
 }
 
 /* Are the type objects not where module index's objects name them (a
@@ -2519,6 +2796,19 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
     if (rc == 0) {
         rc = cds_heap_load(a, index, code, err);
     }
+    /* before copying, which may collect garbage, run finalizers and so
+     * load another segment */
+    uint32_t w_end = last_written_end, w_live = last_written_live;
+    /* the bodies handed out as heap copies: the load-only region is
+     * dead from here on (format.md 8, step 6) */
+    int copied = rc == 0 ? cds_heap_copy_root(a, index, code, err) : 0;
+    if (copied < 0) {
+        Py_CLEAR(*code);
+        rc = copied;
+    }
+    const struct cds_disk_module *m = &a->modules[index];
+    uint32_t dead = copied ? m->copy_off : m->objects_size;
+    uint32_t written = copied ? w_live : w_end;
     if (rc == 0 && (a->fetched == NULL ? !cds_layout_refcounts_written &&
                                              prefault != CDS_PREFAULT_ALL
                                        : a->map_bytes)) {
@@ -2528,13 +2818,12 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
          * exceptions in their code), and not written unless a reference
          * is taken to one: they leave the resident set, and come back
          * from the page cache if needed */
-        uint32_t from = cds_segment_bytes_start(a, index);
-        cds_segment_release_from(a, index, from > last_written_end
-                                               ? from
-                                               : last_written_end);
+        uint32_t from = cds_segment_bytes_start(a, index, dead);
+        cds_segment_release_from(a, index, from > written ? from : written,
+                                 dead);
     }
     else if (rc == 0) {
-        cds_segment_release_lists(a, index);
+        cds_segment_release_from(a, index, dead, dead);
     }
-    return rc;
+    return rc < 0 ? rc : copied;
 }

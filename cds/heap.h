@@ -98,6 +98,16 @@ int cds_heap_validate(const cds_archive *a, uint32_t index,
 int cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
                   cds_error *err);
 
+/* After cds_heap_load of module index, with *code the root it returned:
+ * when the root lies in the segment's load-only region (format.md 5),
+ * replace *code (its reference released) by a heap copy of it, its
+ * co_consts and the bodies there copied likewise, and return 1: the
+ * caller hands it out once and keeps no reference, and nothing may read
+ * the region again (cds_segment_release_copied).  0 when the root is not
+ * copied, or CDS_ECORRUPT / CDS_ENOMEM (*code unchanged). */
+int cds_heap_copy_root(cds_archive *a, uint32_t index, PyObject **code,
+                       cds_error *err);
+
 /* A segment's first use, the one sequence the import hook and the tests
  * run (inv. 3 of importhook/hook.h): fault its pages in first
  * (cds_segment_prefault, unless prefault is CDS_PREFAULT_NONE: it changes
@@ -117,7 +127,7 @@ enum { CDS_PREFAULT_NONE, CDS_PREFAULT_AUTO, CDS_PREFAULT_ALL };
  * refers to (checks and interning) and its pool-reference slots (reading
  * each, writing those whose hint was wrong). */
 struct cds_heap_phases {
-    uint64_t fetch, check, validate, patch, intern, refs;
+    uint64_t fetch, check, validate, patch, intern, refs, copy;
 };
 extern struct cds_heap_phases cds_heap_phases;
 

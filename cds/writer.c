@@ -186,7 +186,6 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     off += sizeof(struct cds_disk_ext) * (uint64_t)seg->next;
     /* format.md 5.4: empty lists, at the offsets they always had */
     e->intern_off = (uint32_t)off;
-    e->refs_off = (uint32_t)off;
     e->frozen_off = (uint32_t)off;
     off += 4ull * seg->nfrozen;
     e->shared_off = (uint32_t)off;
@@ -214,6 +213,7 @@ write_segment(cds_writer *w, struct cds_disk_module *e,
     e->nfrozen = seg->nfrozen;
     e->nshared = seg->nshared;
     e->write_size = seg->write_size;
+    e->copy_off = seg->copy_off;
     e->seg_size = off;
     e->seg_checksum = cds_hash(block, off);
     /* each block on a page of its own: pages written at load (its first
@@ -238,7 +238,10 @@ cds_writer_add(cds_writer *w, const struct cds_writer_module *m,
     if (seg->objects_size % CDS_OBJECT_ALIGN != 0 ||
         seg->root_off >= seg->objects_size ||
         seg->write_size % CDS_OBJECT_ALIGN != 0 ||
-        seg->write_size > seg->objects_size) {
+        seg->write_size > seg->objects_size ||
+        seg->copy_off % CDS_OBJECT_ALIGN != 0 ||
+        seg->copy_off < seg->write_size ||
+        seg->copy_off > seg->objects_size) {
         return CDS_FAIL(err, CDS_ECORRUPT, UINT64_MAX,
                         "module %s: malformed segment", m->name);
     }

@@ -39,6 +39,9 @@ struct cds_segment {
     uint32_t nshared;
     uint32_t write_size; /* [0, write_size): what loading and running
                           * write (format.md 5), multiple of 8 */
+    uint32_t copy_off;   /* [copy_off, objects_size): the bodies handed
+                          * out as heap copies, only read at load;
+                          * write_size <= copy_off */
 };
 
 /* The shared string pool (format.md 4.1): objects_size bytes of str

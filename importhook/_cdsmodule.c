@@ -219,16 +219,18 @@ static PyObject *
 stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
 {
     static const char *modes[] = {"off", "trace", "dump", "share", "auto"};
-    uint32_t loaded = 0, bad = 0;
+    uint32_t loaded = 0, bad = 0, handed = 0;
     if (cds__hook.seg_state != NULL) {
         for (uint32_t i = 0; i < cds__hook.archive.header->nmodules; i++) {
-            loaded += cds__hook.seg_state[i] == SEG_LOADED;
+            loaded += cds__hook.seg_state[i] == SEG_LOADED ||
+                      cds__hook.seg_state[i] == SEG_HANDED;
+            handed += cds__hook.seg_state[i] == SEG_HANDED;
             bad += cds__hook.seg_state[i] == SEG_BAD;
         }
     }
     return Py_BuildValue(
-        "{s:s,s:O,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:O,s:O,s:O,s:i,s:K,s:K,"
-        "s:{s:K,s:K,s:K,s:K,s:K,s:K}}",
+        "{s:s,s:O,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:I,s:O,s:O,s:O,s:i,s:K,"
+        "s:K,s:{s:K,s:K,s:K,s:K,s:K,s:K,s:K}}",
         "mode",
         modes[cds__hook.config.mode], "auto",
         cds__hook.auto_mode ? Py_True : Py_False, "active",
@@ -236,7 +238,8 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         cds__hook.nserved, "missed", cds__hook.nmissed, "stale",
         cds__hook.nstale, "failed", cds__hook.nfailed, "modules",
         cds__hook.seg_state != NULL ? cds__hook.archive.header->nmodules : 0u,
-        "segments_loaded", loaded, "segments_bad", bad, "relocated",
+        "segments_loaded", loaded, "segments_bad", bad, "bodies_copied",
+        handed, "relocated",
         cds__hook.seg_state != NULL && !cds_archive_at_base(&cds__hook.archive)
             ? Py_True
             : Py_False,
@@ -253,7 +256,8 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         (unsigned long long)cds_heap_phases.validate, "patch",
         (unsigned long long)cds_heap_phases.patch, "intern",
         (unsigned long long)cds_heap_phases.intern, "refs",
-        (unsigned long long)cds_heap_phases.refs);
+        (unsigned long long)cds_heap_phases.refs, "copy",
+        (unsigned long long)cds_heap_phases.copy);
 }
 
 static PyObject *

@@ -34,7 +34,9 @@
 enum { MODE_OFF, MODE_TRACE, MODE_DUMP, MODE_SHARE, MODE_AUTO };
 /* PYCDSCHECK: how SHARE decides a source is unchanged since the dump */
 enum { CHECK_STAT, CHECK_HASH, CHECK_NONE };
-enum { SEG_UNLOADED = 0, SEG_LOADING, SEG_LOADED, SEG_BAD };
+/* SEG_HANDED: loaded, and its root handed out once as a heap copy
+ * (cds_heap_copy_root); a later request imports the module normally */
+enum { SEG_UNLOADED = 0, SEG_LOADING, SEG_LOADED, SEG_BAD, SEG_HANDED };
 
 /* The PYCDS* environment (docs/usage.md), read once, at activation, by
  * _cdsmodule.c: the one place that parses it. */

@@ -60,6 +60,12 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
     case SEG_LOADED:
         report_served(name, path);
         return Py_NewRef(cds__hook.codes[ix]);
+    case SEG_HANDED:
+        /* the body ran from a copy, freed since, and the archive's pages
+         * of it are gone: import it as stock does, from the .pyc */
+        VERBOSE(1, "pycds: %s: served once already; importing it "
+                   "normally\n", name);
+        return NULL;
     case SEG_BAD:
     case SEG_LOADING:
         /* inv. 3: loading can allocate, so collect garbage, so run a
@@ -92,7 +98,6 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
         VERBOSE(1, "pycds: %s: not served: %s\n", name, err.message);
         return NULL;
     }
-    cds__hook.seg_state[ix] = SEG_LOADED;
     report_served(name, path);
     VERBOSE(2,
             "pycds: %s: segment of %u objects, %u relocations%s, "
@@ -103,6 +108,14 @@ archived_code(PyObject *loader, PyObject *fullname, PyObject *pathobj)
                 ? " (at base: none applied)"
                 : "",
             cds__hook.archive.modules[ix].nshared);
+    if (rc == 1) {
+        /* a heap copy, the caller's alone (cds_heap_copy_root) */
+        PyObject *code = cds__hook.codes[ix];
+        cds__hook.codes[ix] = NULL;
+        cds__hook.seg_state[ix] = SEG_HANDED;
+        return code;
+    }
+    cds__hook.seg_state[ix] = SEG_LOADED;
     return Py_NewRef(cds__hook.codes[ix]);
 }
 

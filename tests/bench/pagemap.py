@@ -17,7 +17,10 @@ belongs to the region that holds most of its bytes:
   pool                    the interned strings (format.md 4.1), their
                           table and block sums
   loader-written tuples   [0, write_size) of each segment (format.md 5)
-  code: bodies            module and class bodies (no CO_OPTIMIZED)
+  load-only               [copy_off, objects_size): the bodies handed out
+                          as heap copies, with what only they use
+                          (dropped after loading)
+  code: bodies            module and class bodies not copied
   code: functions
   str, bytes, numbers, tuples
   segment tables          object tables and slot lists (dropped after
@@ -36,7 +39,8 @@ CO_FLAGS_AT = 48  # PyCodeObject.co_flags in 3.11, 3.12 and 3.13
 
 KINDS = {0: 'code', 1: 'str', 2: 'bytes', 3: 'numbers', 4: 'numbers',
          5: 'numbers', 6: 'tuples'}
-ORDER = ('header', 'index', 'pool', 'loader-written tuples', 'code: bodies',
+ORDER = ('header', 'index', 'pool', 'loader-written tuples', 'load-only',
+         'code: bodies',
          'code: functions', 'str', 'bytes', 'numbers', 'tuples',
          'segment tables')
 
@@ -63,6 +67,7 @@ def regions(data):
         seg, segsize = u64(data, e + 56), u64(data, e + 64)
         objsize, nobj = u32(data, e + 80), u32(data, e + 84)
         objtab, write_size = u32(data, e + 128), u32(data, e + 140)
+        copy_off = u32(data, e + 112)
         tab = [u32(data, seg + objtab + 4 * k) for k in range(nobj)]
         starts = [v & ~7 for v in tab]
         for k, v in enumerate(tab):
@@ -72,6 +77,8 @@ def regions(data):
             kind = KINDS[v & 7]
             if lo < write_size:
                 kind = 'loader-written tuples'
+            elif lo >= copy_off:
+                kind = 'load-only'
             elif kind == 'code':
                 flags = u32(data, seg + starts[k] + CO_FLAGS_AT)
                 kind = ('code: functions' if flags & CO_OPTIMIZED

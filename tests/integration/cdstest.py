@@ -591,7 +591,7 @@ ENTRY_FIELDS = (
     ('seg_offset', 56, 8), ('seg_size', 64, 8), ('seg_checksum', 72, 8),
     ('objects_size', 80, 4), ('nobjects', 84, 4), ('reloc_off', 88, 4),
     ('nreloc', 92, 4), ('ext_off', 96, 4), ('next', 100, 4),
-    ('intern_off', 104, 4), ('nintern', 108, 4), ('refs_off', 112, 4),
+    ('intern_off', 104, 4), ('nintern', 108, 4), ('copy_off', 112, 4),
     ('nrefs', 116, 4), ('frozen_off', 120, 4), ('nfrozen', 124, 4),
     ('objtab_off', 128, 4), ('shared_off', 132, 4), ('nshared', 136, 4),
     ('write_size', 140, 4), ('source_hash', 144, 8),

@@ -12,6 +12,9 @@ stock's in every arm.
 
 - Everywhere: PYCDSPREFAULT=all makes every resident page of the
   mapping dirty (the whole block copied, header and index too).
+- Everywhere at the base, in every arm (format 7): every module body is
+  handed out as a heap copy, and no whole page of a loaded segment's
+  load-only region is resident after the run.
 - On an interpreter with immortal objects (3.12, 3.13) that is not PIE
   and maps the archive at its base (Debian's): most resident pages stay
   the file's, at least a third on this small workload (the pool and
@@ -81,9 +84,34 @@ for line in open('/proc/self/smaps'):
         copied += int(f[1])
 copy_mode = _cds.stats().get('copied') if arch else None
 mapped = _cds.stats().get('bytes_mapped') if arch else None
+# the whole pages of each loaded segment's load-only region, [copy_off,
+# objects_size) (format.md 5): resident ones, by /proc/self/pagemap
+lonly = lres = 0
+if arch and not relocated:
+    with open(arch, 'rb') as f:
+        img = f.read()
+    u = lambda o, n: int.from_bytes(img[o:o + n], 'little')
+    nmod, ents = u(88, 4), u(104, 8)
+    names = set(sys.modules)
+    with open('/proc/self/pagemap', 'rb') as pm:
+        for i in range(nmod):
+            e = ents + 152 * i
+            name = img[u(e + 8, 4) + u(112, 8):][:u(e + 12, 4)].decode()
+            seg, objs, cpo = u(e + 56, 8), u(e + 80, 4), u(e + 112, 4)
+            if name not in names:
+                continue
+            p0 = (lo + seg + cpo + 4095) // 4096
+            p1 = (lo + seg + objs) // 4096
+            for pg in range(p0, p1):
+                pm.seek(8 * pg)
+                lonly += 1
+                lres += int.from_bytes(pm.read(8), 'little') >> 63
+st = _cds.stats() if arch else {}
 with open('pages.txt', 'w') as out:
-    out.write('PAGES rss=%d dirty=%d relocated=%s copied=%s mapped=%s\n'
-              % (rss, copied, relocated, copy_mode, mapped))
+    out.write('PAGES rss=%d dirty=%d relocated=%s copied=%s mapped=%s '
+              'lonly=%d lres=%d bodies=%s loaded=%s\n'
+              % (rss, copied, relocated, copy_mode, mapped, lonly, lres,
+                 st.get('bodies_copied'), st.get('segments_loaded')))
 '''
 
 INFO = r'''
@@ -103,7 +131,8 @@ def pages(t):
         if line.startswith('PAGES '):
             kv = dict(x.split('=', 1) for x in line.split()[1:])
             return (int(kv['rss']), int(kv['dirty']), kv['relocated'],
-                    kv['copied'], kv['mapped'])
+                    kv['copied'], kv['mapped'], int(kv['lonly']),
+                    int(kv['lres']), kv['bodies'], kv['loaded'])
     return None
 
 
@@ -139,7 +168,17 @@ def main():
                 '%s: the archive is mapped and resident' % what, r)
         runs[pf] = p
         print('%s: %s KiB resident, %s copied, relocated %s, copy mode '
-              '%s, bytes mapped %s' % (what, *(p or ('?',) * 5)))
+              '%s, bytes mapped %s; load-only pages %s, %s resident; '
+              'bodies copied %s of %s segments'
+              % (what, *(p or ('?',) * 9)))
+        if p is not None and p[2] == 'False':
+            # every module body ran from a heap copy, and the archive's
+            # pages of it are gone (format.md 8, steps 6 and 7)
+            t.check(p[7] == p[8] and p[7] != '0' and p[5] > 0 and
+                    p[6] == 0,
+                    '%s: every body handed out as a copy (%s of %s), none '
+                    'of the %d load-only pages resident (%d)'
+                    % (what, p[7], p[8], p[5], p[6]))
     if any(p is None for p in runs.values()):
         t.finish()
     rss, dirty = runs['all'][:2]

@@ -408,7 +408,8 @@ try_load_module(cds_archive *a, const char *name, PyObject **code,
     if (rc < 0) {
         unit_check_error(err, rc);
     }
-    return rc;
+    /* 1: the root handed out as a heap copy (format.md 8, step 6) */
+    return rc > 0 ? 0 : rc;
 }
 
 static void
@@ -661,7 +662,7 @@ round_trip(enum place where)
                           "bytes", "int", "float", "complex", "tuple",
                           "frozenset", "NoneType", "bool", "ellipsis"));
     PyObject *filler = compile_text(FILLER_SRC, "/src/filler.py");
-    pycheck("deep_check", Py_BuildValue("(OO)", filler, l->filler));
+    pycheck("check_loaded", Py_BuildValue("(OO)", filler, l->filler));
     Py_DECREF(filler);
     Py_DECREF(orig);
 }
@@ -1447,8 +1448,11 @@ test_heap_interned_state_after_load(void **state)
 #else
             assert_int_equal(PyUnicode_CHECK_INTERNED(s),
                              SSTATE_INTERNED_MORTAL);
-            /* PyUnicode_InternInPlace took off the dict's two */
-            assert_int_equal(Py_REFCNT(s), cds_layout_refcnt_reported);
+            /* PyUnicode_InternInPlace took off the dict's two; the
+             * module body's co_names, copied with it (format.md 8, step
+             * 7), holds one to the function's name */
+            assert_int_equal(Py_REFCNT(s),
+                             cds_layout_refcnt_reported + (i == 0));
 #endif
         }
         /* "len": the interpreter's, and the archived copy left alone */
@@ -1649,6 +1653,15 @@ struct vimg {
     uint64_t base; /* the segment's address at the writer's base */
 };
 
+/* format.md 5: without a load-only region (copy_off = objects_size) the
+ * same objects are all the module's, kept: the root is served as
+ * archived, not copied. */
+static void
+keep_bodies(cds_heap_segment *seg)
+{
+    seg->seg.copy_off = seg->seg.objects_size;
+}
+
 /* The sample, pooled, as the import hook dumps it; built once per
  * process and kept (G is reachable). */
 static const uint8_t *
@@ -1658,7 +1671,9 @@ golden(size_t *n)
     static size_t size;
     if (img == NULL) {
         PyObject *orig = compile_sample();
-        build_archive(orig, NULL, NULL);
+        /* the cases move slots between objects: no load-only region
+         * (S3 would refuse a slot moved out of it first) */
+        build_archive(orig, keep_bodies, NULL);
         img = unit_read_file(G.path, &size);
         Py_DECREF(orig);
     }
@@ -2019,62 +2034,130 @@ test_heap_validate_accepts_archives(void **state)
     /* and the odd one loads as it was */
     PyObject *code = NULL;
     load_module(&l->a, "odd", &code);
-    pycheck("deep_check", Py_BuildValue("(OO)", odd, code));
+    pycheck("check_loaded", Py_BuildValue("(OO)", odd, code));
     Py_DECREF(code);
     Py_DECREF(odd);
     Py_DECREF(mods);
 }
 
-/* format.md 5: the root first of the code objects is how the writer
- * lays a segment out, not a rule: the root moved to the end
- * (after the tuples and bytes it refers to) passes and loads, and is
- * checked by the second pass cds_heap_validate makes for such orders. */
+/* format.md 5 and 8, step 6: the module body lies in the load-only region
+ * and is handed out as a mortal heap copy, with its co_consts, co_names
+ * and its class bodies; functions stay archived.  Without the region
+ * (copy_off = objects_size) the root is served as archived.  A pointer
+ * from before copy_off into the region is refused (S3). */
 static void
-move_root_last(cds_heap_segment *seg)
+test_heap_load_only_region(void **state)
 {
-    const uint32_t from = seg->seg.root_off;
-    const uint32_t size = (uint32_t)(offsetof(PyCodeObject,
-                                              co_code_adaptive) +
-                                     2 * (uint64_t)Py_SIZE(
-                                             (PyVarObject *)(seg->objects +
-                                                             from)));
-    const uint32_t len = (size + 7) & ~7u, to = seg->seg.objects_size;
-    uint8_t *objects = realloc(seg->objects, (size_t)to + len);
-    uint32_t k = 0;
+    PyObject *orig = compile_text("def f(a):\n"
+                                  "    return a * 2\n"
+                                  "class C:\n"
+                                  "    class D:\n"
+                                  "        y = 3\n"
+                                  "    x = f(1)\n"
+                                  "RESULTS = [C.x, C.D.y, f(3), {1, 2}]\n",
+                                  "heap_sample.py");
+    cds_error err;
+    uint32_t ix;
+    size_t n;
 
-    assert_non_null(objects);
-    assert_int_equal(from, 0); /* the gap must precede every object */
-    while (CDS_OBJ_OFFSET(seg->objtab[k]) != from) {
+    (void)state;
+    for (int where = RELOCATED; where <= MAPPED; where++) {
+        build_archive(orig, NULL, NULL);
+        struct loaded *l = load_archive(where);
+        assert_status(cds_archive_find(&l->a, "heap_sample", 11, &ix), 0);
+        const struct cds_disk_module *m = &l->a.modules[ix];
+        assert_true(m->copy_off < m->objects_size);
+        assert_int_equal(m->root_off, m->copy_off);
+        PyCodeObject *root = (PyCodeObject *)l->sample;
+        assert_false(in_archive(root));
+        assert_false(in_archive(root->co_consts));
+        assert_false(in_archive(root->co_names));
+        assert_int_equal(Py_REFCNT(root), 1);
+        int classes = 0, functions = 0;
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(root->co_consts); i++) {
+            PyObject *c = PyTuple_GET_ITEM(root->co_consts, i);
+            if (!PyCode_Check(c)) {
+                continue;
+            }
+            if (((PyCodeObject *)c)->co_flags & CO_OPTIMIZED) {
+                functions++;
+                assert_true(in_archive(c));
+            }
+            else {
+                classes++;
+                assert_false(in_archive(c)); /* C, and D inside it */
+                PyObject *cc = ((PyCodeObject *)c)->co_consts;
+                for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(cc); k++) {
+                    if (PyCode_Check(PyTuple_GET_ITEM(cc, k))) {
+                        assert_false(in_archive(PyTuple_GET_ITEM(cc, k)));
+                    }
+                }
+            }
+        }
+        assert_int_equal(classes, 1);
+        assert_int_equal(functions, 1);
+        pycheck("check_same_results",
+                Py_BuildValue("(OO)", orig, l->sample));
+        /* the region is never read again: on a mapping its pages go */
+        if (where == MAPPED) {
+            uintptr_t lo = ((uintptr_t)l->a.data + m->seg_offset +
+                            m->copy_off + 4095) & ~(uintptr_t)4095;
+            uintptr_t hi = ((uintptr_t)l->a.data + m->seg_offset +
+                            m->objects_size) & ~(uintptr_t)4095;
+            /* mapped in this process: /proc/self/pagemap's bit 63
+             * (mincore would tell the page cache's, for a file page) */
+            int pm = open("/proc/self/pagemap", O_RDONLY);
+            assert_true(pm >= 0);
+            for (uintptr_t p = lo; p < hi; p += 4096) {
+                uint64_t e = 0;
+                assert_int_equal(pread(pm, &e, 8, (off_t)(p / 4096 * 8)), 8);
+                assert_int_equal(e >> 63, 0);
+            }
+            close(pm);
+        }
+    }
+    /* no region: the root as archived */
+    build_archive(orig, keep_bodies, NULL);
+    struct loaded *l = load_archive(RELOCATED);
+    assert_true(in_archive(l->sample));
+    pycheck("check_loaded", Py_BuildValue("(OO)", orig, l->sample));
+    /* the region moved past the root: the root's pointers now lead into
+     * it from before it */
+    build_archive(orig, NULL, NULL);
+    uint8_t *img = unit_read_file(G.path, &n);
+    cds_archive a;
+    memset(&a, 0, sizeof(a));
+    assert_status(cds_archive_load(&a, img, n, &G.fp, &err), 0);
+    assert_status(cds_archive_find(&a, "heap_sample", 11, &ix), 0);
+    struct cds_disk_module *m =
+        (struct cds_disk_module *)(void *)(img +
+                                           a.header->entries_offset) + ix;
+    const uint32_t *objtab =
+        (const void *)(img + m->seg_offset + m->objtab_off);
+    uint32_t k = 0;
+    while (CDS_OBJ_OFFSET(objtab[k]) <= m->root_off) {
         k++;
     }
-    memcpy(objects + to, objects + from, len);
-    memset(objects + from, 0, len); /* a gap where the root was */
-    seg->objects = objects;
-    seg->seg.objects = objects;
-    seg->seg.objects_size = to + len;
-    /* the root's table entry goes last, its slots move with it */
-    memmove(seg->objtab + k, seg->objtab + k + 1,
-            (seg->seg.nobjects - 1 - k) * sizeof(*seg->objtab));
-    seg->objtab[seg->seg.nobjects - 1] = to | CDS_OBJ_CODE;
-    seg->seg.root_off = to;
-#define MOVE(list, count, field)                                            \
-    for (uint32_t i = 0; i < seg->seg.count; i++) {                         \
-        if (seg->list[i] field >= from && seg->list[i] field < from + len) { \
-            seg->list[i] field += to - from;                                \
-        }                                                                   \
-    }
-    MOVE(reloc, nreloc, );
-    MOVE(ext, next, .slot);
-    MOVE(shared, nshared, .slot);
-    MOVE(frozen, nfrozen, );
-#undef MOVE
+    /* the object after the root (a tuple: its GC head), which the root
+     * names */
+    m->copy_off = CDS_OBJ_OFFSET(objtab[k]) -
+                  (CDS_OBJ_GC_HEADED(CDS_OBJ_KIND(objtab[k])) ? 16 : 0);
+    unit_seal_index(img);
+    unit_seal_header(img);
+    memset(&a, 0, sizeof(a));
+    assert_status(cds_archive_load(&a, img, n, &G.fp, &err), 0);
+    assert_status(cds_segment_validate(&a, ix, &err), CDS_ECORRUPT);
+    assert_non_null(strstr(err.message, "into the load-only region"));
+    free(img);
+    Py_DECREF(orig);
 }
 
 static void
 test_heap_validate_any_order(void **state)
 {
-    /* no frozenset: no tuple precedes the root as written (format.md 5),
-     * so moving it leaves its gap before the first object */
+    /* as written (format.md 5) the root lies in the load-only region at
+     * the end, after the tuples and bytes it refers to: the second pass
+     * cds_heap_validate makes for such orders checks it */
     PyObject *orig = compile_text("def f(a, b):\n"
                                   "    c = a + b\n"
                                   "    return (c, 1.5, 'c' * a)\n"
@@ -2086,12 +2169,14 @@ test_heap_validate_any_order(void **state)
     size_t n;
 
     (void)state;
-    build_archive(orig, move_root_last, NULL);
+    build_archive(orig, NULL, NULL);
     struct loaded *l = load_archive(RELOCATED);
     uint32_t ix;
     assert_status(cds_archive_find(&l->a, "heap_sample", 11, &ix), 0);
     assert_int_not_equal(l->a.modules[ix].root_off, 0);
-    pycheck("deep_check", Py_BuildValue("(OO)", orig, l->sample));
+    assert_int_equal(l->a.modules[ix].root_off, l->a.modules[ix].copy_off);
+    assert_false(in_archive(l->sample)); /* a heap copy */
+    pycheck("check_loaded", Py_BuildValue("(OO)", orig, l->sample));
     /* a corrupt count in the moved root is still found */
     uint8_t *img = unit_read_file(G.path, &n);
     cds_archive a;
@@ -2765,6 +2850,7 @@ main(int argc, char **argv)
         T(test_heap_unsupported_constants),
         T(test_heap_validate_accepts_archives),
         T(test_heap_validate_any_order),
+        T(test_heap_load_only_region),
         T(test_heap_validate_refcount),
         T(test_heap_validate_str),
         T(test_heap_validate_bytes),
