@@ -928,6 +928,70 @@ cds_segment_prefault(const cds_archive *a, uint32_t index, uint64_t write_end,
     return 0;
 }
 
+#define CDS_ARENA_CHUNK (1u << 20)
+
+void *
+cds_archive_arena(cds_archive *a, size_t n)
+{
+    n = (n + 63) & ~(size_t)63;
+    if (n > a->arena_left) {
+        /* what is left of the last chunk is never touched: not resident */
+        size_t chunk = n > CDS_ARENA_CHUNK ? (n + 4095) & ~(size_t)4095
+                                           : CDS_ARENA_CHUNK;
+        void *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            return NULL;
+        }
+        a->arena = p;
+        a->arena_left = chunk;
+    }
+    void *r = a->arena;
+    a->arena += n;
+    a->arena_left -= n;
+    return r;
+}
+
+void
+cds_segment_release_moved(const cds_archive *a, uint32_t index,
+                          uint32_t split)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    const uint64_t page = 4096;
+    uint64_t seg = m->seg_offset;
+    uint64_t next = index + 1 < a->header->nmodules
+                        ? a->modules[index + 1].seg_offset
+                        : a->header->pool_offset;
+    /* not the previous block's page, nor the next one's */
+    uint64_t start = (seg + page - 1) & ~(page - 1);
+    uint64_t end = (seg + m->seg_size + page - 1) & ~(page - 1);
+    if (end > next) {
+        end = (seg + m->seg_size) & ~(page - 1);
+    }
+    uint64_t lo = end, hi = end;
+    if (a->map_bytes && split < m->copy_off) {
+        /* the bytes objects left in place: the file's pages again (what
+         * of the moved or dead objects shares their pages reverts to the
+         * file's, never read) */
+        lo = (seg + split) & ~(page - 1);
+        hi = (seg + m->copy_off + page - 1) & ~(page - 1);
+        lo = lo < start ? start : lo;
+        hi = hi > end ? end : hi;
+        if (hi > lo) {
+            bytes_to_file(a, lo, hi);
+        }
+        else {
+            lo = hi = end;
+        }
+    }
+    if (lo > start) {
+        (void)madvise(a->data + start, lo - start, MADV_DONTNEED);
+    }
+    if (end > hi) {
+        (void)madvise(a->data + hi, end - hi, MADV_DONTNEED);
+    }
+}
+
 void
 cds_segment_release_lists(const cds_archive *a, uint32_t index)
 {

@@ -33,6 +33,10 @@ typedef struct cds_archive {
      * objects given back to the file once loaded (copy_segments'
      * map_bytes) */
     bool map_bytes;
+    /* copy mode: anonymous memory the kept objects of each segment are
+     * moved to, packed (cds_archive_arena) */
+    uint8_t *arena;
+    size_t arena_left;
 } cds_archive;
 
 /* cds_archive_open flags */
@@ -171,6 +175,19 @@ int cds_segment_prefault(const cds_archive *a, uint32_t index,
  * image may be gone, and the archive must be closed unused. */
 int cds_archive_copy_segments(cds_archive *a, bool map_bytes,
                               cds_error *err);
+
+/* Copy mode: n bytes, 64-aligned, of anonymous memory where a segment's
+ * kept objects are packed after the previous segment's (format.md 8,
+ * step 5), so that no page holds a segment's dead tail; NULL when none
+ * can be had.  Never freed: the objects live as long as the process. */
+void *cds_archive_arena(cds_archive *a, size_t n);
+
+/* Copy mode, after a segment's objects below split were moved
+ * (cds_archive_arena): its pages at the image's address leave the
+ * resident set, but for those of [split, copy_off) with map_bytes,
+ * mapped from the file again (the bytes objects left in place). */
+void cds_segment_release_moved(const cds_archive *a, uint32_t index,
+                               uint32_t split);
 
 /* Segment offset of the run of bytes objects that module index's objects
  * below end finish with (the writer puts them last but for the load-only

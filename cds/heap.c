@@ -2281,6 +2281,19 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_slot_map *map,
     return rc;
 }
 
+/* Where a segment's objects below split went (copy mode, format.md 8,
+ * step 5): dst; split 0 when nothing moved. */
+struct moved {
+    uint8_t *dst;
+    uint32_t split;
+};
+
+static inline uint8_t *
+moved_at(uint8_t *seg, const struct moved *mv, uint32_t off)
+{
+    return off < mv->split ? mv->dst + off : seg + off;
+}
+
 struct frozen_slot {
     PyObject *items; /* the tuple the slot points to */
     uint32_t slot;
@@ -2295,8 +2308,9 @@ cmp_frozen_desc(const void *x, const void *y)
 }
 
 static int
-build_frozensets(uint8_t *seg, const struct cds_disk_module *m,
-                 const char *name, cds_error *err)
+build_frozensets(uint8_t *seg, const struct moved *mv,
+                 const struct cds_disk_module *m, const char *name,
+                 cds_error *err)
 {
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
     struct frozen_slot *fs = calloc(m->nfrozen, sizeof(*fs));
@@ -2307,7 +2321,7 @@ build_frozensets(uint8_t *seg, const struct cds_disk_module *m,
         return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
     }
     for (uint32_t i = 0; i < m->nfrozen; i++) {
-        memcpy(&fs[i].items, seg + frozen[i], sizeof(PyObject *));
+        memcpy(&fs[i].items, moved_at(seg, mv, frozen[i]), sizeof(PyObject *));
         fs[i].slot = frozen[i];
         if ((rc = check_object(fs[i].items, &PyTuple_Type, "frozenset items",
                                name, err)) < 0) {
@@ -2333,7 +2347,7 @@ build_frozensets(uint8_t *seg, const struct cds_disk_module *m,
         }
         /* the slot owns a reference; archived containers are never
          * freed */
-        memcpy(seg + fs[i].slot, &f, sizeof(f));
+        memcpy(moved_at(seg, mv, fs[i].slot), &f, sizeof(f));
     }
 out:
     free(fs);
@@ -2370,9 +2384,20 @@ wrote(struct written *w, uint32_t off, uint32_t len)
     }
 }
 
+static int load_moved(cds_archive *a, uint32_t index, const struct moved *mv,
+                      PyObject **code, cds_error *err);
+
 int
 cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
               cds_error *err)
+{
+    struct moved none = {NULL, 0};
+    return load_moved(a, index, &none, code, err);
+}
+
+static int
+load_moved(cds_archive *a, uint32_t index, const struct moved *mv,
+           PyObject **code, cds_error *err)
 {
     uint64_t t0 = now_ns(), t1, t2, t3;
     const struct cds_disk_module *m = &a->modules[index];
@@ -2389,16 +2414,19 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
         return rc;
     }
     /* 1. internal pointers: one uniform delta, nothing at all when mapped
-     * at the base */
-    if (a->delta != 0) {
+     * at the base; where objects move (copy mode), each to where its
+     * target will be, written here and moved with it */
+    if (a->delta != 0 || mv->split != 0) {
         written.end = m->objects_size; /* every reloc slot */
         written.live = m->copy_off;
+        const uint64_t wbase = a->header->base_address + m->seg_offset;
         const uint32_t *reloc = (const void *)(seg + m->reloc_off);
         for (uint32_t i = 0; i < m->nreloc; i++) {
             uint32_t slot = reloc[i];
             uint64_t v;
             memcpy(&v, seg + slot, 8);
-            v += a->delta;
+            /* S3: the writer's address of an object of the segment */
+            v = (uint64_t)(uintptr_t)moved_at(seg, mv, (uint32_t)(v - wbase));
             memcpy(seg + slot, &v, 8);
         }
     }
@@ -2415,7 +2443,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             memcpy(slot, &want, sizeof(want));
             wrote(&written, off, 16);
         }
-        if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_STR) {
+        if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_STR && off >= mv->split) {
             uint32_t next = i + 1 < m->nobjects
                                 ? CDS_OBJ_OFFSET(objtab[i + 1])
                                 : m->objects_size;
@@ -2469,6 +2497,23 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             wrote(&written, sh[i].slot, 8);
         }
     }
+    /* the objects below split to where they go (copy mode): what follows
+     * reads them through their pointers, or points to itself */
+    if (mv->split != 0) {
+        memcpy(mv->dst, seg, mv->split);
+        for (uint32_t i = 0; i < m->nobjects; i++) {
+            uint32_t off = CDS_OBJ_OFFSET(objtab[i]);
+            if (off >= mv->split) {
+                break;
+            }
+            if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_STR) {
+                uint32_t next = i + 1 < m->nobjects
+                                    ? CDS_OBJ_OFFSET(objtab[i + 1])
+                                    : m->objects_size;
+                cds_layout_str_loaded(mv->dst + off, next - off);
+            }
+        }
+    }
     t3 = now_ns();
     cds_heap_phases.patch += t1 - t0;
     cds_heap_phases.intern += t2 - t1;
@@ -2478,7 +2523,8 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
      * writer lays tuples out in visit order), so building by descending
      * tuple address builds nested ones innermost first; slots that share
      * a tuple (one frozenset, referred to twice) share the frozenset */
-    if (m->nfrozen > 0 && (rc = build_frozensets(seg, m, name, err)) < 0) {
+    if (m->nfrozen > 0 &&
+        (rc = build_frozensets(seg, mv, m, name, err)) < 0) {
         return rc;
     }
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
@@ -2489,7 +2535,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
     for (uint32_t i = 0; i < m->nobjects; i++) {
         if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_CODE) {
             cds_layout_code_loaded(
-                (PyObject *)(seg + CDS_OBJ_OFFSET(objtab[i])),
+                (PyObject *)moved_at(seg, mv, CDS_OBJ_OFFSET(objtab[i])),
                 pool_state.versions_reserved);
             if (cds_layout_code_version_off != 0 &&
                 !pool_state.versions_reserved) {
@@ -2498,7 +2544,7 @@ cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
             }
         }
     }
-    PyObject *root = (PyObject *)(seg + m->root_off);
+    PyObject *root = (PyObject *)moved_at(seg, mv, m->root_off);
     cds_heap_phases.patch += now_ns() - t3;
     if ((rc = check_object(root, &PyCode_Type, "root", name, err)) < 0) {
         return rc;
@@ -2793,8 +2839,24 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
     cds_heap_phases.check += t2 - t1;
     cds_heap_phases.validate += t3 - t2;
     cds_slot_map_free(&map);
+    /* copy mode: the objects kept, up to the load-only region (with
+     * map_bytes, up to the bytes objects before it, which stay the
+     * file's), packed into the arena (format.md 8, step 5) */
+    struct moved mv = {NULL, 0};
+    const struct cds_disk_module *m = &a->modules[index];
+    if (rc == 0 && a->fetched != NULL) {
+        mv.split = a->map_bytes ? cds_segment_bytes_start(a, index,
+                                                          m->copy_off)
+                                : m->copy_off;
+        if (mv.split != 0 &&
+            (mv.dst = cds_archive_arena(a, mv.split)) == NULL) {
+            rc = CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX,
+                          "module %s: no memory for its objects",
+                          cds_module_name(a, index));
+        }
+    }
     if (rc == 0) {
-        rc = cds_heap_load(a, index, code, err);
+        rc = load_moved(a, index, &mv, code, err);
     }
     /* before copying, which may collect garbage, run finalizers and so
      * load another segment */
@@ -2806,10 +2868,12 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
         Py_CLEAR(*code);
         rc = copied;
     }
-    const struct cds_disk_module *m = &a->modules[index];
     uint32_t dead = copied ? m->copy_off : m->objects_size;
     uint32_t written = copied ? w_live : w_end;
-    if (rc == 0 && (a->fetched == NULL ? !cds_layout_refcounts_written &&
+    if (rc == 0 && mv.split != 0) {
+        cds_segment_release_moved(a, index, mv.split);
+    }
+    else if (rc == 0 && (a->fetched == NULL ? !cds_layout_refcounts_written &&
                                              prefault != CDS_PREFAULT_ALL
                                        : a->map_bytes)) {
         /* the file mapped (3.12 on), or its bytes pages (copy mode on

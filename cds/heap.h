@@ -114,9 +114,12 @@ int cds_heap_copy_root(cds_archive *a, uint32_t index, PyObject **code,
  * no byte; what will be written becomes private, in one system call,
  * and the rest is mapped from the file; CDS_PREFAULT_ALL makes the whole
  * block private); then cds_segment_validate_map, cds_heap_validate
- * (every check before the first write), cds_heap_load, and
- * cds_segment_release_lists.  *code as for cds_heap_load; a segment that
- * fails has not been written to. */
+ * (every check before the first write), cds_heap_load (in copy mode with
+ * the objects kept moved to cds_archive_arena), cds_heap_copy_root and
+ * cds_segment_release_from (or _moved).  *code as for cds_heap_load;
+ * returns 1 when it is a heap copy (cds_heap_copy_root), the caller's to
+ * hand out once; a segment that fails validation has not been written
+ * to. */
 enum { CDS_PREFAULT_NONE, CDS_PREFAULT_AUTO, CDS_PREFAULT_ALL };
 
 /* Where cds_heap_segment_use spends its time, summed over the process's

@@ -28,6 +28,10 @@ belongs to the region that holds most of its bytes:
 
 It needs an archive mapped at its base (not PYCDSRELOCATE) and reads the
 archive file itself for the layout; pagemap's flags need no privilege.
+In copy mode (3.11, PIE builds) the objects a segment keeps are moved
+out of the archive's range once loaded (format.md 8, step 5.4a): what is
+counted there is then the header, index, pool and the bytes left in
+place.
 """
 import os
 import struct

@@ -197,6 +197,12 @@ def check_loaded(orig, loaded):
     deep_check(orig, loaded, copy_ok=True)
 
 
+def check_same_run(orig, loaded):
+    """Both run to the same RESULTS (loaded's objects need not lie in
+    the image: copy mode moves them, format.md 8, step 5.4a)."""
+    same(run(orig)['RESULTS'], run(loaded)['RESULTS'])
+
+
 def check_same_results(orig, loaded):
     """check_loaded, then both run to the same RESULTS."""
     check_loaded(orig, loaded)

@@ -2152,6 +2152,51 @@ test_heap_load_only_region(void **state)
     Py_DECREF(orig);
 }
 
+/* format.md 8, step 5.4a: in copy mode the objects a segment keeps move
+ * out of the image, packed (cds_archive_arena), pointers relocated to
+ * them; the module runs as from the file. */
+static void
+test_heap_copy_mode_moves(void **state)
+{
+    PyObject *orig = compile_text("def f(a):\n"
+                                  "    return (a, 'x' * a, 2.5, 10 ** 30)\n"
+                                  "class C:\n"
+                                  "    y = frozenset({1, 2})\n"
+                                  "RESULTS = [f(2), C.y, {3, 4} | C.y]\n",
+                                  "heap_sample.py");
+    cds_error err;
+    uint32_t ix;
+
+    (void)state;
+    build_archive(orig, NULL, NULL);
+    struct loaded *l = new_loaded();
+    assert_status(cds_archive_open(&l->a, G.path,
+                                   CDS_OPEN_WRITABLE | CDS_OPEN_RELOCATE,
+                                   &G.fp, &err),
+                  0);
+    assert_status(cds_archive_copy_segments(&l->a, false, &err), 0);
+    load_module(&l->a, "heap_sample", &l->sample);
+    assert_status(cds_archive_find(&l->a, "heap_sample", 11, &ix), 0);
+    PyCodeObject *root = (PyCodeObject *)l->sample;
+    const uint8_t *lo = l->a.data, *hi = l->a.data + l->a.size;
+    int moved = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(root->co_consts); i++) {
+        PyObject *c = PyTuple_GET_ITEM(root->co_consts, i);
+        if (PyCode_Check(c) && ((PyCodeObject *)c)->co_flags & CO_OPTIMIZED) {
+            /* archived, moved: outside the image, its consts too */
+            PyObject *cc = ((PyCodeObject *)c)->co_consts;
+            assert_false((const uint8_t *)c >= lo && (const uint8_t *)c < hi);
+            assert_false((const uint8_t *)cc >= lo &&
+                         (const uint8_t *)cc < hi);
+            assert_true(Py_REFCNT(c) >= cds_layout_refcnt_reported);
+            moved++;
+        }
+    }
+    assert_int_equal(moved, 1);
+    pycheck("check_same_run", Py_BuildValue("(OO)", orig, l->sample));
+    Py_DECREF(orig);
+}
+
 static void
 test_heap_validate_any_order(void **state)
 {
@@ -2851,6 +2896,7 @@ main(int argc, char **argv)
         T(test_heap_validate_accepts_archives),
         T(test_heap_validate_any_order),
         T(test_heap_load_only_region),
+        T(test_heap_copy_mode_moves),
         T(test_heap_validate_refcount),
         T(test_heap_validate_str),
         T(test_heap_validate_bytes),
