@@ -10,7 +10,7 @@ interleaved, and prints the medians of _cds.stats(): load_ns (segment
 first use in get_code, all of it), its phases_ns (fetch: prefault or
 read-in; check: checksum and S1-S7; validate: the object bodies; patch;
 intern: resolving the pool strings, interning included; refs: the
-pool-reference slots), find_ns (find_spec) and whether copy mode was on;
+pool-reference slots; copy: the heap copies of module bodies), find_ns (find_spec) and whether copy mode was on;
 stmt is the statement's own wall time, which also holds the faults a
 lighter prefault moves out of the loader.  `all` is format 3's
 whole-block prefault, the empty value the default (copy mode where every
@@ -126,7 +126,7 @@ def main():
             res[v].append(json.loads(probe(a.python, e, PROBE, a.stmt,
                                              'PHASES')))
     keys = ('stmt', 'load', 'fetch', 'check', 'validate', 'patch', 'intern',
-            'refs', 'find')
+            'refs', 'copy', 'find')
     print('%s, %r, %d runs each, medians in ms' % (a.python, a.stmt,
                                                    a.runs))
     print('%-14s %6s %7s ' % ('PYCDSPREFAULT', 'copy', 'served')
