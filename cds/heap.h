@@ -103,8 +103,9 @@ int cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
  * replace *code (its reference released) by a heap copy of it, its
  * co_consts and the bodies there copied likewise, and return 1: the
  * caller hands it out once and keeps no reference, and nothing may read
- * the region again (cds_segment_release_copied).  0 when the root is not
- * copied, or CDS_ECORRUPT / CDS_ENOMEM (*code unchanged). */
+ * the region again (cds_segment_release_from, or _moved in copy mode).
+ * 0 when the root is not copied, or CDS_ECORRUPT / CDS_ENOMEM (*code
+ * unchanged). */
 int cds_heap_copy_root(cds_archive *a, uint32_t index, PyObject **code,
                        cds_error *err);
 
