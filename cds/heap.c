@@ -2497,6 +2497,8 @@ load_moved(cds_archive *a, uint32_t index, const struct moved *mv,
             wrote(&written, sh[i].slot, 8);
         }
     }
+    t3 = now_ns();
+    cds_heap_phases.refs += t3 - t2;
     /* the objects below split to where they go (copy mode): what follows
      * reads them through their pointers, or points to itself */
     if (mv->split != 0) {
@@ -2514,10 +2516,11 @@ load_moved(cds_archive *a, uint32_t index, const struct moved *mv,
             }
         }
     }
-    t3 = now_ns();
     cds_heap_phases.patch += t1 - t0;
     cds_heap_phases.intern += t2 - t1;
-    cds_heap_phases.refs += t3 - t2;
+    t0 = now_ns();
+    cds_heap_phases.move += t0 - t3;
+    t3 = t0;
     /* 5. frozensets from their item tuples (inv. 7).  A frozenset's items
      * tuple lies before the items tuples of the frozensets inside it (the
      * writer lays tuples out in visit order), so building by descending
@@ -2854,6 +2857,7 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
                           "module %s: no memory for its objects",
                           cds_module_name(a, index));
         }
+        cds_heap_phases.move += now_ns() - t3;
     }
     if (rc == 0) {
         rc = load_moved(a, index, &mv, code, err);
@@ -2868,6 +2872,7 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
         Py_CLEAR(*code);
         rc = copied;
     }
+    uint64_t t4 = now_ns();
     uint32_t dead = copied ? m->copy_off : m->objects_size;
     uint32_t written = copied ? w_live : w_end;
     if (rc == 0 && mv.split != 0) {
@@ -2889,5 +2894,6 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
     else if (rc == 0) {
         cds_segment_release_from(a, index, dead, dead);
     }
+    cds_heap_phases.release += now_ns() - t4;
     return rc < 0 ? rc : copied;
 }

@@ -41,7 +41,9 @@ s = _cds.stats()
 print('PHASES ' + json.dumps({'stmt': t1 - t0, 'load': s['load_ns'],
                              'find': s['find_ns'],
                              'copied': s.get('copied'),
-                             'served': s['served'], **s['phases_ns']}))
+                             'served': s['served'],
+                             **{'move': 0, 'release': 0},
+                             **s['phases_ns']}))
 '''
 
 
@@ -126,7 +128,7 @@ def main():
             res[v].append(json.loads(probe(a.python, e, PROBE, a.stmt,
                                              'PHASES')))
     keys = ('stmt', 'load', 'fetch', 'check', 'validate', 'patch', 'intern',
-            'refs', 'copy', 'find')
+            'refs', 'copy', 'move', 'release', 'find')
     print('%s, %r, %d runs each, medians in ms' % (a.python, a.stmt,
                                                    a.runs))
     print('%-14s %6s %7s ' % ('PYCDSPREFAULT', 'copy', 'served')
