@@ -762,13 +762,13 @@ cds_pool_nblocks(const cds_archive *a)
     return (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
 }
 
-/* pread all of [off, off + len) of the file into the image */
+/* pread all of [off, off + len) of the file to dst */
 static int
-read_in(const cds_archive *a, uint64_t off, uint64_t len)
+read_to(const cds_archive *a, uint8_t *dst, uint64_t off, uint64_t len)
 {
     for (uint64_t at = off; at < off + len;) {
-        ssize_t n = pread(a->fd1 - 1, a->data + at, (size_t)(off + len - at),
-                          (off_t)at);
+        ssize_t n = pread(a->fd1 - 1, dst + (at - off),
+                          (size_t)(off + len - at), (off_t)at);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -779,6 +779,13 @@ read_in(const cds_archive *a, uint64_t off, uint64_t len)
         at += (uint64_t)n;
     }
     return 0;
+}
+
+/* the same into the image, at the same offset */
+static int
+read_in(const cds_archive *a, uint64_t off, uint64_t len)
+{
+    return read_to(a, a->data + off, off, len);
 }
 
 int
@@ -792,7 +799,6 @@ cds_archive_copy_segments(cds_archive *a, bool map_bytes, cds_error *err)
     }
     /* what open checked, kept as checked: the header, the pool's block
      * sums, the index; the rest is read in as it is first used */
-    const uint64_t seg_start = h->segments_offset, seg_len = h->segments_size;
     const uint64_t keep[3][2] = {
         {0, CDS_HEADER_SIZE},
         {h->pool_offset + h->pool_sums_off,
@@ -825,15 +831,48 @@ cds_archive_copy_segments(cds_archive *a, bool map_bytes, cds_error *err)
         memcpy(a->data + keep[i][0], saved + at, keep[i][1]);
     }
     free(saved);
-    /* huge pages where the kernel has them for the asking: one fault and
-     * one clear per 2 MiB of segments instead of one per 4 KiB */
-    uintptr_t first = ((uintptr_t)a->data + seg_start) & ~(uintptr_t)4095;
-    uintptr_t last = ((uintptr_t)a->data + seg_start + seg_len + 4095) &
-                     ~(uintptr_t)4095;
-    (void)madvise((void *)first, last - first, MADV_HUGEPAGE);
     a->fetched = fetched;
     a->map_bytes = map_bytes;
     return 0;
+}
+
+uint32_t
+cds_segment_bytes_to_file(const cds_archive *a, uint32_t index)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    const uint64_t page = 4096;
+    uint64_t seg = m->seg_offset;
+    uint64_t next = index + 1 < a->header->nmodules
+                        ? a->modules[index + 1].seg_offset
+                        : a->header->pool_offset;
+    if (!a->map_bytes) {
+        return m->copy_off;
+    }
+    /* the block's own pages: none that another block's bytes share (the
+     * bytes before the first are kept with the rest) */
+    uint32_t lo = cds_segment_bytes_start(a, index, m->copy_off);
+    uint64_t first = (seg + page - 1) & ~(page - 1);
+    uint64_t end = (seg + m->copy_off + page - 1) & ~(page - 1);
+    if (lo >= m->copy_off || end > (next & ~(page - 1))) {
+        return m->copy_off;
+    }
+    const uint32_t *objtab =
+        (const void *)(cds_segment_mem(a, index) + m->objtab_off);
+    for (uint32_t i = 0; i < m->nobjects && lo < m->copy_off; i++) {
+        uint32_t off = CDS_OBJ_OFFSET(objtab[i]);
+        if (off >= lo && (off >= m->copy_off || seg + off >= first)) {
+            lo = off < m->copy_off ? off : m->copy_off;
+            break;
+        }
+    }
+    uint64_t start = (seg + lo) & ~(page - 1);
+    if (lo >= m->copy_off ||
+        mmap(a->data + start, end - start, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_FIXED, a->fd1 - 1, (off_t)start) ==
+            MAP_FAILED) {
+        return m->copy_off;
+    }
+    return lo;
 }
 
 uint32_t
@@ -841,7 +880,7 @@ cds_segment_bytes_start(const cds_archive *a, uint32_t index, uint32_t end)
 {
     const struct cds_disk_module *m = &a->modules[index];
     const uint32_t *objtab =
-        (const void *)(a->data + m->seg_offset + m->objtab_off);
+        (const void *)(cds_segment_mem(a, index) + m->objtab_off);
     uint32_t i = m->nobjects;
 
     while (i > 0 && CDS_OBJ_OFFSET(objtab[i - 1]) >= end) {
@@ -854,51 +893,37 @@ cds_segment_bytes_start(const cds_archive *a, uint32_t index, uint32_t end)
     return at < end ? at : end;
 }
 
-/* Copy mode with map_bytes, after loading: the image's [lo, hi), pages
- * loading did not write and so still equal to the file's, become the
- * file's again (its page cache, read when touched) instead of anonymous
- * copies.  Should the mapping fail, the kernel may have taken the range
- * away: it is read in again, and only if that fails too is the process
- * beyond saving (objects in use live there). */
-static void
-bytes_to_file(const cds_archive *a, uint64_t lo, uint64_t hi)
-{
-    if (mmap(a->data + lo, hi - lo, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_FIXED, a->fd1 - 1, (off_t)lo) != MAP_FAILED) {
-        return;
-    }
-    if (mmap(a->data + lo, hi - lo, PROT_READ | PROT_WRITE,
-             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED ||
-        read_in(a, lo, hi - lo) < 0) {
-        fprintf(stderr, "pycds: fatal: archive pages lost after loading: "
-                        "%s\n", strerror(errno));
-        abort();
-    }
-}
-
-/* Copy mode: read module index's block in, once (with map_bytes, the
- * bytes pages go back to the file once loaded: cds_segment_release_from) */
+/* Copy mode: read module index's block into memory of its own, once */
 static int
-fetch_segment(const cds_archive *a, uint32_t index, cds_error *err)
+fetch_segment(cds_archive *a, uint32_t index, cds_error *err)
 {
     const struct cds_disk_module *m = &a->modules[index];
+    uint8_t *p;
 
-    if (a->fetched[index]) {
+    if (a->fetched[index] && a->scratch != NULL && a->scratch_index == index) {
         return 0;
     }
-    if (read_in(a, m->seg_offset, m->seg_size) < 0) {
+    if ((p = cds_archive_arena(a, m->seg_size)) == NULL) {
+        return CDS_FAIL(err, CDS_ENOMEM, m->seg_offset,
+                        "module %s: no memory for its segment",
+                        cds_module_name(a, index));
+    }
+    if (read_to(a, p, m->seg_offset, m->seg_size) < 0) {
+        int e = errno;
+        cds_archive_arena_keep(a, p, m->seg_size, 0);
         return CDS_FAIL(err, CDS_EMAP, m->seg_offset,
                         "module %s: segment cannot be read: %s",
                         cds_module_name(a, index),
-                        errno == ENODATA ? "the file shrank"
-                                         : strerror(errno));
+                        e == ENODATA ? "the file shrank" : strerror(e));
     }
     a->fetched[index] = 1;
+    a->scratch = p;
+    a->scratch_index = index;
     return 0;
 }
 
 int
-cds_segment_prefault(const cds_archive *a, uint32_t index, uint64_t write_end,
+cds_segment_prefault(cds_archive *a, uint32_t index, uint64_t write_end,
                      cds_error *err)
 {
     const struct cds_disk_module *m = &a->modules[index];
@@ -929,13 +954,35 @@ cds_segment_prefault(const cds_archive *a, uint32_t index, uint64_t write_end,
 }
 
 #define CDS_ARENA_CHUNK (1u << 20)
+/* scratch left faulted in after the last kept objects, for the next
+ * segment to be read into */
+#define CDS_ARENA_SLACK (64u << 10)
+
+static uint8_t *
+page_up(uint8_t *p)
+{
+    return (uint8_t *)(((uintptr_t)p + 4095) & ~(uintptr_t)4095);
+}
+
+/* the faulted-in pages from at on leave the resident set */
+static void
+arena_drop(cds_archive *a, uint8_t *at)
+{
+    uint8_t *from = page_up(at);
+    if (a->touched > from) {
+        (void)madvise(from, (size_t)(a->touched - from), MADV_DONTNEED);
+        a->touched = from;
+    }
+}
 
 void *
 cds_archive_arena(cds_archive *a, size_t n)
 {
     n = (n + 63) & ~(size_t)63;
     if (n > a->arena_left) {
-        /* what is left of the last chunk is never touched: not resident */
+        if (a->arena != NULL) {
+            arena_drop(a, a->arena);
+        }
         size_t chunk = n > CDS_ARENA_CHUNK ? (n + 4095) & ~(size_t)4095
                                            : CDS_ARENA_CHUNK;
         void *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE,
@@ -943,52 +990,49 @@ cds_archive_arena(cds_archive *a, size_t n)
         if (p == MAP_FAILED) {
             return NULL;
         }
-        a->arena = p;
+        a->arena = a->touched = p;
         a->arena_left = chunk;
     }
-    void *r = a->arena;
+    uint8_t *r = a->arena;
     a->arena += n;
     a->arena_left -= n;
+    /* read into whole: its pages in one system call rather than a fault
+     * each (what is left of the chunk is never touched: not resident) */
+    if (a->arena > a->touched) {
+        uint8_t *from = a->touched > r ? a->touched : r;
+        (void)populate(from, (uint64_t)(a->arena - from));
+        a->touched = page_up(a->arena);
+    }
     return r;
 }
 
 void
-cds_segment_release_moved(const cds_archive *a, uint32_t index,
-                          uint32_t split)
+cds_archive_arena_keep(cds_archive *a, uint8_t *p, size_t n, size_t keep)
 {
-    const struct cds_disk_module *m = &a->modules[index];
-    const uint64_t page = 4096;
-    uint64_t seg = m->seg_offset;
-    uint64_t next = index + 1 < a->header->nmodules
-                        ? a->modules[index + 1].seg_offset
-                        : a->header->pool_offset;
-    /* not the previous block's page, nor the next one's */
-    uint64_t start = (seg + page - 1) & ~(page - 1);
-    uint64_t end = (seg + m->seg_size + page - 1) & ~(page - 1);
-    if (end > next) {
-        end = (seg + m->seg_size) & ~(page - 1);
+    n = (n + 63) & ~(size_t)63;
+    keep = (keep + 63) & ~(size_t)63;
+    if (a->scratch == p) {
+        a->scratch = NULL;
     }
-    uint64_t lo = end, hi = end;
-    if (a->map_bytes && split < m->copy_off) {
-        /* the bytes objects left in place: the file's pages again (what
-         * of the moved or dead objects shares their pages reverts to the
-         * file's, never read) */
-        lo = (seg + split) & ~(page - 1);
-        hi = (seg + m->copy_off + page - 1) & ~(page - 1);
-        lo = lo < start ? start : lo;
-        hi = hi > end ? end : hi;
-        if (hi > lo) {
-            bytes_to_file(a, lo, hi);
+    if (keep >= n) {
+        return;
+    }
+    if (a->arena == p + n) {
+        /* the last reservation: what it does not keep is the next one's,
+         * and only so much of it stays resident for that */
+        a->arena = p + keep;
+        a->arena_left += n - keep;
+        if (a->touched > a->arena + CDS_ARENA_SLACK) {
+            arena_drop(a, a->arena + CDS_ARENA_SLACK);
         }
-        else {
-            lo = hi = end;
-        }
+        return;
     }
-    if (lo > start) {
-        (void)madvise(a->data + start, lo - start, MADV_DONTNEED);
-    }
-    if (end > hi) {
-        (void)madvise(a->data + hi, end - hi, MADV_DONTNEED);
+    /* another segment was read in meanwhile (loading this one ran a
+     * finalizer that imported): the rest is lost, its pages dropped */
+    uint8_t *from = page_up(p + keep), *to = (uint8_t *)((uintptr_t)(p + n) &
+                                                         ~(uintptr_t)4095);
+    if (to > from) {
+        (void)madvise(from, (size_t)(to - from), MADV_DONTNEED);
     }
 }
 
@@ -1025,21 +1069,14 @@ cds_segment_release_from(const cds_archive *a, uint32_t index, uint32_t clean,
         hi = end;
     }
     if (a->fetched != NULL) {
-        /* anonymous pages: those of [clean, dead) back to the file with
-         * map_bytes (what dead bytes share their last page with reverts
-         * to the file's, never read), kept otherwise; only the dead ones
-         * are dropped */
-        if (a->map_bytes && hi > lo) {
-            bytes_to_file(a, lo, hi);
-        }
-        lo = hi;
+        return; /* copy mode: cds_archive_arena_keep */
     }
     if (end > lo) {
         /* never written or never read again: these pages (the file's,
          * or private copies equal to it, or dead) can go */
         (void)madvise(a->data + lo, end - lo, MADV_DONTNEED);
     }
-    if (a->fetched == NULL && end > hi) {
+    if (end > hi) {
         /* and the dead pages stay gone: a mapping of their own (a flag
          * their neighbours lack), so that the kernel's fault-around, which
          * maps the page cache's pages near a faulting one within its
@@ -1140,7 +1177,7 @@ cds_segment_validate_map(const cds_archive *a, uint32_t index,
                          cds_slot_map *out, cds_error *err)
 {
     const struct cds_disk_module *m = &a->modules[index];
-    const uint8_t *seg = a->data + m->seg_offset; /* inv. 1: I7 */
+    const uint8_t *seg = cds_segment_mem(a, index); /* inv. 1: I7 */
     uint64_t base = a->header->base_address + m->seg_offset;
     uint64_t at_list;
     const char *name = cds_module_name(a, index);

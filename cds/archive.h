@@ -29,14 +29,18 @@ typedef struct cds_archive {
     /* copy mode (cds_archive_copy_segments): one byte per module, set
      * once its segment has been read in; NULL otherwise */
     uint8_t *fetched;
-    /* copy mode with the whole pages of each segment's trailing bytes
-     * objects given back to the file once loaded (copy_segments'
-     * map_bytes) */
+    /* copy mode with the bytes objects before each segment's load-only
+     * region used at the image's address, mapped from the file
+     * (copy_segments' map_bytes, cds_segment_bytes_to_file) */
     bool map_bytes;
-    /* copy mode: anonymous memory the kept objects of each segment are
-     * moved to, packed (cds_archive_arena) */
-    uint8_t *arena;
+    /* copy mode: anonymous memory each segment is read into, where what
+     * it keeps stays and the next one's is read in after it, packed
+     * (cds_archive_arena); [arena, touched) is faulted in already */
+    uint8_t *arena, *touched;
     size_t arena_left;
+    /* copy mode: where segment scratch_index was read in, until loaded */
+    uint8_t *scratch;
+    uint32_t scratch_index;
 } cds_archive;
 
 /* cds_archive_open flags */
@@ -147,56 +151,75 @@ uint64_t cds_pool_nblocks(const cds_archive *a);
  * or CDS_EMAP when the pages cannot be faulted in (the file shrank): then
  * nothing of the segment may be read.  0 without doing anything for
  * images not mapped writable by open(), and on kernels without the
- * advice. */
-int cds_segment_prefault(const cds_archive *a, uint32_t index,
+ * advice.  In copy mode: the block read into memory of its own
+ * (cds_archive_copy_segments), whatever write_end, or CDS_ENOMEM. */
+int cds_segment_prefault(cds_archive *a, uint32_t index,
                          uint64_t write_end, cds_error *err);
 
 /* Copy mode, for an interpreter that writes every page of a loaded
  * segment anyway (3.11's reference counts, a PIE build's types, a
  * relocated archive): the mapping becomes anonymous memory at the same
- * address (the segments advised to be backed by transparent huge pages),
- * keeping what open checked (header, pool block sums, index); then
- * cds_segment_prefault reads each segment in with pread(2) on its first
- * use, and each pool block before its checksum is checked, instead of a
- * copy-on-write fault per 4 KiB page.  Nothing of the file stays mapped,
- * so a file truncated or rewritten in place afterwards cannot reach the
- * process (no SIGBUS; a size change is still caught by
+ * address, keeping what open checked (header, pool block sums, index);
+ * then cds_segment_prefault reads each segment with pread(2) on its
+ * first use into memory of its own (cds_archive_arena; where it is:
+ * cds_segment_mem), and each pool block before its checksum is checked,
+ * instead of a copy-on-write fault per 4 KiB page.  Nothing of the file
+ * stays mapped, so a file truncated or rewritten in place afterwards
+ * cannot reach the process (no SIGBUS; a size change is still caught by
  * cds_archive_check_file).  With map_bytes, for an interpreter that
  * writes every page but those of the bytes objects (3.11's reference
  * counts at the base, no type moved: line and exception tables are read
- * without a reference taken), the whole pages of each segment's trailing
- * bytes objects (cds_segment_bytes_start), read in like the rest, are
- * mapped from the file again over their copies once the segment is
- * loaded (cds_segment_release_from), and come back from the page cache
- * when read: they then belong to the file, as in shared mode (a
- * truncation in place can fault on them).  Only for an image mapped writable by
- * cds_archive_open(), before any segment is used; 0 without doing
- * anything otherwise.  CDS_EMAP if the memory cannot be had: then the
- * image may be gone, and the archive must be closed unused. */
+ * without a reference taken), the bytes objects before each segment's
+ * load-only region are used at the image's address, mapped from the
+ * file (cds_segment_bytes_to_file): they then belong to the file, as in
+ * shared mode (a truncation in place can fault on them).  Only for an image mapped
+ * writable by cds_archive_open(), before any segment is used; 0 without
+ * doing anything otherwise.  CDS_EMAP if the memory cannot be had: then
+ * the image may be gone, and the archive must be closed unused. */
 int cds_archive_copy_segments(cds_archive *a, bool map_bytes,
                               cds_error *err);
 
-/* Copy mode: n bytes, 64-aligned, of anonymous memory where a segment's
- * kept objects are packed after the previous segment's (format.md 8,
- * step 5), so that no page holds a segment's dead tail; NULL when none
- * can be had.  Never freed: the objects live as long as the process. */
+/* Where module index's block is in memory: the image's bytes, but in
+ * copy mode, from its read-in until it is loaded
+ * (cds_archive_arena_keep), the memory it was read into. */
+static inline uint8_t *
+cds_segment_mem(const cds_archive *a, uint32_t index)
+{
+    return a->scratch != NULL && a->scratch_index == index
+               ? a->scratch
+               : a->data + a->modules[index].seg_offset;
+}
+
+/* Copy mode: n bytes, 64-aligned and faulted in, of anonymous memory
+ * after the previous segment's kept objects, for a segment to be read
+ * into; NULL when none can be had.  Never freed: what a segment keeps
+ * lives as long as the process. */
 void *cds_archive_arena(cds_archive *a, size_t n);
 
-/* Copy mode, after a segment's objects below split were moved
- * (cds_archive_arena): its pages at the image's address leave the
- * resident set, but for those of [split, copy_off) with map_bytes,
- * mapped from the file again (the bytes objects left in place). */
-void cds_segment_release_moved(const cds_archive *a, uint32_t index,
-                               uint32_t split);
+/* Copy mode, once the segment read into p (n bytes, from
+ * cds_archive_arena) is loaded: its first keep bytes stay, the rest is
+ * the next segment's to be read into (unless another reservation came
+ * after p's; then its whole pages leave the resident set). */
+void cds_archive_arena_keep(cds_archive *a, uint8_t *p, size_t n,
+                            size_t keep);
 
 /* Segment offset of the run of bytes objects that module index's objects
  * below end finish with (the writer puts them last but for the load-only
  * region, format.md 5), end when there is none; from the object table,
- * which must be in memory (in copy mode: the segment fetched).  Clamped
+ * which must be in memory (in copy mode: the segment read in).  Clamped
  * to [0, end] whatever the table holds, for a decision about pages only:
  * validation judges the table. */
 uint32_t cds_segment_bytes_start(const cds_archive *a, uint32_t index,
                                  uint32_t end);
+
+/* Copy mode with map_bytes, module index's block read in and checked:
+ * the segment offset from which its objects up to the load-only region
+ * are bytes used at the image's address, where this maps the file over
+ * the whole pages that hold them (a mapping of their own, so that the
+ * kernel's fault-around maps no page beyond them); copy_off when there
+ * are none, or they share a page with another block, or the mapping
+ * failed (then they are used where the block was read in). */
+uint32_t cds_segment_bytes_to_file(const cds_archive *a, uint32_t index);
 
 /* After a segment is loaded: drop the pages that hold only its lists
  * (object table, relocations, ...), which are never read again, so they
@@ -207,12 +230,11 @@ void cds_segment_release_lists(const cds_archive *a, uint32_t index);
 /* The same for segment offsets from clean on: what lies in [clean, dead)
  * is objects loading did not write (still the file's, or private copies
  * equal to it), which may be read again; what lies from dead on (the
- * load-only region once copied, the lists) is never read again.  On a
- * file mapping the whole pages from clean on leave the resident set, and
- * come back from the page cache, unchanged, if read.  In copy mode with
- * map_bytes the whole pages of [clean, dead) are mapped from the file
- * over their copies and those from dead on dropped; without map_bytes
- * only those from dead on go (anonymous pages come back as zeroes). */
+ * load-only region once copied, the lists) is never read again.  The
+ * whole pages from clean on leave the resident set, and come back from
+ * the page cache, unchanged, if read; those from dead on also get a
+ * mapping of their own against the kernel's fault-around.  Not for copy
+ * mode (cds_archive_arena_keep). */
 void cds_segment_release_from(const cds_archive *a, uint32_t index,
                               uint32_t clean, uint32_t dead);
 

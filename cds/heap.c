@@ -1321,7 +1321,7 @@ static int
 claim_versions(cds_archive *a, uint32_t index, cds_error *err)
 {
     const struct cds_disk_module *m = &a->modules[index];
-    const uint8_t *seg = a->data + m->seg_offset;
+    const uint8_t *seg = cds_segment_mem(a, index);
     const uint32_t *objtab = (const void *)(seg + m->objtab_off);
     uint8_t *bits = pool_state.versions;
     uint32_t i, k;
@@ -2195,7 +2195,7 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_slot_map *map,
     int rc = 0;
 
     v.name = cds_module_name(a, index);
-    v.seg = a->data + m->seg_offset;
+    v.seg = cds_segment_mem(a, index);
     v.seg_offset = m->seg_offset;
     v.base = a->header->base_address + m->seg_offset;
     v.size = m->objects_size;
@@ -2281,17 +2281,18 @@ cds_heap_validate(const cds_archive *a, uint32_t index, cds_slot_map *map,
     return rc;
 }
 
-/* Where a segment's objects below split went (copy mode, format.md 8,
- * step 5): dst; split 0 when nothing moved. */
-struct moved {
-    uint8_t *dst;
-    uint32_t split;
+/* Where a segment's objects are: at seg, but those of [lo, hi) at the
+ * image's address (copy mode's bytes objects left with the file,
+ * format.md 8, step 5). */
+struct place {
+    uint8_t *seg, *image;
+    uint32_t lo, hi;
 };
 
 static inline uint8_t *
-moved_at(uint8_t *seg, const struct moved *mv, uint32_t off)
+place_at(const struct place *pl, uint32_t off)
 {
-    return off < mv->split ? mv->dst + off : seg + off;
+    return (off >= pl->lo && off < pl->hi ? pl->image : pl->seg) + off;
 }
 
 struct frozen_slot {
@@ -2308,9 +2309,8 @@ cmp_frozen_desc(const void *x, const void *y)
 }
 
 static int
-build_frozensets(uint8_t *seg, const struct moved *mv,
-                 const struct cds_disk_module *m, const char *name,
-                 cds_error *err)
+build_frozensets(uint8_t *seg, const struct cds_disk_module *m,
+                 const char *name, cds_error *err)
 {
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
     struct frozen_slot *fs = calloc(m->nfrozen, sizeof(*fs));
@@ -2321,7 +2321,7 @@ build_frozensets(uint8_t *seg, const struct moved *mv,
         return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
     }
     for (uint32_t i = 0; i < m->nfrozen; i++) {
-        memcpy(&fs[i].items, moved_at(seg, mv, frozen[i]), sizeof(PyObject *));
+        memcpy(&fs[i].items, seg + frozen[i], sizeof(PyObject *));
         fs[i].slot = frozen[i];
         if ((rc = check_object(fs[i].items, &PyTuple_Type, "frozenset items",
                                name, err)) < 0) {
@@ -2347,7 +2347,7 @@ build_frozensets(uint8_t *seg, const struct moved *mv,
         }
         /* the slot owns a reference; archived containers are never
          * freed */
-        memcpy(moved_at(seg, mv, fs[i].slot), &f, sizeof(f));
+        memcpy(seg + fs[i].slot, &f, sizeof(f));
     }
 out:
     free(fs);
@@ -2384,25 +2384,25 @@ wrote(struct written *w, uint32_t off, uint32_t len)
     }
 }
 
-static int load_moved(cds_archive *a, uint32_t index, const struct moved *mv,
-                      PyObject **code, cds_error *err);
+static int load_at(cds_archive *a, uint32_t index, const struct place *pl,
+                   PyObject **code, cds_error *err);
 
 int
 cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
               cds_error *err)
 {
-    struct moved none = {NULL, 0};
-    return load_moved(a, index, &none, code, err);
+    struct place pl = {cds_segment_mem(a, index), NULL, 0, 0};
+    return load_at(a, index, &pl, code, err);
 }
 
 static int
-load_moved(cds_archive *a, uint32_t index, const struct moved *mv,
-           PyObject **code, cds_error *err)
+load_at(cds_archive *a, uint32_t index, const struct place *pl,
+        PyObject **code, cds_error *err)
 {
     uint64_t t0 = now_ns(), t1, t2, t3;
     const struct cds_disk_module *m = &a->modules[index];
     struct written written = {0, 0, m->copy_off};
-    uint8_t *seg = a->data + m->seg_offset;
+    uint8_t *seg = pl->seg;
     const char *name = cds_module_name(a, index);
     int rc;
 
@@ -2413,20 +2413,20 @@ load_moved(cds_archive *a, uint32_t index, const struct moved *mv,
         (rc = claim_versions(a, index, err)) < 0) {
         return rc;
     }
-    /* 1. internal pointers: one uniform delta, nothing at all when mapped
-     * at the base; where objects move (copy mode), each to where its
-     * target will be, written here and moved with it */
-    if (a->delta != 0 || mv->split != 0) {
+    /* 1. internal pointers: nothing at all where the block is where the
+     * writer put it; else each to where its target is (one uniform delta
+     * but for copy mode's bytes objects left in the image) */
+    const uint64_t wbase = a->header->base_address + m->seg_offset;
+    if ((uintptr_t)seg != wbase) {
         written.end = m->objects_size; /* every reloc slot */
         written.live = m->copy_off;
-        const uint64_t wbase = a->header->base_address + m->seg_offset;
         const uint32_t *reloc = (const void *)(seg + m->reloc_off);
         for (uint32_t i = 0; i < m->nreloc; i++) {
             uint32_t slot = reloc[i];
             uint64_t v;
             memcpy(&v, seg + slot, 8);
             /* S3: the writer's address of an object of the segment */
-            v = (uint64_t)(uintptr_t)moved_at(seg, mv, (uint32_t)(v - wbase));
+            v = (uint64_t)(uintptr_t)place_at(pl, (uint32_t)(v - wbase));
             memcpy(seg + slot, &v, 8);
         }
     }
@@ -2443,7 +2443,7 @@ load_moved(cds_archive *a, uint32_t index, const struct moved *mv,
             memcpy(slot, &want, sizeof(want));
             wrote(&written, off, 16);
         }
-        if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_STR && off >= mv->split) {
+        if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_STR) {
             uint32_t next = i + 1 < m->nobjects
                                 ? CDS_OBJ_OFFSET(objtab[i + 1])
                                 : m->objects_size;
@@ -2498,36 +2498,16 @@ load_moved(cds_archive *a, uint32_t index, const struct moved *mv,
         }
     }
     t3 = now_ns();
-    cds_heap_phases.refs += t3 - t2;
-    /* the objects below split to where they go (copy mode): what follows
-     * reads them through their pointers, or points to itself */
-    if (mv->split != 0) {
-        memcpy(mv->dst, seg, mv->split);
-        for (uint32_t i = 0; i < m->nobjects; i++) {
-            uint32_t off = CDS_OBJ_OFFSET(objtab[i]);
-            if (off >= mv->split) {
-                break;
-            }
-            if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_STR) {
-                uint32_t next = i + 1 < m->nobjects
-                                    ? CDS_OBJ_OFFSET(objtab[i + 1])
-                                    : m->objects_size;
-                cds_layout_str_loaded(mv->dst + off, next - off);
-            }
-        }
-    }
     cds_heap_phases.patch += t1 - t0;
     cds_heap_phases.intern += t2 - t1;
-    t0 = now_ns();
-    cds_heap_phases.move += t0 - t3;
-    t3 = t0;
+    cds_heap_phases.refs += t3 - t2;
     /* 5. frozensets from their item tuples (inv. 7).  A frozenset's items
      * tuple lies before the items tuples of the frozensets inside it (the
      * writer lays tuples out in visit order), so building by descending
      * tuple address builds nested ones innermost first; slots that share
      * a tuple (one frozenset, referred to twice) share the frozenset */
     if (m->nfrozen > 0 &&
-        (rc = build_frozensets(seg, mv, m, name, err)) < 0) {
+        (rc = build_frozensets(seg, m, name, err)) < 0) {
         return rc;
     }
     const uint32_t *frozen = (const void *)(seg + m->frozen_off);
@@ -2538,7 +2518,7 @@ load_moved(cds_archive *a, uint32_t index, const struct moved *mv,
     for (uint32_t i = 0; i < m->nobjects; i++) {
         if (CDS_OBJ_KIND(objtab[i]) == CDS_OBJ_CODE) {
             cds_layout_code_loaded(
-                (PyObject *)moved_at(seg, mv, CDS_OBJ_OFFSET(objtab[i])),
+                (PyObject *)(seg + CDS_OBJ_OFFSET(objtab[i])),
                 pool_state.versions_reserved);
             if (cds_layout_code_version_off != 0 &&
                 !pool_state.versions_reserved) {
@@ -2547,7 +2527,7 @@ load_moved(cds_archive *a, uint32_t index, const struct moved *mv,
             }
         }
     }
-    PyObject *root = (PyObject *)moved_at(seg, mv, m->root_off);
+    PyObject *root = (PyObject *)(seg + m->root_off);
     cds_heap_phases.patch += now_ns() - t3;
     if ((rc = check_object(root, &PyCode_Type, "root", name, err)) < 0) {
         return rc;
@@ -2565,7 +2545,20 @@ struct lonly {
     const uint8_t *lo, *hi;
     const char *name;
     cds_error *err;
+    /* objects used at [ilo, ihi) that the block read in holds too, at
+     * the same offset from seg (copy mode's bytes left in the image) */
+    const uint8_t *ilo, *ihi, *seg;
 };
+
+/* o, or its twin in the block read in: what is only read of it is read
+ * there, so that no page of the file is faulted in for it */
+static inline PyObject *
+twin(const struct lonly *r, PyObject *o)
+{
+    const uint8_t *p = (const uint8_t *)o;
+    return p >= r->ilo && p < r->ihi ? (PyObject *)(r->seg + (p - r->ilo))
+                                     : o;
+}
 
 static inline bool
 load_only(const struct lonly *r, const void *p)
@@ -2689,15 +2682,16 @@ copy_body(const struct lonly *r, PyObject *code, int depth)
             /* names of this body alone: a tuple of its own */
             f = copy_tuple(r, f);
         }
-        else if (PyBytes_CheckExact(f) &&
+        else if (PyBytes_CheckExact(twin(r, f)) &&
                  (own || (cds_layout_refcounts_written &&
-                          PyBytes_GET_SIZE(f) > 1))) {
+                          PyBytes_GET_SIZE(twin(r, f)) > 1))) {
             /* a line or exception table of this body alone; on 3.11
              * any, whose count a reference would write: one of its own
              * leaves the archive's bytes pages the file's (format.md 8,
              * step 2) */
-            f = PyBytes_FromStringAndSize(PyBytes_AS_STRING(f),
-                                          PyBytes_GET_SIZE(f));
+            PyObject *t = twin(r, f);
+            f = PyBytes_FromStringAndSize(PyBytes_AS_STRING(t),
+                                          PyBytes_GET_SIZE(t));
             if (f == NULL) {
                 PyErr_Clear();
                 CDS_FAIL(r->err, CDS_ENOMEM, UINT64_MAX, "out of memory");
@@ -2722,14 +2716,29 @@ copy_body(const struct lonly *r, PyObject *code, int depth)
     return copy;
 }
 
+static int copy_root_at(cds_archive *a, uint32_t index,
+                        const struct place *pl, PyObject **code,
+                        cds_error *err);
+
 int
 cds_heap_copy_root(cds_archive *a, uint32_t index, PyObject **code,
                    cds_error *err)
 {
+    struct place pl = {cds_segment_mem(a, index), NULL, 0, 0};
+    return copy_root_at(a, index, &pl, code, err);
+}
+
+static int
+copy_root_at(cds_archive *a, uint32_t index, const struct place *pl,
+             PyObject **code, cds_error *err)
+{
     const struct cds_disk_module *m = &a->modules[index];
-    uint8_t *seg = a->data + m->seg_offset;
+    uint8_t *seg = pl->seg;
     struct lonly r = {seg + m->copy_off, seg + m->objects_size,
-                      cds_module_name(a, index), err};
+                      cds_module_name(a, index), err,
+                      pl->hi > pl->lo ? pl->image + pl->lo : NULL,
+                      pl->hi > pl->lo ? pl->image + pl->hi : NULL,
+                      seg + pl->lo};
     uint64_t t0 = now_ns();
 
     if (!load_only(&r, *code)) {
@@ -2842,32 +2851,29 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
     cds_heap_phases.check += t2 - t1;
     cds_heap_phases.validate += t3 - t2;
     cds_slot_map_free(&map);
-    /* copy mode: the objects kept, up to the load-only region (with
-     * map_bytes, up to the bytes objects before it, which stay the
-     * file's), packed into the arena (format.md 8, step 5) */
-    struct moved mv = {NULL, 0};
+    /* where the block is, and in copy mode with map_bytes, which of its
+     * bytes objects are used at the image's address: those before the
+     * load-only region, from the file (format.md 8, step 5) */
     const struct cds_disk_module *m = &a->modules[index];
-    if (rc == 0 && a->fetched != NULL) {
-        mv.split = a->map_bytes ? cds_segment_bytes_start(a, index,
-                                                          m->copy_off)
-                                : m->copy_off;
-        if (mv.split != 0 &&
-            (mv.dst = cds_archive_arena(a, mv.split)) == NULL) {
-            rc = CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX,
-                          "module %s: no memory for its objects",
-                          cds_module_name(a, index));
-        }
-        cds_heap_phases.move += now_ns() - t3;
+    struct place pl = {cds_segment_mem(a, index), a->data + m->seg_offset,
+                       0, 0};
+    bool copy_mode = a->fetched != NULL && pl.seg != pl.image;
+    if (rc == 0 && copy_mode && a->map_bytes) {
+        uint64_t tb = now_ns();
+        pl.lo = cds_segment_bytes_to_file(a, index);
+        cds_heap_phases.release += now_ns() - tb;
+        pl.hi = pl.lo < m->copy_off ? m->copy_off : 0;
     }
+    bool touched = rc == 0;
     if (rc == 0) {
-        rc = load_moved(a, index, &mv, code, err);
+        rc = load_at(a, index, &pl, code, err);
     }
     /* before copying, which may collect garbage, run finalizers and so
      * load another segment */
     uint32_t w_end = last_written_end, w_live = last_written_live;
     /* the bodies handed out as heap copies: the load-only region is
      * dead from here on (format.md 8, step 6) */
-    int copied = rc == 0 ? cds_heap_copy_root(a, index, code, err) : 0;
+    int copied = rc == 0 ? copy_root_at(a, index, &pl, code, err) : 0;
     if (copied < 0) {
         Py_CLEAR(*code);
         rc = copied;
@@ -2875,15 +2881,22 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
     uint64_t t4 = now_ns();
     uint32_t dead = copied ? m->copy_off : m->objects_size;
     uint32_t written = copied ? w_live : w_end;
-    if (rc == 0 && mv.split != 0) {
-        cds_segment_release_moved(a, index, mv.split);
+    if (copy_mode) {
+        /* what is kept stays where it was read in; the rest is the next
+         * segment's to be read into.  Refused before loading: nothing;
+         * failed while loading: all, since objects made meanwhile
+         * (frozensets) may point into it */
+        uint32_t keep = !touched    ? 0
+                        : rc < 0    ? m->seg_size
+                        : !copied   ? m->objects_size
+                        : pl.hi > 0 ? pl.lo
+                                    : m->copy_off;
+        cds_archive_arena_keep(a, pl.seg, m->seg_size, keep);
     }
-    else if (rc == 0 && (a->fetched == NULL ? !cds_layout_refcounts_written &&
-                                             prefault != CDS_PREFAULT_ALL
-                                       : a->map_bytes)) {
-        /* the file mapped (3.12 on), or its bytes pages (copy mode on
-         * 3.11 at the base): the bytes objects at the end were read by
-         * validation, are rarely read again (tracebacks, tracing,
+    else if (rc == 0 && !cds_layout_refcounts_written &&
+             prefault != CDS_PREFAULT_ALL) {
+        /* the file mapped (3.12 on): the bytes objects at the end were
+         * read by validation, are rarely read again (tracebacks, tracing,
          * exceptions in their code), and not written unless a reference
          * is taken to one: they leave the resident set, and come back
          * from the page cache if needed */

@@ -131,7 +131,7 @@ enum { CDS_PREFAULT_NONE, CDS_PREFAULT_AUTO, CDS_PREFAULT_ALL };
  * refers to (checks and interning) and its pool-reference slots (reading
  * each, writing those whose hint was wrong). */
 struct cds_heap_phases {
-    uint64_t fetch, check, validate, patch, intern, refs, copy, move, release;
+    uint64_t fetch, check, validate, patch, intern, refs, copy, release;
 };
 extern struct cds_heap_phases cds_heap_phases;
 

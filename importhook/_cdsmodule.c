@@ -230,7 +230,7 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
     }
     return Py_BuildValue(
         "{s:s,s:O,s:O,s:n,s:n,s:n,s:n,s:I,s:I,s:I,s:I,s:O,s:O,s:O,s:i,s:K,"
-        "s:K,s:{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}}",
+        "s:K,s:{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}}",
         "mode",
         modes[cds__hook.config.mode], "auto",
         cds__hook.auto_mode ? Py_True : Py_False, "active",
@@ -257,8 +257,7 @@ stats(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
         (unsigned long long)cds_heap_phases.patch, "intern",
         (unsigned long long)cds_heap_phases.intern, "refs",
         (unsigned long long)cds_heap_phases.refs, "copy",
-        (unsigned long long)cds_heap_phases.copy, "move",
-        (unsigned long long)cds_heap_phases.move, "release",
+        (unsigned long long)cds_heap_phases.copy, "release",
         (unsigned long long)cds_heap_phases.release);
 }
 

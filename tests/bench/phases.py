@@ -42,7 +42,7 @@ print('PHASES ' + json.dumps({'stmt': t1 - t0, 'load': s['load_ns'],
                              'find': s['find_ns'],
                              'copied': s.get('copied'),
                              'served': s['served'],
-                             **{'move': 0, 'release': 0},
+                             'copy': 0, 'release': 0,
                              **s['phases_ns']}))
 '''
 
@@ -128,7 +128,7 @@ def main():
             res[v].append(json.loads(probe(a.python, e, PROBE, a.stmt,
                                              'PHASES')))
     keys = ('stmt', 'load', 'fetch', 'check', 'validate', 'patch', 'intern',
-            'refs', 'copy', 'move', 'release', 'find')
+            'refs', 'copy', 'release', 'find')
     print('%s, %r, %d runs each, medians in ms' % (a.python, a.stmt,
                                                    a.runs))
     print('%-14s %6s %7s ' % ('PYCDSPREFAULT', 'copy', 'served')
