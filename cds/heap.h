@@ -103,7 +103,8 @@ int cds_heap_load(cds_archive *a, uint32_t index, PyObject **code,
  * replace *code (its reference released) by a heap copy of it, its
  * co_consts and the bodies there copied likewise, and return 1: the
  * caller hands it out once and keeps no reference, and nothing may read
- * the region again (cds_segment_release_from, or _moved in copy mode).
+ * the region again (cds_segment_release_from, or in copy mode
+ * cds_archive_arena_keep).
  * 0 when the root is not copied, or CDS_ECORRUPT / CDS_ENOMEM (*code
  * unchanged). */
 int cds_heap_copy_root(cds_archive *a, uint32_t index, PyObject **code,
@@ -115,9 +116,10 @@ int cds_heap_copy_root(cds_archive *a, uint32_t index, PyObject **code,
  * no byte; what will be written becomes private, in one system call,
  * and the rest is mapped from the file; CDS_PREFAULT_ALL makes the whole
  * block private); then cds_segment_validate_map, cds_heap_validate
- * (every check before the first write), cds_heap_load (in copy mode with
- * the objects kept moved to cds_archive_arena), cds_heap_copy_root and
- * cds_segment_release_from (or _moved).  *code as for cds_heap_load;
+ * (every check before the first write), cds_heap_load (in copy mode on
+ * the block as read into the arena, with cds_segment_bytes_to_file
+ * first), cds_heap_copy_root and cds_segment_release_from (in copy mode
+ * cds_archive_arena_keep).  *code as for cds_heap_load;
  * returns 1 when it is a heap copy (cds_heap_copy_root), the caller's to
  * hand out once; a segment that fails validation has not been written
  * to. */
@@ -129,7 +131,9 @@ enum { CDS_PREFAULT_NONE, CDS_PREFAULT_AUTO, CDS_PREFAULT_ALL };
  * (cds_heap_validate), patching (relocation, types, externals,
  * frozensets, code objects' hooks), resolving the pool strings a segment
  * refers to (checks and interning) and its pool-reference slots (reading
- * each, writing those whose hint was wrong). */
+ * each, writing those whose hint was wrong), the heap copies of module
+ * bodies, and giving pages back after loading (in copy mode, mapping the
+ * bytes objects from the file). */
 struct cds_heap_phases {
     uint64_t fetch, check, validate, patch, intern, refs, copy, release;
 };

@@ -2152,9 +2152,9 @@ test_heap_load_only_region(void **state)
     Py_DECREF(orig);
 }
 
-/* format.md 8, step 5.4a: in copy mode the objects a segment keeps move
- * out of the image, packed (cds_archive_arena), pointers relocated to
- * them; the module runs as from the file. */
+/* format.md 8, steps 2 and 5.4a: in copy mode a segment is read into
+ * memory out of the image (cds_archive_arena) and keeps its objects
+ * there, pointers relocated to them; the module runs as from the file. */
 static void
 test_heap_copy_mode_moves(void **state)
 {
