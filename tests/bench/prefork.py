@@ -202,8 +202,9 @@ def archive_range(path):
 
 def read_mapping(pid, path):
     """smaps fields (kB) summed over the mappings of file path and, for
-    copy mode (3.11, PIE: segments read into anonymous memory at the
-    archive's base), the anonymous areas over its range, as
+    copy mode (3.11, PIE), the anonymous areas over its range at its
+    base (the pool; the segments are read into anonymous memory
+    elsewhere, which smaps cannot tell from the heap), as
     workloads/_bench_helper.py counts them."""
     lo, hi = archive_range(path)
     out = dict.fromkeys(SMAPS_FIELDS, 0)
@@ -705,8 +706,8 @@ def report(res, info, args, out):
         p('%-44s %s   %s' % (label, cells[0], cells[1]))
     if any(res['share', pre].get('archive_anon_areas')
            for pre in (False, True)):
-        p('  (copy mode: the archive rows include the anonymous memory at '
-          "the archive's base, where pycds read its segments)")
+        p("  (copy mode: the archive rows are the archive's range at its "
+          'base, not the anonymous memory the segments were read into)')
     for pre in (False, True):
         s = res['share', pre]
         p('  share%s: modules served per worker %s, missed %s'
@@ -739,8 +740,8 @@ def report_notes(w, out):
     p = lambda s='': print(s, file=out)  # noqa: E731
     p('  (USS = Private_Clean + Private_Dirty; archive = the smaps lines '
       'of the archive file,')
-    p("   or in copy mode of the anonymous memory over the archive's range "
-      'at its base;')
+    p("   or in copy mode of the archive's range at its base: the bytes "
+      'objects used from the file, the pool;')
     p('   ready: polled with %d concurrent GET /pid?hold=%d ms)'
       % (w, HOLD_MS))
 
