@@ -1452,6 +1452,41 @@ test_archive_copy_mode(void **state)
     unlink(path);
 }
 
+/* The copy-mode arena (cds_archive_arena / _keep): a segment is read in
+ * right after what the one before keeps, so the kept parts are packed;
+ * a reservation made while another is being loaded is not overwritten
+ * when that one keeps less; a segment larger than a chunk gets one of
+ * its own. */
+static void
+test_archive_arena_packs(void **state)
+{
+    cds_archive a;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    uint8_t *p = cds_archive_arena(&a, 5000);
+    assert_non_null(p);
+    assert_int_equal((uintptr_t)p % 64, 0);
+    memset(p, 0xab, 5000); /* faulted in and writable */
+    a.scratch = p;
+    cds_archive_arena_keep(&a, p, 5000, 1000);
+    assert_null(a.scratch);
+    uint8_t *q = cds_archive_arena(&a, 3000);
+    assert_ptr_equal(q, p + 1024); /* 1000, 64-aligned */
+    /* q is being loaded when r is read in: q's keep leaves r alone */
+    uint8_t *r = cds_archive_arena(&a, 2000);
+    assert_ptr_equal(r, q + 3008);
+    memset(r, 0xcd, 2000);
+    cds_archive_arena_keep(&a, q, 3000, 64);
+    assert_int_equal(r[0], 0xcd);
+    assert_int_equal(r[1999], 0xcd);
+    cds_archive_arena_keep(&a, r, 2000, 2000); /* keeps all */
+    assert_ptr_equal(cds_archive_arena(&a, 64), r + 2048);
+    uint8_t *big = cds_archive_arena(&a, (2u << 20) + 1);
+    assert_non_null(big);
+    big[(2u << 20)] = 1;
+}
+
 /* cds_archive_open(): the thin wrapper around load */
 
 static void
@@ -1596,6 +1631,7 @@ main(int argc, char **argv)
         T(test_archive_pool_table_patched),
         T(test_archive_open),
         T(test_archive_copy_mode),
+        T(test_archive_arena_packs),
         T(test_archive_load_ignores_prior_state),
     };
 #undef T
