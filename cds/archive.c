@@ -1037,13 +1037,6 @@ cds_archive_arena_keep(cds_archive *a, uint8_t *p, size_t n, size_t keep)
 }
 
 void
-cds_segment_release_lists(const cds_archive *a, uint32_t index)
-{
-    const struct cds_disk_module *m = &a->modules[index];
-    cds_segment_release_from(a, index, m->objects_size, m->objects_size);
-}
-
-void
 cds_segment_release_from(const cds_archive *a, uint32_t index, uint32_t clean,
                          uint32_t dead)
 {

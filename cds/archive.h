@@ -221,13 +221,10 @@ uint32_t cds_segment_bytes_start(const cds_archive *a, uint32_t index,
  * failed (then they are used where the block was read in). */
 uint32_t cds_segment_bytes_to_file(const cds_archive *a, uint32_t index);
 
-/* After a segment is loaded: drop the pages that hold only its lists
- * (object table, relocations, ...), which are never read again, so they
- * stop counting in the process's resident set.  Only whole pages that
- * no object of any segment shares; a no-op for unmapped images. */
-void cds_segment_release_lists(const cds_archive *a, uint32_t index);
-
-/* The same for segment offsets from clean on: what lies in [clean, dead)
+/* After a segment is loaded: drop the pages of segment offsets from
+ * clean on, so they stop counting in the process's resident set (only
+ * whole pages that no object of any segment shares; a no-op for
+ * unmapped images).  What lies in [clean, dead)
  * is objects loading did not write (still the file's, or private copies
  * equal to it), which may be read again; what lies from dead on (the
  * load-only region once copied, the lists) is never read again.  The

@@ -28,10 +28,11 @@ belongs to the region that holds most of its bytes:
 
 It needs an archive mapped at its base (not PYCDSRELOCATE) and reads the
 archive file itself for the layout; pagemap's flags need no privilege.
-In copy mode (3.11, PIE builds) the objects a segment keeps are moved
-out of the archive's range once loaded (format.md 8, step 5.4a): what is
-counted there is then the header, index, pool and the bytes left in
-place.
+In copy mode (3.11, PIE builds) segments are read into anonymous
+memory outside the archive's range and keep their objects there
+(format.md 8, steps 2 and 7): what is counted there is then the header,
+index, pool and, on 3.11 at the base, the bytes objects used from the
+file.
 """
 import os
 import struct
