@@ -185,7 +185,7 @@ load_header(cds_archive *a, const struct cds_disk_fingerprint *expect,
         }
     }
     /* H8: reserved bytes are zero, so they can gain meaning later */
-    if (h->flags != 0 || h->reserved1 != 0 ||
+    if (h->flags != 0 ||
         !check_zero(h->reserved, sizeof(h->reserved))) {
         return CDS_CORRUPT(err, 128, "reserved header bytes are not zero");
     }
@@ -233,15 +233,16 @@ load_header(cds_archive *a, const struct cds_disk_fingerprint *expect,
     if (h->pool_count == 0) {
         if (h->pool_size != 0 || h->pool_objects_size != 0 ||
             h->pool_table_off != 0 || h->pool_sums_off != 0 ||
-            h->pool_sums_checksum != 0) {
+            h->pool_sums_checksum != 0 || h->pool_early_count != 0) {
             return CDS_CORRUPT(err, 448, "empty string pool with contents");
         }
         return 0;
     }
-    uint64_t covered = (uint64_t)h->pool_objects_size + 4ull * h->pool_count;
+    uint64_t covered = cds_pool_covered(h);
     uint64_t nblocks = (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
     if (h->pool_objects_size % CDS_OBJECT_ALIGN != 0 ||
         h->pool_table_off != h->pool_objects_size ||
+        h->pool_early_count > h->pool_count ||
         h->pool_sums_off != (covered + 7) / 8 * 8 ||
         h->pool_size != (uint64_t)h->pool_sums_off + 8 * nblocks) {
         return CDS_CORRUPT(err, 448, "string pool layout inconsistent");
@@ -681,7 +682,7 @@ check_pool_block(const cds_archive *a, uint64_t b, uint8_t *block_ok,
 {
     const struct cds_disk_header *h = a->header;
     const uint8_t *pool = a->data + h->pool_offset;
-    uint64_t covered = (uint64_t)h->pool_objects_size + 4ull * h->pool_count;
+    uint64_t covered = cds_pool_covered(h);
     uint64_t start = b * CDS_POOL_BLOCK, sum;
 
     if (block_ok[b]) {
@@ -754,11 +755,36 @@ cds_pool_find(const cds_archive *a, uint32_t index, uint8_t *block_ok,
     return 0;
 }
 
+int
+cds_pool_early(const cds_archive *a, uint8_t *block_ok,
+               const uint32_t **list, cds_error *err)
+{
+    const struct cds_disk_header *h = a->header;
+    uint64_t at = (uint64_t)h->pool_table_off + 4ull * h->pool_count;
+    uint64_t end = at + 4ull * h->pool_early_count; /* H11: inside */
+    int rc;
+
+    *list = NULL;
+    if (h->pool_early_count == 0) {
+        return 0;
+    }
+    /* P2 for the list's blocks; each index is checked (P1) as it is
+     * resolved */
+    for (uint64_t b = at / CDS_POOL_BLOCK; b <= (end - 1) / CDS_POOL_BLOCK;
+         b++) {
+        if ((rc = check_pool_block(a, b, block_ok, err)) < 0) {
+            return rc;
+        }
+    }
+    *list = (const uint32_t *)(const void *)(a->data + h->pool_offset + at);
+    return 0;
+}
+
 uint64_t
 cds_pool_nblocks(const cds_archive *a)
 {
     const struct cds_disk_header *h = a->header;
-    uint64_t covered = (uint64_t)h->pool_objects_size + 4ull * h->pool_count;
+    uint64_t covered = cds_pool_covered(h);
     return (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
 }
 

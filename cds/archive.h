@@ -133,6 +133,12 @@ void cds_slot_map_free(cds_slot_map *map);
 int cds_pool_find(const cds_archive *a, uint32_t index, uint8_t *block_ok,
                   uint32_t *off, uint32_t *extent, cds_error *err);
 
+/* The pool's early list (format.md 4.1): header->pool_early_count pool
+ * indices in *list (NULL when there are none), its blocks checked (P2)
+ * with block_ok as for cds_pool_find.  The indices are not checked. */
+int cds_pool_early(const cds_archive *a, uint8_t *block_ok,
+                   const uint32_t **list, cds_error *err);
+
 /* Number of checksum blocks of the pool. */
 uint64_t cds_pool_nblocks(const cds_archive *a);
 

@@ -21,7 +21,7 @@
 #define CDS_MAGIC "\x93PYCDS\r\n"
 #define CDS_MAGIC_INCOMPLETE "\x93PYCDS\r!"
 #define CDS_MAGIC_SIZE 8
-#define CDS_FORMAT_VERSION 7u
+#define CDS_FORMAT_VERSION 8u
 
 #define CDS_HEADER_SIZE 1024u   /* format.md 2: header occupies [0, 1024) */
 #define CDS_SEGMENT_ALIGN 64u   /* format.md 4: segment blocks start here */
@@ -89,7 +89,8 @@ struct cds_disk_header {
     uint32_t pool_table_off;       /* 456: uint32_t[pool_count] offsets */
     uint32_t pool_sums_off;        /* 460: uint64_t[nblocks] checksums */
     uint32_t pool_block_size;      /* 464: CDS_POOL_BLOCK */
-    uint32_t reserved1;            /* 468: zero */
+    uint32_t pool_early_count;     /* 468: uint32_t[] after the table: the
+                                    * strings interned at activation */
     uint32_t code_version_base;    /* 472: co_version of the first code */
     uint32_t code_version_count;   /* 476: versions given out, one each */
     uint8_t reserved[CDS_HEADER_SIZE - 480]; /* 480: zero */
@@ -97,6 +98,14 @@ struct cds_disk_header {
 /* format.md 4.1: pool bytes are checked in blocks of this size, each on
  * first use, so a large pool costs nothing until its strings are used */
 #define CDS_POOL_BLOCK 16384u
+/* format.md 4.1: what the block sums cover, from the pool's start: the
+ * strings, their table and the early list after it */
+static inline uint64_t
+cds_pool_covered(const struct cds_disk_header *h)
+{
+    return (uint64_t)h->pool_objects_size + 4ull * h->pool_count +
+           4ull * h->pool_early_count;
+}
 static_assert(sizeof(struct cds_disk_header) == CDS_HEADER_SIZE, "header");
 static_assert(offsetof(struct cds_disk_header, header_checksum) == 24, "hc");
 static_assert(offsetof(struct cds_disk_header, nmodules) == 88, "nm");

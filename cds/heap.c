@@ -360,6 +360,9 @@ struct cds_heap_pool {
     uint64_t *hints;   /* by index: cds_layout_str_fixed_address() */
     uint32_t count, cap_table, cap_hints;
     PyObject *startup; /* set: interned before the dump began, or NULL */
+    PyObject *early_names; /* set: '$' records of the list, or NULL */
+    uint32_t *early;   /* pool indices interned at activation (4.1) */
+    uint32_t nearly, cap_early;
     uint32_t ncode;    /* code versions given out (format.md 5.1.7) */
 };
 
@@ -383,6 +386,8 @@ cds_heap_pool_destroy(cds_heap_pool *p)
     if (p != NULL) {
         Py_XDECREF(p->index);
         Py_XDECREF(p->startup);
+        Py_XDECREF(p->early_names);
+        free(p->early);
         free(p->objects);
         free(p->table);
         free(p->hints);
@@ -398,6 +403,8 @@ cds_heap_pool_view(const cds_heap_pool *p, struct cds_pool *out)
     out->table = p->table;
     out->count = p->count;
     out->hints = p->hints;
+    out->early = p->early;
+    out->early_count = p->nearly;
     out->code_version_base = p->ncode ? cds_layout_code_version_base : 0;
     out->code_version_count = p->ncode;
 }
@@ -415,6 +422,19 @@ cds_heap_pool_note_startup(cds_heap_pool *p, cds_error *err)
     if (set == Py_None) {
         Py_DECREF(set);
     }
+    return 0;
+}
+
+int
+cds_heap_pool_note_early(cds_heap_pool *p, PyObject *names, cds_error *err)
+{
+    PyObject *set = PySet_New(names);
+
+    if (set == NULL) {
+        PyErr_Clear();
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    Py_XSETREF(p->early_names, set);
     return 0;
 }
 
@@ -481,6 +501,21 @@ pool_add(cds_heap_pool *p, PyObject *o, uint32_t *index, cds_error *err)
     Py_DECREF(v);
     p->table[p->count] = p->size;
     p->hints[p->count] = cds_layout_str_fixed_address(o);
+    /* interned at activation, unless start-up has it (heap.h) */
+    if (p->early_names != NULL && p->hints[p->count] == 0 &&
+        !pool_rewritten(p, o)) {
+        int r = PySet_Contains(p->early_names, o);
+        if (r < 0) {
+            PyErr_Clear();
+        }
+        else if (r > 0) {
+            if ((rc = grow((void **)&p->early, &p->cap_early, p->nearly + 1,
+                           sizeof(*p->early), err)) < 0) {
+                return rc;
+            }
+            p->early[p->nearly++] = p->count;
+        }
+    }
     *index = p->count++;
     p->size += (uint32_t)size;
     return 0;
@@ -1510,6 +1545,46 @@ pool_resolve(cds_archive *a, uint32_t index, cds_error *err)
     }
     pool_state.resolved[index] = t;
     return t;
+}
+
+int
+cds_heap_interned_since(Py_ssize_t *pos, PyObject *list)
+{
+    PyObject *d = cds_layout_interned_dict(), *k, *v;
+
+    if (d == NULL) {
+        return 0;
+    }
+    while (PyDict_Next(d, pos, &k, &v)) {
+        if (list != NULL && PyList_Append(list, k) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static uint64_t now_ns(void);
+
+int
+cds_heap_resolve_early(cds_archive *a, cds_error *err)
+{
+    const uint32_t *list;
+    uint64_t t0 = now_ns();
+    int rc;
+
+    if ((rc = load_state(a, err)) < 0 ||
+        (rc = cds_pool_early(a, pool_state.block_ok, &list, err)) < 0) {
+        return rc;
+    }
+    for (uint32_t i = 0; i < a->header->pool_early_count; i++) {
+        uint32_t ix;
+        memcpy(&ix, list + i, 4);
+        if (pool_resolve(a, ix, err) == NULL) {
+            return err->status;
+        }
+    }
+    cds_heap_phases.intern += now_ns() - t0;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------

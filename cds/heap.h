@@ -56,6 +56,15 @@ void cds_heap_pool_view(const cds_heap_pool *pool, struct cds_pool *out);
  * referring to them will be written at load, and the serializer puts
  * the tuples holding them with what is written (format.md 5). */
 int cds_heap_pool_note_startup(cds_heap_pool *pool, cds_error *err);
+/* Take note of names, a set of str: strings the traced program interned
+ * outside unmarshalling before a module that names them was loaded
+ * ('$' records of the list, docs/usage.md).  Those the pool gets (and
+ * that start-up did not intern) go on its early list (format.md 4.1):
+ * the loader interns them when it activates the archive, before anything
+ * else can, so that the archive's strings are the interned ones and the
+ * slots naming them stay as the file has them. */
+int cds_heap_pool_note_early(cds_heap_pool *pool, PyObject *names,
+                             cds_error *err);
 
 /* Serialize code and every object its constants reach into seg, laid out
  * to live at address addr, its interned strings into pool (required).
@@ -124,6 +133,19 @@ int cds_heap_copy_root(cds_archive *a, uint32_t index, PyObject **code,
  * hand out once; a segment that fails validation has not been written
  * to. */
 enum { CDS_PREFAULT_NONE, CDS_PREFAULT_AUTO, CDS_PREFAULT_ALL };
+
+/* TRACE (3.12 on): append to list the strings the interpreter interned
+ * on its heap since *pos (0: since it started), and move *pos past them;
+ * list NULL only moves *pos.  Positions are the interned dict's entry
+ * order: a string interned and freed meanwhile (a mortal one) may make
+ * some be missed, which costs pages, not correctness.  0, or -1 with an
+ * exception (out of memory); nothing to do on 3.11. */
+int cds_heap_interned_since(Py_ssize_t *pos, PyObject *list);
+
+/* Activation: intern the pool's early strings (format.md 4.1, 8), each
+ * checked as a segment's pool strings are.  0 or a negative status, with
+ * err filled. */
+int cds_heap_resolve_early(cds_archive *a, cds_error *err);
 
 /* Where cds_heap_segment_use spends its time, summed over the process's
  * calls (CLOCK_MONOTONIC, ns): reading or faulting the block in, the

@@ -157,6 +157,9 @@ uint64_t cds_layout_str_fixed_address(PyObject *o);
  * far (3.12 on), None where it cannot tell (3.11); NULL with an
  * exception set on failure. */
 PyObject *cds_layout_interned_heap(void);
+/* The interpreter's own dict of the strings interned on its heap
+ * (3.12 on; borrowed), NULL where it cannot be reached (3.11). */
+PyObject *cds_layout_interned_dict(void);
 
 /* ---- loading (with the GIL) */
 

@@ -411,3 +411,9 @@ cds_layout_interned_heap(void)
     Py_RETURN_NONE;
 }
 
+PyObject *
+cds_layout_interned_dict(void)
+{
+    return NULL;
+}
+

@@ -474,12 +474,20 @@ cds_layout_str_fixed_address(PyObject *o)
 /* The interpreter's dict of the strings interned on its heap (the
  * static ones are in the runtime's own table). */
 PyObject *
-cds_layout_interned_heap(void)
+cds_layout_interned_dict(void)
 {
     PyInterpreterState *interp = PyInterpreterState_Get();
     PyObject *d = _Py_INTERP_CACHED_OBJECT(interp, interned_strings);
 
-    if (d == NULL || !PyDict_Check(d)) {
+    return d != NULL && PyDict_Check(d) ? d : NULL;
+}
+
+PyObject *
+cds_layout_interned_heap(void)
+{
+    PyObject *d = cds_layout_interned_dict();
+
+    if (d == NULL) {
         Py_RETURN_NONE;
     }
     return PySet_New(d);

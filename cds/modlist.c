@@ -24,7 +24,8 @@ cds_list_line_parse(const char *line, size_t len, const char **name,
     while (p < end && check_blank(*p)) {
         p++;
     }
-    if (p < end && *p == '@') {
+    if (p < end && (*p == '@' || *p == '$')) {
+        enum cds_list_line kind = *p == '@' ? CDS_LIST_RAN : CDS_LIST_INTERNED;
         for (p++; p < end && check_blank(*p); p++) {
         }
         while (end > p && check_blank(end[-1])) {
@@ -32,7 +33,7 @@ cds_list_line_parse(const char *line, size_t len, const char **name,
         }
         *name = p;
         *namelen = (size_t)(end - p);
-        return CDS_LIST_RAN;
+        return kind;
     }
     p = line;
     if ((hash = memchr(line, '#', len)) != NULL) {

@@ -13,14 +13,19 @@ enum cds_list_line {
     CDS_LIST_NUL,       /* a NUL byte somewhere in the line: skipped */
     CDS_LIST_RAN,       /* '@ LINE QUALNAME FILE': code that ran in the
                          * trace; *name, *namelen: what follows the '@' */
+    CDS_LIST_INTERNED,  /* '$ STRING': a string the traced program interned
+                         * before a module naming it was loaded; *name,
+                         * *namelen: STRING */
 };
 
 /* Classify line[0..len) (as getline(3) returns it, newline included or
  * not): '#' starts a comment, spaces, tabs, CR and LF around the name are
  * ignored.  A line whose first non-blank is '@' is a record of code that
- * ran while tracing (docs/usage.md), read whole: no comment in it.  For CDS_LIST_NAME, *name points into line and *namelen is
- * the name's length (its bytes are not checked: the callers decode
- * them as UTF-8 their own way). */
+ * ran while tracing (docs/usage.md), read whole: no comment in it; '$'
+ * likewise starts a record of a string the trace saw interned.  For
+ * CDS_LIST_NAME, *name points into line and *namelen is the name's
+ * length (its bytes are not checked: the callers decode them as UTF-8
+ * their own way). */
 enum cds_list_line cds_list_line_parse(const char *line, size_t len,
                                        const char **name, size_t *namelen);
 

@@ -305,7 +305,15 @@ write_pool(cds_writer *w, const struct cds_pool *pool, cds_error *err)
     if (pool->objects_size % CDS_OBJECT_ALIGN != 0) {
         return CDS_FAIL(err, CDS_ECORRUPT, UINT64_MAX, "malformed pool");
     }
-    covered = (uint64_t)pool->objects_size + 4ull * pool->count;
+    for (uint32_t i = 0; i < pool->early_count; i++) {
+        if (pool->early[i] >= pool->count) {
+            return CDS_FAIL(err, CDS_ECORRUPT, UINT64_MAX, "malformed pool");
+        }
+    }
+    h->pool_count = pool->count;
+    h->pool_objects_size = pool->objects_size;
+    h->pool_early_count = pool->early_count;
+    covered = cds_pool_covered(h);
     nblocks = (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
     uint64_t sums_off = (covered + 7) / 8 * 8;
     if (sums_off + 8 * nblocks > UINT32_MAX) {
@@ -319,14 +327,16 @@ write_pool(cds_writer *w, const struct cds_pool *pool, cds_error *err)
     }
     memcpy(block, pool->objects, pool->objects_size);
     memcpy(block + pool->objects_size, pool->table, 4ull * pool->count);
+    if (pool->early_count != 0) {
+        memcpy(block + pool->objects_size + 4ull * pool->count, pool->early,
+               4ull * pool->early_count);
+    }
     for (uint64_t i = 0; i < nblocks; i++) {
         uint64_t start = i * CDS_POOL_BLOCK;
         uint64_t len = covered - start < CDS_POOL_BLOCK ? covered - start
                                                          : CDS_POOL_BLOCK;
         sums[i] = cds_hash(block + start, len);
     }
-    h->pool_count = pool->count;
-    h->pool_objects_size = pool->objects_size;
     h->pool_table_off = pool->objects_size;
     h->pool_sums_off = (uint32_t)sums_off;
     h->pool_size = sums_off + 8 * nblocks;

@@ -55,6 +55,10 @@ struct cds_pool {
     const uint32_t *table;
     uint32_t count;
     const uint64_t *hints;
+    /* format.md 4.1: the indices the loader interns when it activates the
+     * archive, before anything is served */
+    const uint32_t *early;
+    uint32_t early_count;
     /* format.md 5.1.7: the code objects' co_version values (3.13), one
      * each from base; count 0 where the version has none */
     uint32_t code_version_base, code_version_count;

@@ -143,6 +143,8 @@ emit_header(cli_report *y, const cds_archive *a)
     cli_report_u64(y, h->pool_objects_size);
     cli_report_key(y, "table_offset");
     cli_report_u64(y, h->pool_table_off);
+    cli_report_key(y, "early_strings");
+    cli_report_u64(y, h->pool_early_count);
     cli_report_key(y, "sums_offset");
     cli_report_u64(y, h->pool_sums_off);
     cli_report_key(y, "block_size");

@@ -158,7 +158,8 @@ reseal(uint8_t *img, size_t size, bool fix_size)
     if (count != 0) {
         uint64_t pool = get64(img, HDR(pool_offset));
         uint64_t covered =
-            (uint64_t)get32(img, HDR(pool_objects_size)) + 4ull * count;
+            (uint64_t)get32(img, HDR(pool_objects_size)) + 4ull * count +
+            4ull * get32(img, HDR(pool_early_count));
         uint64_t nblocks = (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
         uint64_t sums = get32(img, HDR(pool_sums_off));
         if (inside(pool, covered, size) && inside(pool, sums, size) &&
@@ -251,7 +252,8 @@ oracle_archive(const cds_archive *a, size_t size)
     REQUIRE(memcmp(h->magic, CDS_MAGIC, CDS_MAGIC_SIZE) == 0);
     REQUIRE(h->format_version == CDS_FORMAT_VERSION);
     REQUIRE(h->header_size == CDS_HEADER_SIZE);
-    REQUIRE(h->flags == 0 && h->reserved1 == 0 && h->optimize <= 255);
+    REQUIRE(h->flags == 0 && h->optimize <= 255 &&
+            h->pool_early_count <= h->pool_count);
     for (size_t i = 0; i < sizeof(h->reserved); i++) {
         REQUIRE(h->reserved[i] == 0);
     }
@@ -621,6 +623,20 @@ exercise(const cds_archive *a)
         rc = cds_pool_find(a, beyond[i], block_ok, &off, &extent, &err);
         REQUIRE(rc == CDS_ECORRUPT);
         check_error(&err, rc);
+    }
+    /* the early list: inside the pool's checked blocks, or refused */
+    const uint32_t *early = NULL;
+    memset(&err, 0, sizeof(err));
+    rc = cds_pool_early(a, block_ok, &early, &err);
+    if (rc == 0) {
+        REQUIRE((early != NULL) == (h->pool_early_count != 0));
+        const uint8_t *lo = a->data + h->pool_offset + h->pool_table_off +
+                            4ull * h->pool_count;
+        REQUIRE(early == NULL || (const uint8_t *)early == lo);
+    }
+    else {
+        check_error(&err, rc);
+        REQUIRE(rc == CDS_ECHECKSUM);
     }
     free(block_ok);
     free(seen);

@@ -161,6 +161,7 @@ static void
 pool_init(struct cds_pool *p, uint8_t **objects, uint32_t **table,
           uint32_t count)
 {
+    memset(p, 0, sizeof(*p));
     *objects = calloc(count, 64);
     *table = calloc(count, 4);
     if (*objects == NULL || *table == NULL) {

@@ -695,7 +695,6 @@ apply_patch(uint8_t *img, const struct patch *pt)
 static const struct patch header_patches[] = {
     /* H8 */
     {"optimize", H_(optimize), SET, 256},
-    {"reserved1", H_(reserved1), SET, 1},
     {"flags", H_(flags), SET, 1},
     {"first reserved byte", HDR, offsetof(struct cds_disk_header, reserved),
      1, SET, 1},
@@ -755,6 +754,9 @@ static const struct patch header_patches[] = {
     {"pool objects 8 more", H_(pool_objects_size), ADD, 8},
     {"pool table elsewhere", H_(pool_table_off), ADD, 4},
     {"pool sums elsewhere", H_(pool_sums_off), ADD, 8},
+    {"pool early list 2 more", H_(pool_early_count), ADD, 2},
+    {"pool early list longer than the pool", H_(pool_early_count), SET,
+     UINT32_MAX},
 };
 
 static const struct patch index_patches[] = {

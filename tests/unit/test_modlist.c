@@ -14,7 +14,8 @@ expect(const char *line, size_t len, enum cds_list_line want,
     size_t n;
     enum cds_list_line got = cds_list_line_parse(line, len, &name, &n);
     assert_int_equal(got, want);
-    if (want == CDS_LIST_NAME || want == CDS_LIST_RAN) {
+    if (want == CDS_LIST_NAME || want == CDS_LIST_RAN ||
+        want == CDS_LIST_INTERNED) {
         assert_int_equal(n, strlen(want_name));
         assert_memory_equal(name, want_name, n);
         assert_true(name >= line && name + n <= line + len);
@@ -51,6 +52,13 @@ test_modlist_names_comments_blanks(void **state)
            "3 C.m /src/with # hash.py");
     EXPECT("@", CDS_LIST_RAN, "");
     EXPECT("@ x\0y\n", CDS_LIST_NUL, NULL);
+    /* strings the trace saw interned: read whole too */
+    EXPECT("$ gcd\n", CDS_LIST_INTERNED, "gcd");
+    EXPECT("  $\tis_zero#x \r\n", CDS_LIST_INTERNED, "is_zero#x");
+    EXPECT("$", CDS_LIST_INTERNED, "");
+    EXPECT("$ a\0b\n", CDS_LIST_NUL, NULL);
+    /* a name that merely contains one is a name */
+    EXPECT("a$b\n", CDS_LIST_NAME, "a$b");
 }
 
 int

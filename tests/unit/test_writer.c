@@ -497,9 +497,11 @@ check_pool(const cds_archive *a, const struct cds_pool *want)
         assert_int_equal(h->pool_table_off, 0);
         assert_int_equal(h->pool_sums_off, 0);
         assert_int_equal(h->pool_sums_checksum, 0);
+        assert_int_equal(h->pool_early_count, 0);
         return;
     }
-    uint64_t covered = want->objects_size + 4ull * want->count;
+    uint64_t covered = want->objects_size + 4ull * want->count +
+                       4ull * want->early_count;
     uint64_t nblocks = (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
     assert_int_equal(h->pool_count, want->count);
     assert_int_equal(h->pool_objects_size, want->objects_size);
@@ -509,6 +511,11 @@ check_pool(const cds_archive *a, const struct cds_pool *want)
     assert_memory_equal(pool, want->objects, want->objects_size);
     assert_memory_equal(pool + h->pool_table_off, want->table,
                         4ull * want->count);
+    assert_int_equal(h->pool_early_count, want->early_count);
+    if (want->early_count != 0) {
+        assert_memory_equal(pool + h->pool_table_off + 4ull * want->count,
+                            want->early, 4ull * want->early_count);
+    }
     for (uint64_t b = covered; b < h->pool_sums_off; b++) {
         assert_int_equal(pool[b], 0);
     }
@@ -536,6 +543,13 @@ test_writer_pool_round_trip(void **state)
     for (size_t k = 0; k < UNIT_ARRAY_SIZE(counts); k++) {
         struct unit_pool pool;
         unit_pool_init(&pool, counts[k]);
+        /* format.md 4.1: every third string interned at activation */
+        uint32_t *early = calloc(counts[k] / 3 + 1, sizeof(uint32_t));
+        assert_non_null(early);
+        for (uint32_t i = 0; i < counts[k]; i += 3) {
+            early[pool.pool.early_count++] = counts[k] - 1 - i;
+        }
+        pool.pool.early = early;
         assert_status(cds_writer_create(&w, d->dest, UNIT_BASE, &fp, &err),
                       0);
         assert_status(unit_writer_add(w, UNIT_BASE, &mod_a, 0, counts[k],
@@ -557,12 +571,17 @@ test_writer_pool_round_trip(void **state)
             assert_status(cds_pool_find(&a, i, ok, &off, &extent, &err), 0);
             assert_int_equal(off, pool.table[i]);
         }
+        const uint32_t *list;
+        assert_status(cds_pool_early(&a, ok, &list, &err), 0);
+        assert_non_null(list);
+        assert_memory_equal(list, early, 4ull * pool.pool.early_count);
         for (uint32_t i = 0; i < 2; i++) {
             assert_status(cds_segment_validate(&a, i, &err), 0);
             assert_int_equal(a.modules[i].nshared, 1);
         }
         free(ok);
         free(img);
+        free(early);
         unit_pool_clear(&pool);
     }
 }

@@ -283,7 +283,7 @@ unit_seal_pool(uint8_t *img)
 {
     struct cds_disk_header *h = (struct cds_disk_header *)(void *)img;
     uint8_t *pool = img + h->pool_offset;
-    uint64_t covered = (uint64_t)h->pool_objects_size + 4ull * h->pool_count;
+    uint64_t covered = cds_pool_covered(h);
     uint64_t nblocks = (covered + CDS_POOL_BLOCK - 1) / CDS_POOL_BLOCK;
 
     for (uint64_t b = 0; b < nblocks; b++) {

@@ -38,7 +38,7 @@ grep -Eq '^ok: [0-9]+ modules, [0-9]+ bytes$' verify.out ||
 "$PYCDS" inspect heap.img >inspect.yaml 2>inspect.err ||
     { fail "inspect exited $?"; show inspect.err; }
 for pattern in '^header:' '^fingerprint:' '^totals:' '^modules:' \
-    '^- name: json$' '^- name: decimal$' '^  format_version: 7$' \
+    '^- name: json$' '^- name: decimal$' '^  format_version: 8$' \
     '^    code: [1-9]'; do
     grep -q "$pattern" inspect.yaml || fail "inspect: no line $pattern"
 done
@@ -66,7 +66,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert sorted(d) == ['archive', 'fingerprint', 'header', 'modules',
                      'totals'], sorted(d)
-assert d['header']['format_version'] == 7, d['header']
+assert d['header']['format_version'] == 8, d['header']
 names = [m['name'] for m in d['modules']]
 assert 'json' in names and 'decimal' in names, names
 try:
