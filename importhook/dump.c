@@ -219,13 +219,15 @@ add_ran(PyObject *ran, const char *p, size_t n)
 
 /* Read the list: one name per line, of any length, '#' comments, blanks
  * ignored, each name once, in first-seen order (the import order of the
- * trace); '@' records of code that ran go to *ran (add_ran).  A line that
+ * trace); '@' records of code that ran go to *ran (add_ran), '$' records
+ * of strings the trace saw interned to the set interned (one that is not
+ * UTF-8 is ignored: they are only a layout hint).  A line that
  * is not UTF-8 or holds a NUL byte is reported with its number and
  * skipped (*nskipped).  The names, or NULL with an exception (out of
  * memory) or with e filled. */
 static PyObject *
 read_list(const char *path, Py_ssize_t *nskipped, PyObject *ran,
-          struct dump_error *e)
+          PyObject *interned, struct dump_error *e)
 {
     FILE *f = fopen(path, "r");
     PyObject *names = NULL, *seen = NULL;
@@ -261,6 +263,18 @@ read_list(const char *path, Py_ssize_t *nskipped, PyObject *ran,
         if (kind == CDS_LIST_RAN) {
             if (add_ran(ran, p, n) < 0) {
                 goto fail;
+            }
+            continue;
+        }
+        if (kind == CDS_LIST_INTERNED) {
+            PyObject *str = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "strict");
+            int r = str == NULL ? -1 : PySet_Add(interned, str);
+            Py_XDECREF(str);
+            if (r < 0) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    goto fail;
+                }
+                PyErr_Clear();
             }
             continue;
         }
@@ -394,6 +408,7 @@ dump(const char *list, const char *archive, struct dump_counts *c,
     struct cds_pool pool_view;
     cds_error err;
     PyObject *names = NULL, *info_fn, *ran = PyDict_New();
+    PyObject *interned = PySet_New(NULL);
     int rc, status = -1;
 
     memset(c, 0, sizeof(*c));
@@ -408,11 +423,13 @@ dump(const char *list, const char *archive, struct dump_counts *c,
     if (cds_heap_fingerprint(&fp, &err) < 0) {
         return dump_fail(e, "%s", err.message);
     }
-    if (ran == NULL ||
-        (names = list != NULL ? read_list(list, &c->skipped, ran, e)
-                              : PyList_New(0)) == NULL ||
+    if (ran == NULL || interned == NULL ||
+        (names = list != NULL
+                     ? read_list(list, &c->skipped, ran, interned, e)
+                     : PyList_New(0)) == NULL ||
         expand(&names, &c->skipped) < 0) {
         Py_XDECREF(ran);
+        Py_XDECREF(interned);
         Py_XDECREF(names);
         return -1;
     }
@@ -420,7 +437,8 @@ dump(const char *list, const char *archive, struct dump_counts *c,
      * processes that load the archive (they run the same start-up and
      * glue): slots naming it will be rewritten there (heap.h) */
     if (cds_heap_pool_create(&pool, &err) < 0 ||
-        cds_heap_pool_note_startup(pool, &err) < 0) {
+        cds_heap_pool_note_startup(pool, &err) < 0 ||
+        cds_heap_pool_note_early(pool, interned, &err) < 0) {
         PyErr_NoMemory();
         goto out;
     }
@@ -514,6 +532,7 @@ out:
     cds_heap_pool_destroy(pool);
     Py_XDECREF(names);
     Py_XDECREF(ran);
+    Py_XDECREF(interned);
     return status;
 }
 

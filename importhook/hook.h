@@ -80,6 +80,7 @@ struct cds_hook {
     /* TRACE */
     int trace_fd;
     PyObject *traced; /* set of names written */
+    Py_ssize_t interned_pos; /* TRACE: the interned dict seen up to here */
 };
 
 /* The one state (inv. 2), defined in _cdsmodule.c. */

@@ -164,6 +164,63 @@ record_name(PyObject *name)
     VERBOSE(2, "pycds: traced %s\n", s);
 }
 
+/* TRACE (3.12 on): the strings interned since the last get_code
+ * returned, as '$ STRING' records of the list, in one write(2): strings
+ * the program interned on its own (C extensions' names, setattr, names
+ * of code not archived) before this module's code named them.  The dump
+ * puts those it pools on the archive's early list, which SHARE interns
+ * at activation, so that the archive's strings win (format.md 4.1).
+ * Strings with a blank or control character (a record is one line) are
+ * left out. */
+static void
+record_interned(void)
+{
+    PyObject *fresh = PyList_New(0);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+
+    if (fresh == NULL ||
+        cds_heap_interned_since(&cds__hook.interned_pos, fresh) < 0) {
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(fresh); i++) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(fresh, i), &n);
+        if (s == NULL) {
+            PyErr_Clear(); /* surrogates */
+            continue;
+        }
+        int ok = n > 0 && n <= 256;
+        for (Py_ssize_t k = 0; ok && k < n; k++) {
+            ok = (unsigned char)s[k] > ' ' && s[k] != 0x7f;
+        }
+        if (!ok) {
+            continue;
+        }
+        if (len + (size_t)n + 3 > cap) {
+            size_t ncap = 2 * cap + (size_t)n + 4096;
+            char *p = PyMem_Realloc(buf, ncap);
+            if (p == NULL) {
+                goto out;
+            }
+            buf = p;
+            cap = ncap;
+        }
+        buf[len++] = '$';
+        buf[len++] = ' ';
+        memcpy(buf + len, s, (size_t)n);
+        len += (size_t)n;
+        buf[len++] = '\n';
+    }
+    if (len > 0 && write(cds__hook.trace_fd, buf, len) < 0) {
+        cds__hook_warn("cannot write trace list: %s", strerror(errno));
+    }
+out:
+    PyErr_Clear();
+    PyMem_Free(buf);
+    Py_XDECREF(fresh);
+}
+
 /* A C method of SourceFileLoader, so that no frame of ours appears in a
  * traceback through it (importlib's frame trimming would not know it).
  * SHARE: a plain SourceFileLoader (subclasses may transform the source)
@@ -194,9 +251,19 @@ loader_get_code(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     call[0] = self;
     call[1] = args[0];
+    int tracing = cds__hook.config.mode == MODE_TRACE &&
+                  cds__hook.trace_fd >= 0;
+    if (tracing) {
+        record_interned();
+    }
     code = PyObject_Vectorcall(cds__hook.orig_get_code, call, 2, NULL);
-    if (cds__hook.config.mode == MODE_TRACE && code != NULL) {
-        record_name(args[0]);
+    if (tracing) {
+        /* what unmarshalling (or compiling) interned is the module's own;
+         * with no list it cannot fail (and leaves get_code's exception) */
+        (void)cds_heap_interned_since(&cds__hook.interned_pos, NULL);
+        if (code != NULL) {
+            record_name(args[0]);
+        }
     }
     return code;
 }
@@ -353,4 +420,8 @@ cds__trace_activate(void)
 #if PY_VERSION_HEX >= 0x030C0000
     trace_functions();
 #endif
+    /* start-up's strings are the dump's too (cds_heap_pool_note_startup) */
+    if (cds_heap_interned_since(&cds__hook.interned_pos, NULL) < 0) {
+        PyErr_Clear();
+    }
 }

@@ -1035,6 +1035,11 @@ filter_list(const char *list, const struct cli_config *cfg, int verbose,
             fprintf(out, "@ %.*s\n", (int)len, name);
             continue;
         }
+        if (kind == CDS_LIST_INTERNED) {
+            /* strings the trace saw interned, for the pool: kept */
+            fprintf(out, "$ %.*s\n", (int)len, name);
+            continue;
+        }
         /* a name is followed by a blank, a '#' or the end: make it a
          * string in place */
         char *p = line + (name - line);

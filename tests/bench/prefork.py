@@ -592,7 +592,7 @@ def read_list(path):
     with open(path) as f:
         return [x.split('#', 1)[0].strip() for x in f
                 if x.split('#', 1)[0].strip() and
-                not x.lstrip().startswith('@')]
+                x.lstrip()[:1] not in ('@', '$')]
 
 
 def tail(path, n=15):

@@ -379,10 +379,11 @@ class Case:
 
     def read_list(self, lst='heap.lst'):
         """The module names of a list, in order ('@' records of code that
-        ran, 3.12 on, are not names: docs/usage.md)."""
+        ran and '$' records of strings interned, 3.12 on, are not names:
+        docs/usage.md)."""
         names = []
         for line in self.read(lst).splitlines():
-            if line.lstrip().startswith('@'):
+            if line.lstrip()[:1] in ('@', '$'):
                 continue
             line = line.split('#', 1)[0].strip()
             if line:
@@ -576,7 +577,7 @@ HEADER_FIELDS = (
     ('pool_sums_checksum', 440, 8), ('pool_count', 448, 4),
     ('pool_objects_size', 452, 4), ('pool_table_off', 456, 4),
     ('pool_sums_off', 460, 4), ('pool_block_size', 464, 4),
-    ('reserved1', 468, 4), ('code_version_base', 472, 4),
+    ('pool_early_count', 468, 4), ('code_version_base', 472, 4),
     ('code_version_count', 476, 4), ('reserved', 480, 544),
 )
 
@@ -688,7 +689,8 @@ def reseal_all(data, hasher):
             if so + ss <= n:
                 put(at + SEG_CHECKSUM_AT, hasher(bytes(d[so:so + ss])))
     po, cnt = h['pool_offset'], h['pool_count']
-    covered = h['pool_objects_size'] + 4 * cnt
+    # the strings, their table and the early list after it (format.md 4.1)
+    covered = h['pool_objects_size'] + 4 * cnt + 4 * h['pool_early_count']
     nblocks = -(-covered // POOL_BLOCK)
     sums = po + h['pool_sums_off']
     if cnt and po + covered <= n and sums + 8 * nblocks <= n:

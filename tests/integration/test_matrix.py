@@ -475,7 +475,8 @@ def unsealed(m, data, h, ents, first, second):
     # the pool: strings, table, sums, and one byte per sampled block
     po = h['pool_offset']
     table = cdstest.pool_table(data)
-    covered = h['pool_objects_size'] + 4 * h['pool_count']
+    covered = (h['pool_objects_size'] + 4 * h['pool_count']
+               + 4 * h['pool_early_count'])
     pool = [('first string, refcount', po), ('first string, type', po + 8),
             ('first string, length', po + 16), ('first string, hash', po + 24),
             ('first string, state', po + 32),
@@ -486,7 +487,7 @@ def unsealed(m, data, h, ents, first, second):
             ('table, first entry', po + h['pool_table_off']),
             ('table, middle entry', po + h['pool_table_off']
              + 4 * (len(table) // 2)),
-            ('table, last byte', po + covered - 1),
+            ('table (or early list), last byte', po + covered - 1),
             ('sums, first byte', po + h['pool_sums_off']),
             ('sums, last byte', po + h['pool_size'] - 1)]
     nblocks = -(-covered // cdstest.POOL_BLOCK)

@@ -160,11 +160,14 @@ quiet_mod   \t
         stderr=subprocess.PIPE) for _ in range(4)]
     errs = [p.communicate(timeout=120)[1] for p in procs]
     # names; '@' records (3.12 on) are written once per function a
-    # process ran, whole lines too
+    # process ran, '$' records of interned strings once per string, whole
+    # lines too
     all_lines = t.read('many.lst').splitlines()
-    lines = [l for l in all_lines if not l.startswith('@')]
+    lines = [l for l in all_lines if l[:1] not in ('@', '$')]
     t.check(all(l.startswith('@ ') and len(l.split(' ', 3)) == 4
-                for l in all_lines if l.startswith('@')),
+                for l in all_lines if l.startswith('@')) and
+            all(l.startswith('$ ') and len(l) > 2 and ' ' not in l[2:]
+                for l in all_lines if l.startswith('$')),
             'concurrent tracers write whole records')
     single = set(names)
     t.check(all(p.returncode == 0 for p in procs)

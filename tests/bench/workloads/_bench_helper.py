@@ -43,8 +43,8 @@ def read_list(path):
     names = []
     with open(path) as f:
         for line in f:
-            if line.lstrip().startswith('@'):
-                continue  # code that ran (3.12 on), not a name
+            if line.lstrip()[:1] in ('@', '$'):
+                continue  # a record (3.12 on: code that ran, strings interned)
             line = line.split('#', 1)[0].strip()
             if line:
                 names.append(line)
