@@ -43,7 +43,8 @@ CO_OPTIMIZED = 0x1
 CO_FLAGS_AT = 48  # PyCodeObject.co_flags in 3.11, 3.12 and 3.13
 
 KINDS = {0: 'code', 1: 'str', 2: 'bytes', 3: 'numbers', 4: 'numbers',
-         5: 'numbers', 6: 'tuples'}
+         5: 'numbers', 6: 'tuples', 7: 'tuples'}  # 7: slices (3.14 on)
+GC_HEADED = (6, 7)  # format.md 5.1.6: a 16-byte GC head precedes them
 ORDER = ('header', 'index', 'pool', 'loader-written tuples', 'load-only',
          'code: bodies',
          'code: functions', 'str', 'bytes', 'numbers', 'tuples',
@@ -76,8 +77,8 @@ def regions(data):
         tab = [u32(data, seg + objtab + 4 * k) for k in range(nobj)]
         starts = [v & ~7 for v in tab]
         for k, v in enumerate(tab):
-            lo = starts[k] - (16 if v & 7 == 6 else 0)  # a tuple's GC head
-            hi = (starts[k + 1] - (16 if tab[k + 1] & 7 == 6 else 0)
+            lo = starts[k] - (16 if v & 7 in GC_HEADED else 0)
+            hi = (starts[k + 1] - (16 if tab[k + 1] & 7 in GC_HEADED else 0)
                   if k + 1 < nobj else objsize)
             kind = KINDS[v & 7]
             if lo < write_size:
