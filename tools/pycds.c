@@ -1399,8 +1399,9 @@ run_inspect(const struct command *cmd, int argc, char **argv)
 }
 
 /* The shared string pool (format.md 4.1): every table entry and every
- * block a string lies in, against the block checksums (P1..P3).  The
- * loader checks blocks on first use; verify uses every string. */
+ * block a string lies in, against the block checksums (P1..P3), and the
+ * early list's blocks and indices.  The loader checks blocks on first
+ * use; verify uses every string. */
 static int
 validate_pool(const cds_archive *a, cds_error *err)
 {
@@ -1418,6 +1419,16 @@ validate_pool(const cds_archive *a, cds_error *err)
     }
     for (uint32_t i = 0; rc == 0 && i < h->pool_count; i++) {
         rc = cds_pool_find(a, i, block_ok, &off, &extent, err);
+    }
+    /* the early list: its blocks, then each index (P1) */
+    const uint32_t *early = NULL;
+    if (rc == 0) {
+        rc = cds_pool_early(a, block_ok, &early, err);
+    }
+    for (uint32_t i = 0; rc == 0 && i < h->pool_early_count; i++) {
+        uint32_t ix;
+        memcpy(&ix, early + i, 4);
+        rc = cds_pool_find(a, ix, block_ok, &off, &extent, err);
     }
     free(block_ok);
     return rc;

@@ -18,10 +18,12 @@ by hand (the list is meant to be edited): the rest works the same.
    from the same list without them (the control), none is.
 3. Output as stock in both.
 4. A damaged early list (an index past the pool, resealed): one pycds
-   warning, output as stock, modules still served.
+   warning, output as stock, modules still served; `pycds verify`
+   refuses it and passes the good one.
 """
 import json
 import os
+import subprocess
 
 import cdstest
 
@@ -132,6 +134,17 @@ def main():
                 and 'usemath' in b.served,
                 'one warning naming the bad index; modules still served',
                 b.warnings, b.served)
+        cli = os.path.join(os.path.dirname(t.site), 'tools', 'pycds')
+        if not os.path.exists(cli):
+            print('note: no %s: verify is not tried' % cli)
+        else:
+            v = subprocess.run([cli, 'verify', t.path('heap.img')],
+                               capture_output=True, text=True)
+            t.check(v.returncode == 0, 'verify passes the early list', v)
+            v = subprocess.run([cli, 'verify', t.path('bad.img')],
+                               capture_output=True, text=True)
+            t.check(v.returncode == 1 and 'pool index' in v.stderr,
+                    'verify names the bad early index', v)
     t.finish()
 
 
