@@ -468,18 +468,6 @@ cds__share_activate(void)
         cds_archive_close(&cds__hook.archive);
         return rc;
     }
-    /* the strings the traced program interned on its own before the
-     * modules naming them were loaded (format.md 4.1): interned now, the
-     * archive's own ones become the interpreter's, and the slots naming
-     * them keep the file's pages clean.  A string that fails its checks
-     * leaves the rest to the segments that name them, which check it
-     * again and are imported normally if it still fails */
-    if ((rc = cds_heap_resolve_early(&cds__hook.archive, &err)) < 0) {
-        cds__hook_warn("archive %s: %s (%s); the modules that need it are "
-                       "imported normally",
-                       cds__hook.archive_path, err.message,
-                       cds_status_name(rc));
-    }
     uint32_t n = cds__hook.archive.header->nmodules;
     cds__hook.seg_state = calloc(n ? n : 1, 1);
     cds__hook.codes = calloc(n ? n : 1, sizeof(PyObject *));
@@ -525,6 +513,20 @@ cds__share_activate(void)
         return 0;
     }
     Py_DECREF(type);
+    /* the strings the traced program interned on its own before the
+     * modules naming them were loaded (format.md 4.1): interned now, the
+     * archive's own ones become the interpreter's, and the slots naming
+     * them keep the file's pages clean.  Last, since from here on the
+     * archive stays mapped: the interpreter holds its strings.  A string
+     * that fails its checks leaves the rest to the segments that name
+     * them, which check it again and are imported normally if it still
+     * fails */
+    if ((rc = cds_heap_resolve_early(&cds__hook.archive, &err)) < 0) {
+        cds__hook_warn("archive %s: %s (%s); the modules that need it are "
+                       "imported normally",
+                       cds__hook.archive_path, err.message,
+                       cds_status_name(rc));
+    }
     /* python -v: say where served code comes from, as the loader does */
     cds__hook.py_verbose = cds__hook_sys_flag("verbose");
     VERBOSE(1, "pycds: archive %s: %u modules, mapped %s\n",
