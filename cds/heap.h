@@ -137,8 +137,10 @@ enum { CDS_PREFAULT_NONE, CDS_PREFAULT_AUTO, CDS_PREFAULT_ALL };
 /* TRACE (3.12 on): append to list the strings the interpreter interned
  * on its heap since *pos (0: since it started), and move *pos past them;
  * list NULL only moves *pos.  Positions are the interned dict's entry
- * order: a string interned and freed meanwhile (a mortal one) may make
- * some be missed, which costs pages, not correctness.  0, or -1 with an
+ * order: strings interned and freed meanwhile (mortal ones, 3.13 on)
+ * leave deleted entries that a resize of the dict compacts, and *pos may
+ * then lie past its end, missing what is interned until the dict grows
+ * back past it; that costs pages, not correctness.  0, or -1 with an
  * exception (out of memory); nothing to do on 3.11. */
 int cds_heap_interned_since(Py_ssize_t *pos, PyObject *list);
 

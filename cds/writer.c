@@ -305,6 +305,10 @@ write_pool(cds_writer *w, const struct cds_pool *pool, cds_error *err)
     if (pool->objects_size % CDS_OBJECT_ALIGN != 0) {
         return CDS_FAIL(err, CDS_ECORRUPT, UINT64_MAX, "malformed pool");
     }
+    /* H11: each string at most once on the list */
+    if (pool->early_count > pool->count) {
+        return CDS_FAIL(err, CDS_ECORRUPT, UINT64_MAX, "malformed pool");
+    }
     for (uint32_t i = 0; i < pool->early_count; i++) {
         if (pool->early[i] >= pool->count) {
             return CDS_FAIL(err, CDS_ECORRUPT, UINT64_MAX, "malformed pool");

@@ -407,8 +407,7 @@ dump(const char *list, const char *archive, struct dump_counts *c,
     cds_heap_pool *pool = NULL;
     struct cds_pool pool_view;
     cds_error err;
-    PyObject *names = NULL, *info_fn, *ran = PyDict_New();
-    PyObject *interned = PySet_New(NULL);
+    PyObject *names = NULL, *info_fn, *ran, *interned;
     int rc, status = -1;
 
     memset(c, 0, sizeof(*c));
@@ -423,6 +422,8 @@ dump(const char *list, const char *archive, struct dump_counts *c,
     if (cds_heap_fingerprint(&fp, &err) < 0) {
         return dump_fail(e, "%s", err.message);
     }
+    ran = PyDict_New();
+    interned = PySet_New(NULL);
     if (ran == NULL || interned == NULL ||
         (names = list != NULL
                      ? read_list(list, &c->skipped, ran, interned, e)

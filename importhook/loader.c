@@ -170,8 +170,8 @@ record_name(PyObject *name)
  * of code not archived) before this module's code named them.  The dump
  * puts those it pools on the archive's early list, which SHARE interns
  * at activation, so that the archive's strings win (format.md 4.1).
- * Strings with a blank or control character (a record is one line) are
- * left out. */
+ * Strings with a blank or a character str.isprintable() refuses (a
+ * record is one line), or over 256 characters, are left out. */
 static void
 record_interned(void)
 {
@@ -184,17 +184,19 @@ record_interned(void)
         goto out;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(fresh); i++) {
-        Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(fresh, i), &n);
-        if (s == NULL) {
-            PyErr_Clear(); /* surrogates */
-            continue;
-        }
-        int ok = n > 0 && n <= 256;
+        PyObject *str = PyList_GET_ITEM(fresh, i);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(str);
+        int kind = PyUnicode_KIND(str), ok = n > 0 && n <= 256;
+        const void *data = PyUnicode_DATA(str);
+        /* printable and no blank, as str.isprintable() sees them: no
+         * line break of any kind (U+2028 included), no surrogate */
         for (Py_ssize_t k = 0; ok && k < n; k++) {
-            ok = (unsigned char)s[k] > ' ' && s[k] != 0x7f;
+            Py_UCS4 ch = PyUnicode_READ(kind, data, k);
+            ok = ch != ' ' && Py_UNICODE_ISPRINTABLE(ch);
         }
-        if (!ok) {
+        const char *s = ok ? PyUnicode_AsUTF8AndSize(str, &n) : NULL;
+        if (s == NULL) {
+            PyErr_Clear();
             continue;
         }
         if (len + (size_t)n + 3 > cap) {

@@ -861,6 +861,20 @@ test_archive_header_fields_patched(void **state)
     assert_int_equal(run_patches(im, header_patches,
                                  UNIT_ARRAY_SIZE(header_patches)),
                      0);
+    /* H11's early_count <= pool_count alone: strings moved from the table
+     * to the early list keep every offset and size as they were */
+    uint8_t *p = unit_copy(im->p, im->n);
+    struct cds_disk_header *h = hdr(p);
+    assert_true(h->pool_count >= 3);
+    uint32_t d = h->pool_count / 2 + 1;
+    h->pool_count -= d;
+    h->pool_early_count += d;
+    assert_true(h->pool_early_count > h->pool_count);
+    unit_seal_header(p);
+    assert_status(load(p, im->n, &G.fp, &err), CDS_ECORRUPT);
+    assert_int_equal(err.offset, 448);
+    assert_string_equal(err.message, "string pool layout inconsistent");
+    free(p);
 }
 
 static void
