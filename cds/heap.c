@@ -1572,6 +1572,9 @@ cds_heap_resolve_early(cds_archive *a, cds_error *err)
     uint64_t t0 = now_ns();
     int rc;
 
+    if (a->header->pool_early_count == 0) {
+        return 0; /* 3.11, and lists without '$': the pool waits for use */
+    }
     if ((rc = load_state(a, err)) < 0 ||
         (rc = cds_pool_early(a, pool_state.block_ok, &list, err)) < 0) {
         return rc;
