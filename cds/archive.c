@@ -979,6 +979,63 @@ cds_segment_prefault(cds_archive *a, uint32_t index, uint64_t write_end,
     return 0;
 }
 
+/* the whole pages of the segment blocks: [lo, hi) of the image */
+static bool
+segment_pages(const cds_archive *a, uint64_t *lo, uint64_t *hi)
+{
+    const uint64_t page = 4096;
+    uint64_t start = a->header->segments_offset;
+    uint64_t end = start + a->header->segments_size;
+    *lo = (start + page - 1) & ~(page - 1);
+    *hi = end & ~(page - 1);
+    return *hi > *lo;
+}
+
+void
+cds_archive_guard_segments(cds_archive *a)
+{
+    uint64_t lo, hi;
+
+    if (a->map_size == 0 || !a->writable || a->fetched != NULL ||
+        a->guarded || !segment_pages(a, &lo, &hi)) {
+        return;
+    }
+    /* what was read of the blocks before (the first root's type, by
+     * cds_heap_writes_every_page) left pages mapped around it: unmapped
+     * first, unwritten as they are */
+    (void)madvise(a->data + lo, hi - lo, MADV_DONTNEED);
+    a->guarded = mprotect(a->data + lo, hi - lo, PROT_NONE) == 0;
+}
+
+int
+cds_segment_unguard(cds_archive *a, uint32_t index, cds_error *err)
+{
+    const struct cds_disk_module *m = &a->modules[index];
+    const uint64_t page = 4096;
+    uint64_t lo, hi;
+
+    if (!a->guarded || !segment_pages(a, &lo, &hi)) {
+        return 0;
+    }
+    /* I7: the block lies inside the segments; its pages, clamped to the
+     * guarded ones (a page it shares with the pool was never closed) */
+    uint64_t from = m->seg_offset & ~(page - 1);
+    uint64_t to = (m->seg_offset + m->seg_size + page - 1) & ~(page - 1);
+    if (from < lo) {
+        from = lo;
+    }
+    if (to > hi) {
+        to = hi;
+    }
+    if (to > from &&
+        mprotect(a->data + from, to - from, PROT_READ | PROT_WRITE) != 0) {
+        return CDS_FAIL(err, CDS_EMAP, m->seg_offset,
+                        "module %s: segment cannot be mapped: %s",
+                        cds_module_name(a, index), strerror(errno));
+    }
+    return 0;
+}
+
 #define CDS_ARENA_CHUNK (1u << 20)
 /* scratch left faulted in after the last kept objects, for the next
  * segment to be read into */

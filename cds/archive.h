@@ -41,6 +41,10 @@ typedef struct cds_archive {
     /* copy mode: where segment scratch_index was read in, until loaded */
     uint8_t *scratch;
     uint32_t scratch_index;
+    /* the file mapped: the blocks' whole pages are inaccessible
+     * (PROT_NONE) until their module's first use
+     * (cds_archive_guard_segments, cds_segment_unguard) */
+    bool guarded;
 } cds_archive;
 
 /* cds_archive_open flags */
@@ -184,6 +188,26 @@ int cds_segment_prefault(cds_archive *a, uint32_t index,
  * the image may be gone, and the archive must be closed unused. */
 int cds_archive_copy_segments(cds_archive *a, bool map_bytes,
                               cds_error *err);
+
+/* The file mapped, not in copy mode: drop the whole pages of the
+ * segment blocks from the resident set (none is written yet) and make
+ * them inaccessible until each module's first use
+ * (cds_segment_unguard).  What the kernel's fault-around maps of a file
+ * around a faulting page is bounded by the mapping that holds it, so
+ * faulting in one block no longer maps the pages of blocks whose module
+ * the program never imports (an archive traced from more workloads than
+ * the one running, docs/usage.md "The list"): they stay out of the
+ * resident set.  Only for an image mapped writable by
+ * cds_archive_open(), before any segment is used; does nothing
+ * otherwise, or if the kernel refuses (then every block stays
+ * accessible, as without it). */
+void cds_archive_guard_segments(cds_archive *a);
+
+/* Before anything of module index's block is read: its pages made
+ * accessible again where cds_archive_guard_segments closed them.  0, or
+ * CDS_EMAP when the kernel refuses (too many mappings): then nothing of
+ * the segment may be read. */
+int cds_segment_unguard(cds_archive *a, uint32_t index, cds_error *err);
 
 /* Where module index's block is in memory: the image's bytes, but in
  * copy mode, from its read-in until it is loaded

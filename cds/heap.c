@@ -2907,6 +2907,9 @@ cds_heap_segment_use(cds_archive *a, uint32_t index, int prefault,
     uint64_t t0 = now_ns(), t1, t2, t3;
 
     *code = NULL;
+    if ((rc = cds_segment_unguard(a, index, err)) < 0) {
+        return rc;
+    }
     if (a->fetched != NULL) {
         /* copy mode: the segment must be read in, whatever prefault says */
         rc = cds_segment_prefault(a, index, a->modules[index].seg_size, err);

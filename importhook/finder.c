@@ -468,6 +468,9 @@ cds__share_activate(void)
         cds_archive_close(&cds__hook.archive);
         return rc;
     }
+    /* the file mapped: no block's pages mapped before its module's first
+     * use, not even by the kernel's fault-around */
+    cds_archive_guard_segments(&cds__hook.archive);
     uint32_t n = cds__hook.archive.header->nmodules;
     cds__hook.seg_state = calloc(n ? n : 1, 1);
     cds__hook.codes = calloc(n ? n : 1, sizeof(PyObject *));
