@@ -364,6 +364,7 @@ struct cds_heap_pool {
     uint32_t *early;   /* pool indices interned at activation (4.1) */
     uint32_t nearly, cap_early;
     uint32_t ncode;    /* code versions given out (format.md 5.1.7) */
+    uint32_t *renumber; /* cds_heap_pool_order(): old index -> new, or NULL */
 };
 
 int
@@ -388,6 +389,7 @@ cds_heap_pool_destroy(cds_heap_pool *p)
         Py_XDECREF(p->startup);
         Py_XDECREF(p->early_names);
         free(p->early);
+        free(p->renumber);
         free(p->objects);
         free(p->table);
         free(p->hints);
@@ -405,8 +407,82 @@ cds_heap_pool_view(const cds_heap_pool *p, struct cds_pool *out)
     out->hints = p->hints;
     out->early = p->early;
     out->early_count = p->nearly;
+    out->renumber = p->renumber;
     out->code_version_base = p->ncode ? cds_layout_code_version_base : 0;
     out->code_version_count = p->ncode;
+}
+
+/* The extent of pool string i in p->objects. */
+static uint32_t
+pool_extent(const cds_heap_pool *p, uint32_t i)
+{
+    return (i + 1 < p->count ? p->table[i + 1] : p->size) - p->table[i];
+}
+
+int
+cds_heap_pool_order(cds_heap_pool *p, cds_error *err)
+{
+    uint8_t *objects = NULL;
+    uint32_t *table = NULL, *renumber = NULL;
+    uint64_t *hints = NULL;
+    uint32_t n = 0, at = 0;
+
+    if (p->nearly == 0 || p->renumber != NULL) {
+        return 0;
+    }
+    objects = malloc(p->size ? p->size : 1);
+    table = malloc(sizeof(*table) * p->count);
+    hints = malloc(sizeof(*hints) * p->count);
+    renumber = malloc(sizeof(*renumber) * p->count);
+    if (objects == NULL || table == NULL || hints == NULL ||
+        renumber == NULL) {
+        free(objects);
+        free(table);
+        free(hints);
+        free(renumber);
+        return CDS_FAIL(err, CDS_ENOMEM, UINT64_MAX, "out of memory");
+    }
+    for (uint32_t i = 0; i < p->count; i++) {
+        renumber[i] = UINT32_MAX;
+    }
+    /* the early strings first, in the order they were pooled (p->early
+     * is increasing), then the others in theirs */
+    for (uint32_t k = 0; k < p->nearly; k++) {
+        renumber[p->early[k]] = n++;
+    }
+    for (uint32_t i = 0; i < p->count; i++) {
+        if (renumber[i] == UINT32_MAX) {
+            renumber[i] = n++;
+        }
+    }
+    /* new index j holds old string inv[j]: walk the old indices in the
+     * new order */
+    uint32_t *inv = table; /* reused: filled with offsets below, in order */
+    for (uint32_t i = 0; i < p->count; i++) {
+        inv[renumber[i]] = i;
+    }
+    for (uint32_t j = 0; j < p->count; j++) {
+        uint32_t i = inv[j];
+        uint32_t len = pool_extent(p, i);
+        memcpy(objects + at, p->objects + p->table[i], len);
+        hints[j] = p->hints[i];
+        inv[j] = at; /* inv[j] is read before it is overwritten */
+        at += len;
+    }
+    for (uint32_t k = 0; k < p->nearly; k++) {
+        p->early[k] = k;
+    }
+    free(p->objects);
+    free(p->table);
+    free(p->hints);
+    p->objects = objects;
+    p->cap = p->size ? p->size : 1;
+    p->table = table;
+    p->cap_table = p->count;
+    p->hints = hints;
+    p->cap_hints = p->count;
+    p->renumber = renumber;
+    return 0;
 }
 
 int

@@ -65,6 +65,13 @@ int cds_heap_pool_note_startup(cds_heap_pool *pool, cds_error *err);
  * slots naming them stay as the file has them. */
 int cds_heap_pool_note_early(cds_heap_pool *pool, PyObject *names,
                              cds_error *err);
+/* After the last cds_heap_serialize(): number the early strings first
+ * and lay them out at the start of the pool (format.md 4.1, as
+ * written), so that interning them at activation reads and writes the
+ * fewest pool blocks, whatever else the archive holds.  The view's
+ * renumber then maps the indices the segments were serialized with to
+ * the new ones; the writer rewrites them (cds_writer_finish). */
+int cds_heap_pool_order(cds_heap_pool *pool, cds_error *err);
 
 /* Serialize code and every object its constants reach into seg, laid out
  * to live at address addr, its interned strings into pool (required).

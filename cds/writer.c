@@ -376,8 +376,9 @@ read_all(cds_writer *w, void *data, size_t len, uint64_t at, cds_error *err)
 
 /* format.md 5.5: now that the pool has its place, each pool reference
  * slot gets the address the string is expected to have when loaded:
- * its hint, or its own address in the pool at the preferred base.  The
- * blocks are read back, patched and checksummed again. */
+ * its hint, or its own address in the pool at the preferred base, and
+ * each reference the string's final index (struct cds_pool's renumber).
+ * The blocks are read back, patched and checksummed again. */
 static int
 store_hints(cds_writer *w, const struct cds_pool *pool, cds_error *err)
 {
@@ -403,10 +404,12 @@ store_hints(cds_writer *w, const struct cds_pool *pool, cds_error *err)
         if ((rc = read_all(w, block, e->seg_size, e->seg_offset, err)) < 0) {
             break;
         }
-        const struct cds_disk_shared *sh =
-            (const void *)(block + e->shared_off);
+        struct cds_disk_shared *sh = (void *)(block + e->shared_off);
         for (uint32_t k = 0; k < e->nshared; k++) {
             uint32_t ix = sh[k].index;
+            if (pool != NULL && pool->renumber != NULL && ix < pool->count) {
+                ix = sh[k].index = pool->renumber[ix];
+            }
             if (pool == NULL || ix >= pool->count ||
                 (uint64_t)sh[k].slot + 8 > e->objects_size) {
                 free(block);

@@ -59,6 +59,10 @@ struct cds_pool {
      * archive, before anything is served */
     const uint32_t *early;
     uint32_t early_count;
+    /* the index each segment's pool references name, as they were
+     * serialized, to the index the pool now has: renumber[old] = new;
+     * NULL where they are the same */
+    const uint32_t *renumber;
     /* format.md 5.1.7: the code objects' co_version values (3.13), one
      * each from base; count 0 where the version has none */
     uint32_t code_version_base, code_version_count;

@@ -521,6 +521,10 @@ dump(const char *list, const char *archive, struct dump_counts *c,
         VERBOSE(1, "pycds: dump: %s\n", cname);
     }
     progress_erase();
+    if (cds_heap_pool_order(pool, &err) < 0) {
+        dump_fail(e, "%s", err.message);
+        goto out;
+    }
     cds_heap_pool_view(pool, &pool_view);
     cds_writer_set_pool(w, &pool_view);
     if (cds_writer_finish(w, &err) < 0) {

@@ -810,6 +810,71 @@ test_heap_pool_shared_across_modules(void **state)
     Py_DECREF(two);
 }
 
+/* format.md 4.1, as written: the early strings come first in the pool,
+ * numbered 0.. in the order they were pooled, wherever the module naming
+ * them lies in the archive, and every module's references follow them.
+ * The early string here is named only by the last module; without
+ * cds_heap_pool_order() it would be the pool's last string. */
+static void
+test_heap_pool_early_strings_first(void **state)
+{
+    cds_error err;
+    cds_writer *w = NULL;
+    cds_heap_pool *pool = NULL;
+    struct cds_pool view;
+    PyObject *one = compile_text("early_plain_q5 = 1\n"
+                                 "def early_fn_q6(x):\n"
+                                 "    return x + early_plain_q5\n"
+                                 "RESULTS = [early_fn_q6(1)]\n",
+                                 "/src/one.py");
+    PyObject *two = compile_text("early_late_q7 = 2\n"
+                                 "early_plain_q5 = early_late_q7 + 1\n"
+                                 "RESULTS = [early_plain_q5, 'early_late_q7']\n",
+                                 "/src/two.py");
+
+    (void)state;
+    assert_status(cds_heap_pool_create(&pool, &err), 0);
+    PyObject *names = Py_BuildValue("[s]", "early_late_q7");
+    assert_status(cds_heap_pool_note_early(pool, names, &err), 0);
+    Py_DECREF(names);
+    unlink(G.path);
+    assert_status(cds_writer_create(&w, G.path, UNIT_BASE, &G.fp, &err), 0);
+    add_code(w, pool, "filler", one, NULL, NULL);
+    add_code(w, pool, "heap_sample", two, NULL, NULL);
+    assert_status(cds_heap_pool_order(pool, &err), 0);
+    cds_heap_pool_view(pool, &view);
+    assert_non_null(view.renumber);
+    cds_writer_set_pool(w, &view);
+    assert_status(cds_writer_finish(w, &err), 0);
+    cds_writer_destroy(w);
+    cds_heap_pool_destroy(pool);
+
+    size_t n;
+    uint8_t *img = unit_read_file(G.path, &n);
+    struct cds_disk_header *h = img_header(img);
+    assert_int_equal(h->pool_early_count, 1);
+    uint32_t early;
+    memcpy(&early, img + h->pool_offset + h->pool_table_off +
+                       4ull * h->pool_count, 4);
+    assert_int_equal(early, 0);
+    assert_int_equal(pool_index_of(img, "early_late_q7", true), 0);
+    assert_true(pool_index_of(img, "early_plain_q5", true) > 0);
+    free(img);
+    /* the references were renumbered with the pool: both modules load
+     * as they were, the early string resolved first as at activation */
+    struct loaded *l = new_loaded();
+    img = unit_read_file(G.path, &n);
+    assert_status(cds_archive_load(&l->a, img, n, &G.fp, &err), 0);
+    register_image(img, n);
+    assert_status(cds_heap_resolve_early(&l->a, &err), 0);
+    load_module(&l->a, "filler", &l->filler);
+    load_module(&l->a, "heap_sample", &l->sample);
+    pycheck("check_same_results", Py_BuildValue("(OO)", one, l->filler));
+    pycheck("check_same_results", Py_BuildValue("(OO)", two, l->sample));
+    Py_DECREF(one);
+    Py_DECREF(two);
+}
+
 /* format.md 6.4: a pool string's image is checked before the interpreter
  * sees it (the checksums re-sealed, so only the image is wrong). */
 static void
@@ -2879,6 +2944,7 @@ main(int argc, char **argv)
         T(test_heap_one_char_names_interned),
         T(test_heap_new_names_interned_in_place),
         T(test_heap_pool_shared_across_modules),
+        T(test_heap_pool_early_strings_first),
         T(test_heap_pool_string_image_checked),
         T(test_heap_pool_string_length_overflow),
         T(test_heap_pool_block_checked_at_load),
