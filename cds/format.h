@@ -190,7 +190,7 @@ static_assert(CDS_OBJ_NKINDS <= 8, "a kind fits an entry's 3 low bits");
 #define CDS_OBJ_OFFSET(entry) ((entry) & ~7u)
 /* What precedes every tuple: sizeof(PyGC_Head), 16 bytes in every
  * version pycds builds for (which only internal headers declare, so
- * cds_heap_check_runtime measures it once per process); a version with
+ * the dump measures it, cds_heap_check_runtime); a version with
  * another GC head would need a new format version. */
 #define CDS_GC_HEAD_SIZE 16u
 /* format.md 5: how deep module and class bodies nest in the load-only

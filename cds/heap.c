@@ -250,7 +250,19 @@ cds_heap_fingerprint(struct cds_disk_fingerprint *fp, cds_error *err)
     fp->build_flags |= CDS_BUILD_GIL_DISABLED;
 #endif
     fp->layout_hash = cds_hash(cds_layout_table, cds_layout_table_size);
-    copy_field(fp->cache_tag, sizeof(fp->cache_tag), PyImport_GetMagicTag());
+    /* sys.implementation.cache_tag, PyImport_GetMagicTag() where it is
+     * not a str (cds_heap_module_attr) */
+    PyObject *impl = cds_heap_module_attr("sys", "implementation");
+    PyObject *tag = impl != NULL ? PyObject_GetAttrString(impl, "cache_tag")
+                                 : NULL;
+    const char *tag_text = tag != NULL && PyUnicode_Check(tag)
+                               ? PyUnicode_AsUTF8(tag)
+                               : NULL;
+    copy_field(fp->cache_tag, sizeof(fp->cache_tag),
+               tag_text != NULL ? tag_text : PyImport_GetMagicTag());
+    Py_XDECREF(tag);
+    Py_XDECREF(impl);
+    PyErr_Clear();
     /* the extension suffix names the ABI (".cpython-311-x86_64-linux-gnu
      * .so"): the headers do not carry SOABI, the running import system
      * does */
@@ -281,13 +293,26 @@ cds_heap_fingerprint(struct cds_disk_fingerprint *fp, cds_error *err)
     return 0;
 }
 
+PyObject *
+cds_heap_module_attr(const char *module, const char *name)
+{
+    PyObject *key = PyUnicode_FromString(module);
+    PyObject *m = key != NULL ? PyImport_GetModule(key) : NULL;
+    PyObject *v = m != NULL ? PyObject_GetAttrString(m, name) : NULL;
+
+    Py_XDECREF(m);
+    Py_XDECREF(key);
+    PyErr_Clear();
+    return v;
+}
+
 /* sizeof(PyGC_Head), which only the internal headers declare: what
  * sys.getsizeof adds to a GC object's own size.  -1 if it cannot say. */
 static long
 gc_head_size(void)
 {
     PyObject *t = PyTuple_Pack(1, Py_None), *r = NULL, *mine = NULL;
-    PyObject *getsizeof = PySys_GetObject("getsizeof"); /* borrowed */
+    PyObject *getsizeof = cds_heap_module_attr("sys", "getsizeof");
     long gc = -1;
 
     if (t != NULL && getsizeof != NULL) {
@@ -300,14 +325,15 @@ gc_head_size(void)
     Py_XDECREF(t);
     Py_XDECREF(r);
     Py_XDECREF(mine);
+    Py_XDECREF(getsizeof);
     PyErr_Clear();
     return gc;
 }
 
 int
-cds_heap_check_runtime(cds_error *err)
+cds_heap_check_runtime(int measure, cds_error *err)
 {
-    static int checked; /* 1 ok, -1 refused */
+    static int checked, measured; /* 1 ok, -1 refused; 0 not yet */
     static cds_error saved;
 
     if (checked == 0) {
@@ -324,18 +350,21 @@ cds_heap_check_runtime(cds_error *err)
         else {
             char buf[160];
             const char *why = cds_layout_check_runtime(buf, sizeof(buf));
-            long gc = why == NULL ? gc_head_size() : CDS_GC_HEAD_SIZE;
-            if (why == NULL && gc != CDS_GC_HEAD_SIZE) {
-                snprintf(buf, sizeof(buf), "GC head of %ld bytes, not %u",
-                         gc, CDS_GC_HEAD_SIZE);
-                why = buf;
-            }
             if (why != NULL) {
                 CDS_FAIL(&saved, CDS_EVERSION, UINT64_MAX, "%s", why);
             }
             else {
                 checked = 1;
             }
+        }
+    }
+    if (checked > 0 && measure && measured == 0) {
+        long gc = gc_head_size();
+        measured = 1;
+        if (gc != CDS_GC_HEAD_SIZE) {
+            CDS_FAIL(&saved, CDS_EVERSION, UINT64_MAX,
+                     "GC head of %ld bytes, not %u", gc, CDS_GC_HEAD_SIZE);
+            checked = -1;
         }
     }
     if (checked < 0) {

@@ -36,9 +36,25 @@ typedef struct cds_heap_segment {
 int cds_heap_fingerprint(struct cds_disk_fingerprint *fp, cds_error *err);
 
 /* Check, once per process, that the running interpreter is the one this
- * heap layer was compiled for (version, object sizes).  0 or
+ * heap layer was compiled for (version, object sizes).  With measure,
+ * also what only a running interpreter can say, sizeof(PyGC_Head)
+ * (format.h), which asks sys.getsizeof: the dump, TRACE and the CLI's
+ * check measure it; SHARE does not, since an archive it accepts has the
+ * fingerprint (runtime_hash: version, build date and compiler) of the
+ * interpreter that measured it when it dumped, and the measurement runs
+ * interpreter code that nothing else in a program runs (docs/
+ * benchmarks.md, "Where a small workload's peak RSS goes").  0 or
  * CDS_EVERSION. */
-int cds_heap_check_runtime(cds_error *err);
+int cds_heap_check_runtime(int measure, cds_error *err);
+
+/* Attribute name of the module sys.modules has as module: a new
+ * reference, or NULL with no exception set.  What pycds reads of sys and
+ * importlib goes through here, not through PySys_GetObject,
+ * PyImport_GetModuleDict or PyImport_GetMagicTag: in Debian's
+ * PGO-ordered 3.14 those lie in a 64 KiB stretch of text that a stock
+ * import never runs, which the kernel's fault-around would map into
+ * every SHARE process for their sake. */
+PyObject *cds_heap_module_attr(const char *module, const char *name);
 
 /* The archive-wide pool of interned strings (format.md 4.1): serializing
  * puts every interned string there, once for the whole archive, and the

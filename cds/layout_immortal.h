@@ -12,6 +12,7 @@
 #ifndef CDS_LAYOUT_IMMORTAL_H
 #define CDS_LAYOUT_IMMORTAL_H
 
+#include "heap.h"
 #include "layout_kinds.h"
 
 #if PY_VERSION_HEX < 0x030C0000
@@ -324,9 +325,20 @@ cds_layout_check_runtime(char *buf, size_t size)
         PyLong_Type.tp_basicsize != (Py_ssize_t)LONG_DIGITS) {
         return "object layout differs from the headers built with";
     }
-    /* a fresh code object's frame size as init_code computes it */
-    PyCodeObject *co = PyCode_NewEmpty("pycds", "probe", 1);
-    if (co == NULL) {
+    /* a code object's frame size as init_code computes it, the same
+     * specials in every one: importlib's _find_and_load, which every
+     * import runs, or else a new one (PyCode_NewEmpty's bytecode lies in
+     * a page of the interpreter's read-only data that nothing else a
+     * program does reads: a 64 KiB fault-around window in every SHARE
+     * process of Debian's 3.14 that stock never maps) */
+    PyObject *fn = cds_heap_module_attr("_frozen_importlib", "_find_and_load");
+    PyCodeObject *co = NULL;
+    if (fn != NULL && PyFunction_Check(fn)) {
+        co = (PyCodeObject *)Py_NewRef(PyFunction_GET_CODE(fn));
+    }
+    Py_XDECREF(fn);
+    PyErr_Clear();
+    if (co == NULL && (co = PyCode_NewEmpty("pycds", "probe", 1)) == NULL) {
         PyErr_Clear();
         return "cannot create a probe code object";
     }

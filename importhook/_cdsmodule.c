@@ -38,13 +38,31 @@ cds__hook_warn(const char *fmt, ...)
     PySys_FormatStderr("pycds: warning: %s\n", buf);
 }
 
+/* sys.NAME as PySys_GetObject has it, a borrowed reference or NULL with
+ * no exception set: a lookup in the sys module's dict, kept from the
+ * first call (the main interpreter's, inv. 2).  Not PySys_GetObject
+ * itself: cds_heap_module_attr (heap.h) says why. */
+PyObject *
+cds__hook_sys(const char *name)
+{
+    if (cds__hook.sysdict == NULL) {
+        PyObject *d = cds_heap_module_attr("sys", "__dict__");
+        if (d == NULL || !PyDict_Check(d)) {
+            Py_XDECREF(d);
+            return NULL;
+        }
+        cds__hook.sysdict = d;
+    }
+    return PyDict_GetItemString(cds__hook.sysdict, name);
+}
+
 /* sys.flags.NAME (optimize, verbose, ignore_environment): the
  * interpreter's configuration as every version exposes it, where the
  * Py_*Flag globals are deprecated (3.12).  0 when it cannot be read. */
 int
 cds__hook_sys_flag(const char *name)
 {
-    PyObject *flags = PySys_GetObject("flags"); /* borrowed */
+    PyObject *flags = cds__hook_sys("flags"); /* borrowed */
     PyObject *v = flags != NULL ? PyObject_GetAttrString(flags, name) : NULL;
     long n = v != NULL && PyLong_Check(v) ? PyLong_AsLong(v) : 0;
 
@@ -62,35 +80,32 @@ cds__hook_importlib_get(const char *name)
 {
     static const char *const modules[] = {"_frozen_importlib_external",
                                           "_frozen_importlib"};
-    PyObject *sysmods = PyImport_GetModuleDict(); /* borrowed */
-
     for (size_t i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
-        PyObject *m = PyDict_GetItemString(sysmods, modules[i]);
-        PyObject *o = m != NULL ? PyObject_GetAttrString(m, name) : NULL;
+        PyObject *o = cds_heap_module_attr(modules[i], name);
         if (o != NULL) {
             return o;
         }
-        PyErr_Clear();
     }
     PyErr_Format(PyExc_SystemError, "pycds: importlib lacks %s", name);
     return NULL;
 }
 
 /* 0 when this _cds can work in the running interpreter (the version and
- * object layout it was compiled for); else 1, with buf saying why not
- * and what to do, naming both interpreters by path and version.  Makes
- * no Python object: it cannot fail. */
+ * object layout it was compiled for; with measure, its GC head too:
+ * cds_heap_check_runtime); else 1, with buf saying why not and what to
+ * do, naming both interpreters by path and version.  Makes no Python
+ * object: it cannot fail. */
 int
-cds__hook_runtime_problem(char *buf, size_t size)
+cds__hook_runtime_problem(int measure, char *buf, size_t size)
 {
     cds_error err;
-    PyObject *exe = PySys_GetObject("executable"); /* borrowed */
     const char *path = NULL;
     const char *version = Py_GetVersion(); /* "3.11.7 (main, ...)" */
 
-    if (cds_heap_check_runtime(&err) == 0) {
+    if (cds_heap_check_runtime(measure, &err) == 0) {
         return 0;
     }
+    PyObject *exe = PySys_GetObject("executable"); /* borrowed */
     if (exe != NULL && PyUnicode_Check(exe) && PyUnicode_GET_LENGTH(exe) > 0) {
         path = PyUnicode_AsUTF8(exe);
     }
@@ -265,7 +280,7 @@ static PyObject *
 check_py(PyObject *Py_UNUSED(mod), PyObject *Py_UNUSED(ignored))
 {
     char problem[2 * PATH_MAX + 256];
-    if (!cds__hook_runtime_problem(problem, sizeof(problem))) {
+    if (!cds__hook_runtime_problem(1, problem, sizeof(problem))) {
         Py_RETURN_NONE;
     }
     return PyUnicode_FromString(problem);

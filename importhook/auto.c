@@ -80,9 +80,9 @@ push_arg(int *n, const char *arg)
 static int
 dump_command(void)
 {
-    PyObject *exe = PySys_GetObject("executable"); /* borrowed */
-    PyObject *argv = PySys_GetObject("argv");
-    PyObject *xopts = PySys_GetObject("_xoptions");
+    PyObject *exe = cds__hook_sys("executable"); /* borrowed */
+    PyObject *argv = cds__hook_sys("argv");
+    PyObject *xopts = cds__hook_sys("_xoptions");
     char *s;
     int n = 0, opt = cds__hook_sys_flag("optimize");
 

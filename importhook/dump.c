@@ -103,7 +103,7 @@ static struct {
 static void
 flush_stream(const char *name)
 {
-    PyObject *f = PySys_GetObject(name); /* borrowed */
+    PyObject *f = cds__hook_sys(name); /* borrowed */
     PyObject *r = f != NULL ? PyObject_CallMethod(f, "flush", NULL) : NULL;
     Py_XDECREF(r);
     PyErr_Clear();
@@ -413,7 +413,7 @@ dump(const char *list, const char *archive, struct dump_counts *c,
     memset(c, 0, sizeof(*c));
     e->message[0] = '\0';
     progress_start(); /* the second counts from here: the list, the glue */
-    if (cds__hook_runtime_problem(e->message, sizeof(e->message))) {
+    if (cds__hook_runtime_problem(1, e->message, sizeof(e->message))) {
         return -1;
     }
     if (load_glue() < 0 || (info_fn = glue_get("dump_info")) == NULL) {

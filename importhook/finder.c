@@ -18,7 +18,7 @@
 static PyObject *
 entry_finder(PyObject *entry)
 {
-    PyObject *cache = PySys_GetObject("path_importer_cache"); /* borrowed */
+    PyObject *cache = cds__hook_sys("path_importer_cache"); /* borrowed */
 
     if (cache != NULL && PyDict_Check(cache) && PyUnicode_Check(entry) &&
         PyUnicode_GET_LENGTH(entry) > 0) {
@@ -115,7 +115,7 @@ archived_dir_first(PyObject *name, PyObject *path, PyObject *target,
 
     *why = NULL;
     if (path == Py_None) {
-        entries = PySys_GetObject("path"); /* borrowed */
+        entries = cds__hook_sys("path"); /* borrowed */
         if (entries == NULL) {
             return -1;
         }
@@ -393,7 +393,7 @@ static PyType_Spec finder_spec = {
 static int
 install_finder(PyObject *finder)
 {
-    PyObject *meta_path = PySys_GetObject("meta_path"); /* borrowed */
+    PyObject *meta_path = cds__hook_sys("meta_path"); /* borrowed */
     PyObject *pathfinder = cds__hook_importlib_get("PathFinder");
     Py_ssize_t i, n;
 
@@ -430,7 +430,7 @@ cds__share_activate(void)
         flags |= CDS_OPEN_RELOCATE;
     }
     char problem[2 * PATH_MAX + 256];
-    if (cds__hook_runtime_problem(problem, sizeof(problem))) {
+    if (cds__hook_runtime_problem(0, problem, sizeof(problem))) {
         cds__hook_warn("%s; using the normal import system", problem);
         return 0;
     }

@@ -61,6 +61,7 @@ struct cds_hook {
     int auto_mode;  /* PYCDSMODE=AUTO: config.mode is what it chose */
     int disabled;   /* the archive is no longer usable at all */
     PyObject *glue; /* the glue's namespace */
+    PyObject *sysdict; /* the sys module's dict (cds__hook_sys) */
     /* SHARE */
     cds_archive archive;
     const char *archive_path; /* config.archive, once it is open */
@@ -107,8 +108,9 @@ now_ns(void)
 
 /* _cdsmodule.c */
 PyObject *cds__hook_importlib_get(const char *name);
+PyObject *cds__hook_sys(const char *name);
 int cds__hook_sys_flag(const char *name);
-int cds__hook_runtime_problem(char *buf, size_t size);
+int cds__hook_runtime_problem(int measure, char *buf, size_t size);
 
 /* stale.c: is module ix's source unchanged since the dump (PYCDSCHECK)?
  * With report, a changed one is counted and said under -v. */

@@ -359,7 +359,7 @@ static PyMethodDef trace_py_start_def = {
 static void
 trace_functions(void)
 {
-    PyObject *mon = PySys_GetObject("monitoring"); /* borrowed */
+    PyObject *mon = cds__hook_sys("monitoring"); /* borrowed */
     PyObject *r = NULL, *events = NULL, *start = NULL, *fn = NULL;
 
     if (mon == NULL ||
@@ -403,7 +403,7 @@ cds__trace_activate(void)
     /* what is traced is only worth dumping with a pycds built for this
      * interpreter: say so now, not at the dump */
     char problem[2 * PATH_MAX + 256];
-    if (cds__hook_runtime_problem(problem, sizeof(problem))) {
+    if (cds__hook_runtime_problem(1, problem, sizeof(problem))) {
         cds__hook_warn("%s; not tracing", problem);
         return;
     }

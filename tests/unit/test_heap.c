@@ -565,7 +565,7 @@ group_setup(void **state)
                     status.err_msg ? status.err_msg : "?");
         return -1;
     }
-    if (cds_heap_check_runtime(&err) < 0 ||
+    if (cds_heap_check_runtime(1, &err) < 0 ||
         cds_heap_fingerprint(&G.fp, &err) < 0) {
         print_error("%s\n", err.message);
         return -1;
@@ -2913,6 +2913,7 @@ test_heap_fingerprint(void **state)
     assert_true(fp.quicken_hash != 0); /* the probe compiled */
     v = pyeval("__import__('sys').implementation.cache_tag");
     assert_string_equal(fp.cache_tag, PyUnicode_AsUTF8(v));
+    assert_string_equal(fp.cache_tag, PyImport_GetMagicTag());
     Py_DECREF(v);
     /* format.md 2.1: the ABI tag is the first extension suffix */
     v = pyeval("__import__('_imp').extension_suffixes()[0]");
@@ -2928,7 +2929,8 @@ test_heap_fingerprint(void **state)
     assert_int_equal(fp.compiler[sizeof(fp.compiler) - 1], '\0');
     /* its own archives load with it; another interpreter's do not */
     assert_memory_equal(&fp, &G.fp, sizeof(fp));
-    assert_status(cds_heap_check_runtime(&err), 0);
+    assert_status(cds_heap_check_runtime(0, &err), 0);
+    assert_status(cds_heap_check_runtime(1, &err), 0);
 }
 
 int
