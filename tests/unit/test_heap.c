@@ -324,29 +324,56 @@ add_code(cds_writer *w, cds_heap_pool *pool, const char *name,
     cds_heap_segment_clear(&seg);
 }
 
+/* An archive being written at path with a pool, as the import hook
+ * dumps: early (a list of str, or NULL) are the list's '$' records. */
+struct pooled {
+    cds_writer *w;
+    cds_heap_pool *pool;
+};
+
+static void
+pooled_create(struct pooled *p, const char *path, PyObject *early)
+{
+    cds_error err;
+
+    p->w = NULL;
+    assert_status(cds_heap_pool_create(&p->pool, &err), 0);
+    if (early != NULL) {
+        assert_status(cds_heap_pool_note_early(p->pool, early, &err), 0);
+    }
+    unlink(path);
+    assert_status(cds_writer_create(&p->w, path, UNIT_BASE, &G.fp, &err), 0);
+}
+
+/* The pool ordered and written, the archive finished, as dump.c does. */
+static void
+pooled_finish(struct pooled *p)
+{
+    struct cds_pool view;
+    cds_error err;
+
+    assert_status(cds_heap_pool_order(p->pool, &err), 0);
+    cds_heap_pool_view(p->pool, &view);
+    cds_writer_set_pool(p->w, &view);
+    assert_status(cds_writer_finish(p->w, &err), 0);
+    cds_writer_destroy(p->w);
+    cds_heap_pool_destroy(p->pool);
+}
+
 /* Write path: first (FILLER_SRC when NULL) as "filler", then code as
  * "heap_sample", interned strings in the pool, as the import hook dumps. */
 static void
 build_archive_at(const char *path, PyObject *first, PyObject *code,
                  tamper_fn *tamper, struct report *report)
 {
-    cds_writer *w = NULL;
-    cds_heap_pool *pool = NULL;
-    struct cds_pool view;
-    cds_error err;
+    struct pooled p;
     PyObject *filler =
         first ? Py_NewRef(first) : compile_text(FILLER_SRC, "/src/filler.py");
 
-    assert_status(cds_heap_pool_create(&pool, &err), 0);
-    unlink(path);
-    assert_status(cds_writer_create(&w, path, UNIT_BASE, &G.fp, &err), 0);
-    add_code(w, pool, "filler", filler, NULL, NULL);
-    add_code(w, pool, "heap_sample", code, tamper, report);
-    cds_heap_pool_view(pool, &view);
-    cds_writer_set_pool(w, &view);
-    assert_status(cds_writer_finish(w, &err), 0);
-    cds_writer_destroy(w);
-    cds_heap_pool_destroy(pool);
+    pooled_create(&p, path, NULL);
+    add_code(p.w, p.pool, "filler", filler, NULL, NULL);
+    add_code(p.w, p.pool, "heap_sample", code, tamper, report);
+    pooled_finish(&p);
     Py_DECREF(filler);
 }
 
@@ -819,9 +846,7 @@ static void
 test_heap_pool_early_strings_first(void **state)
 {
     cds_error err;
-    cds_writer *w = NULL;
-    cds_heap_pool *pool = NULL;
-    struct cds_pool view;
+    struct pooled p;
     PyObject *one = compile_text("early_plain_q5 = 1\n"
                                  "def early_fn_q6(x):\n"
                                  "    return x + early_plain_q5\n"
@@ -833,21 +858,12 @@ test_heap_pool_early_strings_first(void **state)
                                  "/src/two.py");
 
     (void)state;
-    assert_status(cds_heap_pool_create(&pool, &err), 0);
     PyObject *names = Py_BuildValue("[s]", "early_late_q7");
-    assert_status(cds_heap_pool_note_early(pool, names, &err), 0);
+    pooled_create(&p, G.path, names);
     Py_DECREF(names);
-    unlink(G.path);
-    assert_status(cds_writer_create(&w, G.path, UNIT_BASE, &G.fp, &err), 0);
-    add_code(w, pool, "filler", one, NULL, NULL);
-    add_code(w, pool, "heap_sample", two, NULL, NULL);
-    assert_status(cds_heap_pool_order(pool, &err), 0);
-    cds_heap_pool_view(pool, &view);
-    assert_non_null(view.renumber);
-    cds_writer_set_pool(w, &view);
-    assert_status(cds_writer_finish(w, &err), 0);
-    cds_writer_destroy(w);
-    cds_heap_pool_destroy(pool);
+    add_code(p.w, p.pool, "filler", one, NULL, NULL);
+    add_code(p.w, p.pool, "heap_sample", two, NULL, NULL);
+    pooled_finish(&p);
 
     size_t n;
     uint8_t *img = unit_read_file(G.path, &n);
@@ -2054,9 +2070,7 @@ static void
 test_heap_validate_accepts_archives(void **state)
 {
     cds_error err;
-    cds_writer *w = NULL;
-    cds_heap_pool *pool = NULL;
-    struct cds_pool view;
+    struct pooled p;
 
     (void)state;
     PyObject *orig = compile_sample();
@@ -2072,20 +2086,14 @@ test_heap_validate_accepts_archives(void **state)
         "compile('x = 1', '/src/odd.py', 'exec').replace(co_consts=("
         "frozenset(), frozenset({(1, 'a'), 2**70, b'xy', 'odd str'}),"
         " ('t', (), b'', ''), None))");
-    assert_status(cds_heap_pool_create(&pool, &err), 0);
-    unlink(G.path);
-    assert_status(cds_writer_create(&w, G.path, UNIT_BASE, &G.fp, &err), 0);
-    add_code(w, pool, "odd", odd, NULL, NULL);
+    pooled_create(&p, G.path, NULL);
+    add_code(p.w, p.pool, "odd", odd, NULL, NULL);
     for (Py_ssize_t i = 0; i < nmods; i++) {
         PyObject *pair = PyList_GET_ITEM(mods, i);
-        add_code(w, pool, PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 0)),
+        add_code(p.w, p.pool, PyUnicode_AsUTF8(PyTuple_GET_ITEM(pair, 0)),
                  PyTuple_GET_ITEM(pair, 1), NULL, NULL);
     }
-    cds_heap_pool_view(pool, &view);
-    cds_writer_set_pool(w, &view);
-    assert_status(cds_writer_finish(w, &err), 0);
-    cds_writer_destroy(w);
-    cds_heap_pool_destroy(pool);
+    pooled_finish(&p);
     size_t n;
     uint8_t *img = unit_read_file(G.path, &n);
     l = load_image(img, n);
